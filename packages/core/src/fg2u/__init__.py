@@ -1,0 +1,44 @@
+"""fg2u — memory-light meta-gradients for large-scale bi-level optimisation.
+
+The core package is backend-agnostic and imports neither JAX nor PyTorch:
+
+* :mod:`fg2u.problem` — :class:`UnrolledProblem`, :class:`BlackBoxProblem` and their protocols.
+* :mod:`fg2u.estimator` — the :class:`MetaGradientEstimator` protocol and :class:`Aux`.
+* :mod:`fg2u.directions` — tangent distributions with ``E[v vᵀ] = I``.
+* :mod:`fg2u.records` — the result-record schema every benchmark writes.
+
+Backends load only when asked for: ``import fg2u.jax`` or ``import fg2u.torch``.
+"""
+
+from fg2u.directions import (
+    DirectionDistribution,
+    Gaussian,
+    OrthogonalBlocks,
+    Rademacher,
+    Sphere,
+    get_distribution,
+)
+from fg2u.estimator import Aux, MetaGradientEstimator
+from fg2u.problem import BilevelProblem, BlackBoxObjective, BlackBoxProblem, UnrolledProblem
+from fg2u.records import ResultRecord, append_records, make_record, read_records
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Aux",
+    "BilevelProblem",
+    "BlackBoxObjective",
+    "BlackBoxProblem",
+    "DirectionDistribution",
+    "Gaussian",
+    "MetaGradientEstimator",
+    "OrthogonalBlocks",
+    "Rademacher",
+    "ResultRecord",
+    "Sphere",
+    "UnrolledProblem",
+    "append_records",
+    "get_distribution",
+    "make_record",
+    "read_records",
+]

@@ -1,0 +1,177 @@
+"""Distributions of random tangent directions ``v ∈ R^N`` with ``E[v vᵀ] = I``.
+
+FG²U is unbiased because ``E[(∇L·v) v] = E[v vᵀ] ∇L = ∇L`` whenever the second moment of the
+direction distribution is the identity. Each distribution here satisfies that:
+
+* :class:`Rademacher` — i.i.d. ±1 entries: ``E[v_i v_j] = δ_ij``. Lowest variance of the i.i.d.
+  choices (Lemma 3.1 of the paper: ``E‖ĝ−g‖² ≤ (N+1)/b·‖g‖²``).
+* :class:`Gaussian` — i.i.d. standard normal entries: ``E[v vᵀ] = I``.
+* :class:`Sphere` — uniform on the sphere of radius ``√N``: ``v = √N g/‖g‖`` with ``g ~ N(0, I)``;
+  by symmetry ``E[v vᵀ] = (E‖v‖²/N) I = I``.
+* :class:`OrthogonalBlocks` — blocks of ``min(b, N)`` mutually orthogonal directions, each row of a
+  Haar-random orthonormal frame scaled by ``√N``. Every direction is marginally uniform on the
+  ``√N``-sphere, so ``E[v vᵀ] = I``; orthogonality inside a block lowers the variance of the mean.
+
+Sampling is written once against :class:`RandomOps`, a five-function protocol each backend implements
+(``NumpyOps`` here, ``fg2u.jax`` and ``fg2u.torch`` provide their own). ``sample(...)`` returns a
+``(num_directions, dim)`` array of flat directions; backends unflatten it into the pytree of φ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from fg2u._checks import check_positive_int
+
+__all__ = [
+    "RandomOps",
+    "NumpyOps",
+    "DirectionDistribution",
+    "Rademacher",
+    "Gaussian",
+    "Sphere",
+    "OrthogonalBlocks",
+    "get_distribution",
+    "DISTRIBUTIONS",
+]
+
+
+@runtime_checkable
+class RandomOps(Protocol):
+    """The array operations direction sampling needs, for one backend. ``key`` is backend specific."""
+
+    def split(self, key: Any, num: int) -> list: ...
+
+    def normal(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any: ...
+
+    def rademacher(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any: ...
+
+    def row_norms(self, x: Any) -> Any:
+        """``(b, N) -> (b, 1)`` Euclidean norms of the rows."""
+
+    def orthonormal_rows(self, x: Any) -> Any:
+        """``(b, N)`` with ``b <= N`` -> ``(b, N)`` Haar-orthonormal rows (QR with the sign of diag(R))."""
+
+    def concatenate(self, xs: list) -> Any: ...
+
+
+@runtime_checkable
+class DirectionDistribution(Protocol):
+    """A distribution over ``R^N`` with ``E[v vᵀ] = I``."""
+
+    name: str
+
+    def sample(self, ops: RandomOps, key: Any, num_directions: int, dim: int, dtype: Any) -> Any:
+        """``num_directions`` directions as a ``(num_directions, dim)`` array."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rademacher:
+    """i.i.d. uniform ±1 entries."""
+
+    name: str = "rademacher"
+
+    def sample(self, ops: RandomOps, key: Any, num_directions: int, dim: int, dtype: Any) -> Any:
+        _check_sizes(num_directions, dim)
+        return ops.rademacher(key, (num_directions, dim), dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """i.i.d. standard normal entries."""
+
+    name: str = "gaussian"
+
+    def sample(self, ops: RandomOps, key: Any, num_directions: int, dim: int, dtype: Any) -> Any:
+        _check_sizes(num_directions, dim)
+        return ops.normal(key, (num_directions, dim), dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sphere:
+    """Uniform on the sphere of radius ``√N``."""
+
+    name: str = "sphere"
+
+    def sample(self, ops: RandomOps, key: Any, num_directions: int, dim: int, dtype: Any) -> Any:
+        _check_sizes(num_directions, dim)
+        g = ops.normal(key, (num_directions, dim), dtype)
+        return g * (math.sqrt(dim) / ops.row_norms(g))
+
+
+@dataclasses.dataclass(frozen=True)
+class OrthogonalBlocks:
+    """Independent blocks of ``min(b, N)`` orthonormal directions scaled by ``√N``.
+
+    With ``b <= N`` all directions are mutually orthogonal; with ``b > N`` they come in
+    ``ceil(b / N)`` independent orthogonal blocks.
+    """
+
+    name: str = "orthogonal"
+
+    def sample(self, ops: RandomOps, key: Any, num_directions: int, dim: int, dtype: Any) -> Any:
+        _check_sizes(num_directions, dim)
+        num_blocks = -(-num_directions // dim)
+        keys = ops.split(key, num_blocks)
+        blocks, remaining = [], num_directions
+        for block_key in keys:
+            size = min(dim, remaining)
+            g = ops.normal(block_key, (size, dim), dtype)
+            blocks.append(ops.orthonormal_rows(g) * math.sqrt(dim))
+            remaining -= size
+        return blocks[0] if len(blocks) == 1 else ops.concatenate(blocks)
+
+
+DISTRIBUTIONS: dict[str, type] = {
+    "rademacher": Rademacher,
+    "gaussian": Gaussian,
+    "sphere": Sphere,
+    "orthogonal": OrthogonalBlocks,
+}
+
+
+def get_distribution(distribution: str | DirectionDistribution) -> DirectionDistribution:
+    """Accepts a name (``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"``) or an instance."""
+    if isinstance(distribution, str):
+        try:
+            return DISTRIBUTIONS[distribution.lower()]()
+        except KeyError:
+            raise ValueError(
+                f"unknown direction distribution {distribution!r}; choose one of {sorted(DISTRIBUTIONS)} "
+                "or pass an object with a .sample(ops, key, num_directions, dim, dtype) method"
+            ) from None
+    if not isinstance(distribution, DirectionDistribution):
+        raise TypeError(f"distribution must be a name or a DirectionDistribution, got {distribution!r}")
+    return distribution
+
+
+def _check_sizes(num_directions: int, dim: int) -> None:
+    check_positive_int("num_directions", num_directions)
+    check_positive_int("dim (number of meta parameters)", dim)
+
+
+class NumpyOps:
+    """:class:`RandomOps` on NumPy; ``key`` is a ``numpy.random.Generator`` (or an int seed)."""
+
+    def split(self, key: Any, num: int) -> list:
+        return [np.random.default_rng(s) for s in np.random.default_rng(key).integers(0, 2**63, size=num)]
+
+    def normal(self, key: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        return np.random.default_rng(key).standard_normal(shape).astype(dtype)
+
+    def rademacher(self, key: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        return (2 * np.random.default_rng(key).integers(0, 2, size=shape) - 1).astype(dtype)
+
+    def row_norms(self, x: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(x, axis=1, keepdims=True)
+
+    def orthonormal_rows(self, x: np.ndarray) -> np.ndarray:
+        q, r = np.linalg.qr(x.T)
+        return (q * np.sign(np.diag(r))).T
+
+    def concatenate(self, xs: list) -> np.ndarray:
+        return np.concatenate(xs, axis=0)
