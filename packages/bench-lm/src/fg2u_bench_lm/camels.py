@@ -1,0 +1,217 @@
+"""CaMeLS as an :class:`fg2u.UnrolledProblem`, and its meta-training loop.
+
+Notation: φ = the weight model's parameters (dict of tensors), θ = the base LM's parameters.
+
+* inner state θ_t (SGD needs no optimiser state), ``θ_0 = init(φ)`` = the base model (independent of φ);
+* step: ``θ_{t+1} = θ_t − η ∇_θ ℓ_t(θ_t, φ)`` with the token-weighted NLL of document t
+
+      ℓ_t(θ, φ) = Σ_j w_j(φ; x_t) · nll_j(θ; x_t) / #tokens(x_t),    w = WeightModel_φ(x_t) ≥ 0
+
+  (w_j weights the loss of predicting token j; the gradient is taken with ``torch.func.grad`` so the
+  step can be differentiated in forward mode (FG²U) and in reverse mode (RGU));
+* outer loss: ``F(θ_T) = mean answer-token NLL of the questions about the T documents
+  + c · KL(p_base ‖ p_θT)`` averaged over the positions of unrelated locality texts (c = ``kl_coef``).
+
+The KL term compares with the base model's log-probabilities, which do not depend on φ and are
+precomputed into ``outer_batch["base_logprobs"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch.func import functional_call
+
+from fg2u import UnrolledProblem
+from fg2u_bench_lm.data import Document, QAPair
+from fg2u_bench_lm.models import token_nll
+from fg2u_bench_lm.tokenizer import encode_documents, encode_qa, encode_texts
+
+__all__ = [
+    "CamelsSpec",
+    "weighted_document_loss",
+    "make_inner_batches",
+    "make_outer_batch",
+    "make_problem",
+    "make_task",
+    "meta_train",
+]
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class CamelsSpec:
+    """Sizes of one CaMeLS meta-step (see :func:`make_task`).
+
+    Attributes:
+      num_steps: T, documents (= inner SGD steps) per meta step.
+      inner_lr: η of the inner SGD.
+      kl_coef: c, weight of the locality KL term.
+      max_doc_tokens: documents are truncated / padded to this many tokens.
+      max_qa_tokens: QA rows are truncated / padded to this many tokens.
+      questions_per_step: at most this many questions (sampled from the T documents) in the outer loss.
+      locality_texts: number of unrelated texts in the KL term.
+    """
+
+    num_steps: int = 6
+    inner_lr: float = 5e-4
+    kl_coef: float = 0.1
+    max_doc_tokens: int = 96
+    max_qa_tokens: int = 40
+    questions_per_step: int = 12
+    locality_texts: int = 4
+
+
+def _as_rows(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dim() == 2 else x.unsqueeze(0)
+
+
+def weighted_document_loss(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], weights: torch.Tensor,
+                           input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``Σ_j w_j nll_j / #predicted tokens`` for documents ``input_ids (B, L)`` and weights ``(B, L)``.
+
+    ``weights[:, j]`` multiplies the NLL of token j (token 0 is never predicted).
+    """
+    nll = token_nll(base, theta, input_ids, attention_mask)
+    count = attention_mask[:, 1:].sum().clamp(min=1).to(nll.dtype)
+    return (weights[:, 1:] * nll).sum() / count
+
+
+def make_inner_batches(tokenizer, docs: Sequence[Document], spec: CamelsSpec) -> dict[str, torch.Tensor]:
+    """``{"input_ids", "attention_mask"}`` of shape ``(T, max_doc_tokens)``: document t is step t's batch."""
+    return encode_documents(tokenizer, docs, spec.max_doc_tokens, pad_to=spec.max_doc_tokens)
+
+
+def make_outer_batch(base: torch.nn.Module, theta0: Mapping[str, torch.Tensor], tokenizer,
+                     questions: Sequence[QAPair], locality: Sequence[str], spec: CamelsSpec) -> dict[str, torch.Tensor]:
+    """QA rows (``qa_ids``, ``qa_mask``, ``answer_mask``), locality rows (``loc_ids``, ``loc_mask``) and
+    the base model's log-probabilities on the locality rows ``base_logprobs (M, L−1, V)``."""
+    qa = encode_qa(tokenizer, questions, spec.max_qa_tokens)
+    loc = encode_texts(tokenizer, locality, spec.max_doc_tokens)
+    with torch.no_grad():
+        logits = functional_call(base, dict(theta0), (loc["input_ids"],), {"attention_mask": loc["attention_mask"]}).logits
+        base_logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+    return {"qa_ids": qa["input_ids"], "qa_mask": qa["attention_mask"], "answer_mask": qa["answer_mask"],
+            "loc_ids": loc["input_ids"], "loc_mask": loc["attention_mask"], "base_logprobs": base_logprobs}
+
+
+def qa_nll(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], qa_ids: torch.Tensor, qa_mask: torch.Tensor,
+           answer_mask: torch.Tensor) -> torch.Tensor:
+    """Mean NLL of the answer tokens given the question (scalar)."""
+    nll = token_nll(base, theta, qa_ids, qa_mask)
+    am = answer_mask[:, 1:].to(nll.dtype)
+    return (nll * am).sum() / am.sum().clamp(min=1)
+
+
+def locality_kl(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], loc_ids: torch.Tensor,
+                loc_mask: torch.Tensor, base_logprobs: torch.Tensor) -> torch.Tensor:
+    """``KL(p_base ‖ p_θ)`` of the next-token distributions, averaged over the valid positions."""
+    logits = functional_call(base, dict(theta), (loc_ids,), {"attention_mask": loc_mask}).logits[:, :-1]
+    logp = torch.log_softmax(logits, dim=-1)
+    kl = (base_logprobs.exp() * (base_logprobs - logp)).sum(-1)
+    valid = loc_mask[:, 1:].to(kl.dtype)
+    return (kl * valid).sum() / valid.sum().clamp(min=1)
+
+
+def make_problem(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapping[str, torch.Tensor],
+                 inner_batches: Mapping[str, torch.Tensor], outer_batch: Mapping[str, torch.Tensor],
+                 *, inner_lr: float, kl_coef: float) -> UnrolledProblem:
+    """The CaMeLS bi-level problem (see the module docstring). ``T`` = ``inner_batches`` leading axis.
+
+    The models are only used for their architecture (``functional_call``); their own parameters are
+    ignored. ``theta0`` must not require grad.
+    """
+    theta0 = {k: v.detach() for k, v in theta0.items()}
+    num_steps = int(inner_batches["input_ids"].shape[0])
+
+    def init(phi: Params) -> Params:
+        return dict(theta0)
+
+    def step(theta: Params, phi: Params, batch: Mapping[str, torch.Tensor]) -> Params:
+        ids, mask = _as_rows(batch["input_ids"]), _as_rows(batch["attention_mask"])
+        weights = functional_call(weight_model, phi, (ids, mask))
+        grads = torch.func.grad(lambda th: weighted_document_loss(base, th, weights, ids, mask))(theta)
+        return {k: theta[k] - inner_lr * grads[k] for k in theta}
+
+    def outer_loss(theta: Params, phi: Params, ob: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        loss = qa_nll(base, theta, ob["qa_ids"], ob["qa_mask"], ob["answer_mask"])
+        if kl_coef:
+            loss = loss + kl_coef * locality_kl(base, theta, ob["loc_ids"], ob["loc_mask"], ob["base_logprobs"])
+        return loss
+
+    return UnrolledProblem(init=init, step=step, outer_loss=outer_loss, num_steps=num_steps,
+                           inner_batches=dict(inner_batches), outer_batch=dict(outer_batch))
+
+
+def make_task(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapping[str, torch.Tensor], tokenizer,
+              docs: Sequence[Document], locality: Sequence[str], spec: CamelsSpec, rng: random.Random) -> UnrolledProblem:
+    """One meta-step problem: ``spec.num_steps`` documents, up to ``questions_per_step`` of their
+    questions, ``spec.locality_texts`` locality texts — all drawn with ``rng`` from the given pools."""
+    if len(docs) < spec.num_steps:
+        raise ValueError(f"need at least T={spec.num_steps} documents in the stream, got {len(docs)}")
+    chosen = rng.sample(list(docs), spec.num_steps)
+    questions = [q for d in chosen for q in d.qa]
+    questions = rng.sample(questions, min(spec.questions_per_step, len(questions)))
+    loc = rng.sample(list(locality), min(spec.locality_texts, len(locality))) if spec.kl_coef else list(locality[:1])
+    inner = make_inner_batches(tokenizer, chosen, spec)
+    outer = make_outer_batch(base, theta0, tokenizer, questions, loc, spec)
+    return make_problem(base, weight_model, theta0, inner, outer, inner_lr=spec.inner_lr, kl_coef=spec.kl_coef)
+
+
+def meta_train(
+    base: torch.nn.Module,
+    weight_model: torch.nn.Module,
+    tokenizer,
+    train_docs: Sequence[Document],
+    locality: Sequence[str],
+    estimator: Callable[[Any, Params, Any], tuple[Params, Any]],
+    spec: CamelsSpec,
+    *,
+    meta_steps: int,
+    outer_lr: float,
+    grad_accum: int = 1,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+    max_grad_norm: float | None = 1.0,
+) -> dict[str, Any]:
+    """Meta-trains ``weight_model`` in place with Adam(outer_lr) on estimated meta-gradients.
+
+    Each meta step averages ``grad_accum`` estimates ``estimator(problem, φ, key)`` on fresh tasks
+    (:func:`make_task`), clips the global norm to ``max_grad_norm`` and takes one Adam step. The base
+    model is reset to its pretrained parameters for every task.
+
+    Returns ``{"outer_losses": [L per meta step], "seconds": float}``.
+    """
+    theta0 = {k: v.detach() for k, v in base.named_parameters()}
+    params = dict(weight_model.named_parameters())
+    opt = torch.optim.Adam(list(params.values()), lr=outer_lr)
+    rng = random.Random(seed)
+    losses: list[float] = []
+    start = time.perf_counter()
+    for step in range(meta_steps):
+        total = {k: torch.zeros_like(p) for k, p in params.items()}
+        step_loss = 0.0
+        for a in range(grad_accum):
+            problem = make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng)
+            phi = {k: p.detach() for k, p in params.items()}
+            grad, aux = estimator(problem, phi, seed * 1_000_003 + step * grad_accum + a)
+            for k in total:
+                total[k] += grad[k].detach() / grad_accum
+            step_loss += float(aux.outer_loss) / grad_accum
+        if max_grad_norm is not None:
+            norm = torch.sqrt(sum((g.double() ** 2).sum() for g in total.values()))
+            if norm > max_grad_norm:
+                total = {k: g * (max_grad_norm / float(norm)) for k, g in total.items()}
+        for k, p in params.items():
+            p.grad = total[k].to(p.dtype)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(step_loss)
+        if progress is not None:
+            progress(step, step_loss)
+    return {"outer_losses": losses, "seconds": time.perf_counter() - start}

@@ -1,0 +1,354 @@
+"""Command line: ``python -m fg2u_bench_lm --config smoke|cpu|paper --estimators uniform rgu fg2u ...``.
+
+For each seed: build the data streams and a tokenizer, pre-train the base model on the QA format
+(cached under ``<out>/cache``), then for each estimator
+
+* ``base`` — no adaptation at all (closed-book reference: what the pre-trained model guesses);
+* ``uniform`` — adapt on the test stream with uniform token weights (plain fine-tuning baseline);
+* ``rgu`` / ``fg2u`` — meta-train a fresh weight model with that meta-gradient estimator
+  (``fg2u.torch.RGU`` / ``fg2u.torch.FG2U``), then adapt with the learned weights;
+
+answer the test questions greedily and score EM (strict and prefix) and F1. One result record per
+(seed, estimator) is appended to ``<out>/<config>.jsonl``. ``--memory-sweep`` also measures peak
+memory versus T (records with ``task="memory"`` and a PNG plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["main", "prepare", "run_estimator", "load_splits"]
+
+ESTIMATORS = ("base", "uniform", "rgu", "fg2u")
+DEFAULT_ESTIMATORS = ("uniform", "rgu", "fg2u")
+
+
+def _tqdm(**kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(**kwargs)
+
+
+def load_splits(cfg, args, seed: int):
+    """The data streams: synthetic (default) or real files (``--data squad|streamingqa``), capped to the
+    config's split sizes."""
+    from fg2u_bench_lm import data
+
+    if args.data == "synthetic":
+        return data.make_synthetic_splits(num_qa_tune=cfg.num_qa_tune, num_meta_train=cfg.num_meta_train,
+                                          num_meta_val=cfg.num_meta_val, num_test=cfg.num_test,
+                                          num_locality=cfg.num_locality, seed=seed,
+                                          questions_per_document=cfg.questions_per_document)
+    if args.data == "squad":
+        splits = data.camels_squad_splits(args.data_file, args.test_file, num_locality=cfg.num_locality)
+    elif args.data == "streamingqa":
+        docs = data.load_streamingqa_jsonl(args.data_file, args.documents_file)
+        qa_tune, meta_train, meta_val, test, loc = data.split_documents(docs, (0.4, 0.4, 0.05, 0.1, 0.05), seed)
+        splits = data.Splits(qa_tune=qa_tune, meta_train=meta_train, meta_val=meta_val, test=test,
+                             locality=tuple(d.text for d in loc), name="streamingqa")
+    else:
+        raise ValueError(f"--data must be synthetic, squad or streamingqa, got {args.data!r}")
+    rng = random.Random(seed)
+
+    def cap(docs, n):
+        docs = list(docs)
+        return tuple(rng.sample(docs, n)) if n is not None and len(docs) > n else tuple(docs)
+
+    return dataclasses.replace(splits, qa_tune=cap(splits.qa_tune, cfg.num_qa_tune),
+                               meta_train=cap(splits.meta_train, cfg.num_meta_train),
+                               meta_val=cap(splits.meta_val, cfg.num_meta_val), test=cap(splits.test, cfg.num_test),
+                               locality=tuple(list(splits.locality)[:cfg.num_locality]))
+
+
+@dataclasses.dataclass
+class Setup:
+    splits: Any
+    tokenizer: Any
+    base: Any
+    pretrain_loss: float
+    pretrain_seconds: float
+
+
+def _cache_key(cfg, args, seed: int) -> str:
+    fields = {k: v for k, v in cfg.to_dict().items() if k.startswith(("num_", "questions", "vocab", "model", "n_pos", "pretrain"))}
+    fields.update(data=args.data, data_file=str(args.data_file), model_dir=str(args.model_dir), seed=seed)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare(cfg, args, seed: int, progress: bool = True) -> Setup:
+    """Data, tokenizer and the QA-pre-trained base model for one seed (cached in ``<out>/cache``)."""
+    import torch
+
+    from fg2u_bench_lm import models, pretrain, tokenizer
+
+    splits = load_splits(cfg, args, seed)
+    cache = Path(args.cache_dir or Path(args.out) / "cache") / f"base-{cfg.name}-{_cache_key(cfg, args, seed)}"
+    if args.model_dir is not None:
+        tok = tokenizer.load_local_tokenizer(args.model_dir)
+    elif (cache / "tokenizer.json").exists():
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast.from_pretrained(str(cache))
+    else:
+        tok = tokenizer.train_tokenizer(splits.all_texts(), vocab_size=cfg.vocab_size)
+    base = models.build_base_model(args.model_dir or cfg.model_size, tok, cfg.n_positions, seed=seed)
+    state_file, meta_file = cache / "base.pt", cache / "pretrain.json"
+    if state_file.exists() and meta_file.exists() and not args.no_cache:
+        base.load_state_dict(torch.load(state_file))
+        meta = json.loads(meta_file.read_text())
+        return Setup(splits, tok, base, meta["final_loss"], meta["seconds"])
+    bar = _tqdm(total=cfg.pretrain_steps, desc=f"pretrain seed {seed}", disable=not progress, leave=False)
+    result = pretrain.pretrain_base_model(
+        base, tok, splits.qa_tune, steps=cfg.pretrain_steps, lr=cfg.pretrain_lr, batch_size=cfg.pretrain_batch,
+        max_doc_tokens=cfg.spec.max_doc_tokens, max_qa_tokens=cfg.spec.max_qa_tokens, seed=seed,
+        progress=lambda s, l: (bar.update(1), bar.set_postfix(loss=f"{l:.3f}")))
+    bar.close()
+    final = statistics.fmean(result["losses"][-20:])
+    if not args.no_cache:
+        cache.mkdir(parents=True, exist_ok=True)
+        tok.save_pretrained(str(cache))
+        torch.save(base.state_dict(), state_file)
+        meta_file.write_text(json.dumps({"final_loss": final, "seconds": result["seconds"]}))
+    return Setup(splits, tok, base, final, result["seconds"])
+
+
+def _validation_loss(cfg, setup, weight_model, spec, seed: int, num_tasks: int = 3) -> float:
+    """Mean meta objective L(φ) over fixed validation tasks (same tasks before and after training)."""
+    import torch
+    from fg2u.torch import meta_objective
+
+    from fg2u_bench_lm import camels, models
+
+    docs = setup.splits.meta_val if len(setup.splits.meta_val) >= spec.num_steps else setup.splits.meta_train
+    theta0 = models.param_dict(setup.base)
+    rng = random.Random(10_000 + seed)
+    phi = models.param_dict(weight_model)
+    values = []
+    with torch.no_grad():
+        for _ in range(num_tasks):
+            problem = camels.make_task(setup.base, weight_model, theta0, setup.tokenizer, docs,
+                                       setup.splits.locality, spec, rng)
+            values.append(float(meta_objective(problem)(phi)))
+    return statistics.fmean(values)
+
+
+def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool = True):
+    """Meta-train (unless ``uniform``), evaluate, and return one result record."""
+    import torch
+
+    from fg2u.records import make_record
+
+    from fg2u_bench_lm import camels, evaluate, models
+
+    spec = cfg.spec
+    settings: dict[str, Any] = {"model_size": args.model_dir or cfg.model_size, "weight_model_size": cfg.weight_model_size,
+                                "eval_lr": cfg.eval_lr, "eval_optimizer": cfg.eval_optimizer,
+                                "eval_chunk": cfg.eval_chunk, "max_new_tokens": cfg.max_new_tokens,
+                                "pretrain_steps": cfg.pretrain_steps, "data": args.data,
+                                "base_params": models.count_parameters(models.param_dict(setup.base))}
+    metrics: dict[str, float] = {"pretrain_final_loss": setup.pretrain_loss}
+    start = time.perf_counter()
+    if name in ("uniform", "base"):
+        weight_fn = evaluate.uniform_weights
+        label = name
+    else:
+        import fg2u.torch as fgt
+
+        if name == "rgu":
+            estimator = fgt.RGU()
+            label = "RGU"
+        elif name == "fg2u":
+            estimator = fgt.FG2U(num_directions=cfg.fg2u_directions, chunk_size=cfg.fg2u_chunk_size)
+            spec = dataclasses.replace(spec, num_steps=cfg.fg2u_num_steps)
+            label = "FG2U"
+            settings.update(num_directions=cfg.fg2u_directions, chunk_size=cfg.fg2u_chunk_size, distribution="rademacher")
+        else:
+            raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATORS}")
+        weight_model = models.build_weight_model(args.weight_model_dir or cfg.weight_model_size, setup.tokenizer,
+                                                 cfg.n_positions, seed=seed)
+        settings.update(dataclasses.asdict(spec), meta_steps=cfg.meta_steps, grad_accum=cfg.grad_accum,
+                        outer_lr=cfg.outer_lr, weight_params=models.count_parameters(models.param_dict(weight_model)))
+        metrics["val_outer_loss_before"] = _validation_loss(cfg, setup, weight_model, spec, seed)
+        bar = _tqdm(total=cfg.meta_steps, desc=f"meta-train {label} seed {seed}", disable=not progress, leave=False)
+        history = camels.meta_train(
+            setup.base, weight_model, setup.tokenizer, setup.splits.meta_train, setup.splits.locality, estimator, spec,
+            meta_steps=cfg.meta_steps, outer_lr=cfg.outer_lr, grad_accum=cfg.grad_accum, seed=seed,
+            progress=lambda s, l: (bar.update(1), bar.set_postfix(outer=f"{l:.3f}")))
+        bar.close()
+        metrics["val_outer_loss_after"] = _validation_loss(cfg, setup, weight_model, spec, seed)
+        losses = history["outer_losses"]
+        k = max(1, len(losses) // 5)
+        metrics.update(train_outer_loss_first=statistics.fmean(losses[:k]), train_outer_loss_last=statistics.fmean(losses[-k:]),
+                       meta_train_seconds=history["seconds"])
+        weight_model.eval()
+
+        def weight_fn(ids, mask):
+            with torch.no_grad():
+                return weight_model(ids, mask)
+
+        metrics.update(_weight_stats(setup, weight_fn, spec))
+
+    test_docs = list(setup.splits.test)[:cfg.num_eval_docs] if cfg.num_eval_docs else list(setup.splits.test)
+    bar = _tqdm(total=len(test_docs), desc=f"evaluate {label} seed {seed}", disable=not progress, leave=False)
+    scores, rows = evaluate.evaluate_stream(setup.base, setup.tokenizer, test_docs, weight_fn, lr=cfg.eval_lr,
+                                            max_doc_tokens=spec.max_doc_tokens, chunk_size=cfg.eval_chunk,
+                                            max_new_tokens=cfg.max_new_tokens, optimizer=cfg.eval_optimizer,
+                                            adapt=name != "base", progress=bar.update)
+    bar.close()
+    metrics.update(scores)
+    record = make_record(benchmark="lm", task="camels", dataset=setup.splits.name, config=_label(cfg, args), estimator=label,
+                         settings=settings, seed=seed, metrics=metrics, wall_time_s=time.perf_counter() - start)
+    return record, rows
+
+
+def _label(cfg, args) -> str:
+    return cfg.name + (f"-{args.tag}" if getattr(args, "tag", None) else "")
+
+
+def _weight_stats(setup, weight_fn, spec) -> dict[str, float]:
+    """Mean and coefficient of variation (std/mean) of the learned weights over the test tokens: a CV
+    near 0 means the weights are still (nearly) uniform."""
+    import torch
+
+    from fg2u_bench_lm.tokenizer import encode_documents
+
+    batch = encode_documents(setup.tokenizer, list(setup.splits.test), spec.max_doc_tokens)
+    w = weight_fn(batch["input_ids"], batch["attention_mask"])[batch["attention_mask"].bool()]
+    mean = float(w.mean())
+    return {"test_weight_mean": mean, "test_weight_cv": float(w.std()) / max(mean, 1e-12)}
+
+
+def _memory(cfg, args) -> list:
+    from fg2u.records import make_record
+
+    from fg2u_bench_lm import memory
+
+    results = memory.sweep(cfg.name, cfg.memory_rgu_steps, cfg.memory_fg2u_steps, cfg.memory_budget_bytes,
+                           threads=args.threads, progress=lambda s: print("  memory:", s, flush=True))
+    records = []
+    for r in results:
+        if r.get("skipped"):
+            continue
+        settings = {k: v for k, v in r.items() if k not in ("delta_bytes", "seconds", "outer_loss")}
+        settings.update(memory_measure=memory.MEASURE, budget_bytes=cfg.memory_budget_bytes)
+        records.append(make_record(benchmark="lm", task="memory", dataset="synthetic-facts", config=cfg.name,
+                                   estimator=r["estimator"].upper(), settings=settings, seed=0,
+                                   metrics={"peak_memory_mib": r["delta_bytes"] / 2**20, "seconds": r["seconds"],
+                                            "num_steps": r["num_steps"], "outer_loss": r["outer_loss"]},
+                                   peak_memory_bytes=r["delta_bytes"], wall_time_s=r["seconds"]))
+    png = memory.plot_memory(results, Path(args.out) / f"memory_vs_T_{cfg.name}.png", cfg.memory_budget_bytes)
+    print(f"memory plot: {png}")
+    print(f"{'estimator':<8} {'T':>4} {'peak MiB':>10} {'seconds':>9}")
+    for r in results:
+        if r.get("skipped"):
+            print(f"{r['estimator'].upper():<8} {r['num_steps']:>4} {'skipped':>10}  (predicted {r['predicted_bytes'] / 2**20:.0f} MiB > budget)")
+        else:
+            print(f"{r['estimator'].upper():<8} {r['num_steps']:>4} {r['delta_bytes'] / 2**20:>10.1f} {r['seconds']:>9.1f}")
+    return records
+
+
+def _table(records) -> str:
+    by: dict[str, list] = {}
+    for r in records:
+        by.setdefault(r.estimator, []).append(r)
+    lines = [f"{'estimator':<10} {'seeds':>5} {'EM':>12} {'EM-prefix':>12} {'F1':>12} {'val L before→after':>20}"]
+    for name, rs in by.items():
+        def ms(key):
+            vals = [r.metrics[key] for r in rs if key in r.metrics]
+            if not vals:
+                return "-"
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            return f"{statistics.fmean(vals):.2f}±{sd:.2f}"
+        val = "-"
+        if "val_outer_loss_before" in rs[0].metrics:
+            val = (f"{statistics.fmean(r.metrics['val_outer_loss_before'] for r in rs):.3f}→"
+                   f"{statistics.fmean(r.metrics['val_outer_loss_after'] for r in rs):.3f}")
+        lines.append(f"{name:<10} {len(rs):>5} {ms('em'):>12} {ms('em_prefix'):>12} {ms('f1'):>12} {val:>20}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fg2u_bench_lm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="smoke", choices=("smoke", "cpu", "paper"))
+    p.add_argument("--estimators", nargs="+", default=list(DEFAULT_ESTIMATORS), choices=ESTIMATORS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--out", default="results/lm", help="folder for <config>.jsonl, plots and the model cache")
+    p.add_argument("--memory-sweep", action="store_true", help="also measure peak memory vs T (RGU and FG2U)")
+    p.add_argument("--memory-only", action="store_true", help="only the memory sweep")
+    p.add_argument("--data", default="synthetic", choices=("synthetic", "squad", "streamingqa"))
+    p.add_argument("--data-file", default=None, help="SQuAD train JSON / StreamingQA questions JSONL "
+                   "(default: $FG2U_LM_DATA/train-v1.1.json or streamingqa_questions.jsonl)")
+    p.add_argument("--test-file", default=None, help="SQuAD validation JSON (default: $FG2U_LM_DATA/dev-v1.1.json)")
+    p.add_argument("--documents-file", default=None, help="StreamingQA documents JSONL (when records use evidence_id)")
+    p.add_argument("--model-dir", default=None, help="local transformers model folder for the base model (+ tokenizer)")
+    p.add_argument("--weight-model-dir", default=None, help="local transformers model folder for the weight-model backbone")
+    p.add_argument("--meta-steps", type=int, default=None, help="override the config's number of meta steps")
+    p.add_argument("--eval-optimizer", choices=("adam", "sgd"), default=None,
+                   help="override the evaluation optimizer (sgd with --eval-lr = inner lr replays the meta-training inner loop)")
+    p.add_argument("--eval-lr", type=float, default=None, help="override the evaluation learning rate")
+    p.add_argument("--tag", default=None, help="suffix of the record config label and file name, e.g. sgd-eval")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
+    p.add_argument("--cache-dir", default=None, help="where pre-trained base models are cached (default: <out>/cache)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the pre-trained base model cache")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--predictions", action="store_true", help="also write per-question predictions JSONL")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    from fg2u.records import append_records
+
+    from fg2u_bench_lm.configs import get_config
+
+    cfg = get_config(args.config)
+    if args.meta_steps is not None:
+        cfg = cfg.replace(meta_steps=args.meta_steps)
+    if args.eval_optimizer is not None:
+        cfg = cfg.replace(eval_optimizer=args.eval_optimizer)
+    if args.eval_lr is not None:
+        cfg = cfg.replace(eval_lr=args.eval_lr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_label(cfg, args)}.jsonl"
+    records = []
+    if not args.memory_only:
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            setup = prepare(cfg, args, seed, progress=not args.no_progress)
+            for name in args.estimators:
+                record, rows = run_estimator(cfg, args, setup, name, seed, progress=not args.no_progress)
+                append_records(path, [record])
+                records.append(record)
+                if args.predictions:
+                    with (out / f"{_label(cfg, args)}_predictions.jsonl").open("a") as f:
+                        for row in rows:
+                            f.write(json.dumps({"estimator": record.estimator, "seed": seed, **row}) + "\n")
+                m = record.metrics
+                print(f"seed {seed} {record.estimator:<8} EM {m['em']:.2f}  EM-prefix {m['em_prefix']:.2f}  "
+                      f"F1 {m['f1']:.2f}  ({record.wall_time_s:.0f} s)", flush=True)
+        print(f"\n{_label(cfg, args)}: {len(records)} records appended to {path}")
+        print(_table(records))
+    if args.memory_sweep or args.memory_only:
+        mem = _memory(cfg, args)
+        append_records(path, mem)
+        print(f"{len(mem)} memory records appended to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""fg2u-bench-pde — data-driven discovery of PDE coefficients (Burgers, Allen-Cahn, KdV) with FG²U.
+
+Modules: :mod:`.equations` (the PDEs), :mod:`.spectral` (pseudo-spectral ETDRK4 solver),
+:mod:`.reference` (the authors' reference solutions), :mod:`.observations`, :mod:`.pinn`,
+:mod:`.problems` (the bi-level problems), :mod:`.configs`, :mod:`.run` and :mod:`.cli`
+(``python -m fg2u_bench_pde``).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from fg2u_bench_pde.cli import main
+
+sys.exit(main())

@@ -1,0 +1,212 @@
+"""Memory and time of every JAX estimator versus unroll depth T and meta-dimension N.
+
+    python packages/core/benchmarks/bench_core.py                 # T ∈ {10, 100, 1000}, N ∈ {1e3, 1e5}
+    python packages/core/benchmarks/bench_core.py --size small    # the regression-tracking subset
+    python packages/core/benchmarks/bench_core.py --torch         # also the torch backend (peak RSS)
+
+The problem: θ, φ ∈ R^N, a non-linear inner transition
+    θ_{t+1} = θ_t − η (a ⊙ θ_t + 0.1 sin θ_t − φ),     F = ½ ‖θ_T − y‖²,
+so reverse unrolling has to store (or recompute) N floats per step. For every (estimator, T, N) the
+script records the compiled temporary memory reported by XLA
+(``jax.jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``, deterministic) and the
+median wall time of the compiled call, and appends result records to ``results/core/<size>.jsonl``.
+It prints a table, and the ratios the design targets:
+  * FG²U temp memory at the largest T within 1.1× of the smallest T (flat in T);
+  * RGU growing about linearly in T, RGUCheckpointed about √T;
+  * FG²U wall time per direction within 3× of one plain (non-differentiated) unroll.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fg2u
+import fg2u.jax as fj
+from fg2u.records import append_records, make_record
+
+SIZES = {
+    "full": {"num_steps": (10, 100, 1000), "meta_dims": (1_000, 100_000)},
+    "small": {"num_steps": (10, 100), "meta_dims": (1_000,)},
+}
+NUM_DIRECTIONS = 4
+FGU_MAX_DIM = 1_000  # FGU costs N jvps: a reference for small N only
+
+
+def make_problem(num_steps: int, meta_dim: int) -> tuple[fg2u.UnrolledProblem, jax.Array]:
+    """The benchmark problem (see module docstring) and an initial φ."""
+    rng = np.random.default_rng(0)
+    a = jnp.asarray(rng.uniform(0.5, 1.5, meta_dim), jnp.float32)
+    y = jnp.asarray(rng.normal(size=meta_dim), jnp.float32)
+    eta = 0.1
+
+    problem = fg2u.UnrolledProblem(
+        init=lambda phi: jnp.zeros_like(phi),
+        step=lambda theta, phi, _: theta - eta * (a * theta + 0.1 * jnp.sin(theta) - phi),
+        outer_loss=lambda theta, phi, _: 0.5 * jnp.sum((theta - y) ** 2),
+        num_steps=num_steps,
+    )
+    phi = jnp.asarray(rng.normal(size=meta_dim), jnp.float32)
+    return problem, phi
+
+
+def estimators(num_steps: int, meta_dim: int) -> dict[str, object]:
+    out = {
+        "FG2U": fj.FG2U(num_directions=NUM_DIRECTIONS, chunk_size=1),
+        "RGU": fj.RGU(),
+        "RGUCheckpointed": fj.RGUCheckpointed(),
+        "TRGU(K=10)": fj.TRGU(truncation=min(10, num_steps)),
+        "Neumann(K=10)": fj.Neumann(num_terms=10, alpha=0.5),
+        "ConjugateGradient(K=10)": fj.ConjugateGradient(num_iterations=10),
+        "HessianFree": fj.HessianFree(),
+    }
+    if meta_dim <= FGU_MAX_DIM:
+        out["FGU"] = fj.FGU()
+    return out
+
+
+def measure(fn, *args, repeats: int) -> tuple[dict[str, int], float]:
+    """Compiled memory analysis and median wall time of ``jax.jit(fn)(*args)``."""
+    compiled = jax.jit(fn).lower(*args).compile()
+    analysis = compiled.memory_analysis()
+    memory = {
+        "compiled_temp_bytes": int(analysis.temp_size_in_bytes),
+        "compiled_argument_bytes": int(analysis.argument_size_in_bytes),
+        "compiled_output_bytes": int(analysis.output_size_in_bytes),
+    }
+    jax.block_until_ready(compiled(*args))  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    return memory, statistics.median(times)
+
+
+def run_jax(size: str, out_dir: Path, repeats: int) -> list:
+    records = []
+    key = jax.random.PRNGKey(0)
+    for meta_dim in SIZES[size]["meta_dims"]:
+        for num_steps in SIZES[size]["num_steps"]:
+            problem, phi = make_problem(num_steps, meta_dim)
+            plain = lambda phi: fj.meta_objective(problem)(phi)  # noqa: E731
+            plain_memory, plain_time = measure(plain, phi, repeats=repeats)
+            records.append(_record(size, "plain-unroll", {}, num_steps, meta_dim, plain_memory, plain_time))
+            print(f"  T={num_steps:5d} N={meta_dim:7d} {'plain unroll (no gradient)':24s} "
+                  f"temp={plain_memory['compiled_temp_bytes']:>12,d} B time={plain_time * 1e3:9.2f} ms", flush=True)
+            for name, estimator in estimators(num_steps, meta_dim).items():
+                fn = lambda phi, key, estimator=estimator: estimator(problem, phi, key)  # noqa: E731
+                memory, seconds = measure(fn, phi, key, repeats=repeats)
+                settings = _settings(estimator)
+                metrics_extra = {"time_ratio_to_plain_unroll": seconds / plain_time}
+                if name == "FG2U":
+                    metrics_extra["time_per_direction_ratio"] = seconds / NUM_DIRECTIONS / plain_time
+                records.append(_record(size, name, settings, num_steps, meta_dim, memory, seconds, metrics_extra))
+                print(f"  T={num_steps:5d} N={meta_dim:7d} {name:24s} temp={memory['compiled_temp_bytes']:>12,d} B "
+                      f"time={seconds * 1e3:9.2f} ms", flush=True)
+    append_records(out_dir / f"{size}.jsonl", records)
+    return records
+
+
+def run_torch(size: str, out_dir: Path) -> list:
+    """Peak RSS per configuration, one fresh subprocess each (see torch_memory.py)."""
+    script = Path(__file__).with_name("torch_memory.py")
+    records = []
+    for meta_dim in SIZES[size]["meta_dims"]:
+        for num_steps in SIZES[size]["num_steps"]:
+            for name in ("FG2U", "RGU", "RGUCheckpointed"):
+                result = subprocess.run(
+                    [sys.executable, str(script), "--estimator", name, "--num-steps", str(num_steps),
+                     "--meta-dim", str(meta_dim), "--num-directions", str(NUM_DIRECTIONS)],
+                    capture_output=True, text=True, check=True,
+                )
+                measured = json.loads(result.stdout.strip().splitlines()[-1])
+                records.append(make_record(
+                    benchmark="core", task="memory-torch", dataset="synthetic", config=size,
+                    estimator=name,
+                    settings={"backend": "torch", "num_steps": num_steps, "meta_dim": meta_dim,
+                              "num_directions": NUM_DIRECTIONS, "memory_measure": "peak_rss_minus_baseline"},
+                    seed=0,
+                    metrics={"peak_rss_delta_bytes": measured["peak_rss_delta_bytes"],
+                             "wall_time_s": measured["wall_time_s"]},
+                    peak_memory_bytes=measured["peak_rss_delta_bytes"],
+                    wall_time_s=measured["wall_time_s"],
+                ))
+                print(f"  torch T={num_steps:5d} N={meta_dim:7d} {name:16s} "
+                      f"peak RSS delta={measured['peak_rss_delta_bytes']:>12,d} B", flush=True)
+    append_records(out_dir / f"{size}.jsonl", records)
+    return records
+
+
+def _settings(estimator) -> dict:
+    import dataclasses
+
+    if not dataclasses.is_dataclass(estimator):
+        return {}
+    return {f.name: getattr(estimator, f.name) for f in dataclasses.fields(estimator)
+            if isinstance(getattr(estimator, f.name), (int, float, str, bool, type(None)))}
+
+
+def _record(size, name, settings, num_steps, meta_dim, memory, seconds, extra=None):
+    return make_record(
+        benchmark="core", task="memory-jax", dataset="synthetic", config=size, estimator=name,
+        settings={**settings, "backend": "jax", "num_steps": num_steps, "meta_dim": meta_dim,
+                  "memory_measure": "xla_compiled_temp_bytes"},
+        seed=0,
+        metrics={**memory, "wall_time_s": seconds, **(extra or {})},
+        peak_memory_bytes=memory["compiled_temp_bytes"],
+        wall_time_s=seconds,
+    )
+
+
+def summarise(records: list) -> None:
+    """Prints the ratios the design targets."""
+    jax_records = [r for r in records if r.task == "memory-jax"]
+    by = {(r.estimator, r.settings["num_steps"], r.settings["meta_dim"]): r for r in jax_records}
+    steps = sorted({r.settings["num_steps"] for r in jax_records})
+    dims = sorted({r.settings["meta_dim"] for r in jax_records})
+    lo, hi = steps[0], steps[-1]
+    print(f"\nratios between T={hi} and T={lo} (compiled temp memory; sqrt ratio {math.sqrt(hi / lo):.1f}, "
+          f"linear ratio {hi / lo:.0f}):")
+    for n in dims:
+        for name in ("FG2U", "RGU", "RGUCheckpointed", "TRGU(K=10)"):
+            a, b = by.get((name, lo, n)), by.get((name, hi, n))
+            if a and b:
+                ratio = b.metrics["compiled_temp_bytes"] / max(a.metrics["compiled_temp_bytes"], 1)
+                print(f"  N={n:7d} {name:18s} memory ratio {ratio:8.2f}")
+        for t in steps:
+            fg = by.get(("FG2U", t, n))
+            if fg:
+                print(f"  N={n:7d} T={t:5d} FG2U time per direction / plain unroll = "
+                      f"{fg.metrics['time_per_direction_ratio']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--out", type=Path, default=Path("results/core"))
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per configuration (median)")
+    parser.add_argument("--torch", action="store_true", help="also measure the torch backend (peak RSS)")
+    args = parser.parse_args(argv)
+    print(f"bench_core: size={args.size}, JAX {jax.__version__} on {jax.devices()[0].platform}", flush=True)
+    records = run_jax(args.size, args.out, args.repeats)
+    if args.torch:
+        records += run_torch(args.size, args.out)
+    summarise(records)
+    print(f"\nwrote {len(records)} records to {args.out / (args.size + '.jsonl')}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    main()

@@ -1,0 +1,101 @@
+"""``fg2u.jax`` — the JAX backend: every meta-gradient estimator, jit-able, the inner loop a ``lax.scan``.
+
+Example::
+
+    import jax, jax.numpy as jnp, optax
+    from fg2u import UnrolledProblem
+    from fg2u.jax import FG2U, RGU, optax_transition
+
+    loss = lambda w, phi, b: jnp.mean(jax.nn.sigmoid(phi[b[2]]) * (b[0] @ w - b[1]) ** 2)  # φ: example weights
+    init, step = optax_transition(loss, optax.adam(1e-2), jnp.zeros(5))
+    problem = UnrolledProblem(init, step, lambda s, phi, b: jnp.mean((b[0] @ s.params - b[1]) ** 2),
+                              num_steps=100, inner_batches=(xs, ys, idx), outer_batch=(xv, yv))
+    grad, aux = jax.jit(FG2U(num_directions=8, chunk_size=4))(problem, phi, jax.random.key(0))
+    exact, _ = jax.jit(RGU())(problem, phi, None)   # memory ∝ T; FG2U's memory does not grow with T
+
+Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
+:class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
+:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`TwoPhase`. Helpers:
+:func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optax_transition`,
+:class:`InnerState`, :class:`JaxOps`.
+
+Importing this module registers :class:`fg2u.UnrolledProblem` and :class:`fg2u.BlackBoxProblem` as pytrees:
+``init``/``step``/``outer_loss``/``objective`` and ``num_steps`` are static, ``inner_batches``,
+``outer_batch`` and ``data`` are children, so new batches do not recompile a jitted estimator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+
+from fg2u.problem import BlackBoxProblem, UnrolledProblem
+
+from .directions import JaxOps, sample_directions
+from .forward import FG2U, FG2U_ZO, FGU
+from .implicit import ConjugateGradient, HessianFree, Neumann
+from .inner import InnerState, optax_transition
+from .reverse import RGU, TRGU, RGUCheckpointed
+from .parallel import DirectionParallel, direction_mesh
+from .schedule import TwoPhase
+from .unroll import meta_objective, unroll
+
+__all__ = [
+    "FG2U",
+    "FG2U_ZO",
+    "FGU",
+    "RGU",
+    "TRGU",
+    "RGUCheckpointed",
+    "Neumann",
+    "ConjugateGradient",
+    "HessianFree",
+    "TwoPhase",
+    "DirectionParallel",
+    "direction_mesh",
+    "unroll",
+    "meta_objective",
+    "sample_directions",
+    "optax_transition",
+    "InnerState",
+    "JaxOps",
+]
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    # Bypasses __post_init__: JAX unflattens with placeholder leaves (None, object()) during tracing.
+    obj = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def _register() -> None:
+    kw = jax.tree_util.GetAttrKey
+    unrolled_static = ("init", "step", "outer_loss", "num_steps")
+    unrolled_data = ("inner_batches", "outer_batch")
+
+    def flatten_unrolled(p: UnrolledProblem) -> tuple:
+        return ([(kw(n), getattr(p, n)) for n in unrolled_data], tuple(getattr(p, n) for n in unrolled_static))
+
+    def unflatten_unrolled(static: tuple, children: Any) -> UnrolledProblem:
+        return _build(UnrolledProblem, {**dict(zip(unrolled_static, static)), **dict(zip(unrolled_data, children))})
+
+    def flatten_blackbox(p: BlackBoxProblem) -> tuple:
+        return ([(kw("data"), p.data)], (p.objective,))
+
+    def unflatten_blackbox(static: tuple, children: Any) -> BlackBoxProblem:
+        return _build(BlackBoxProblem, {"objective": static[0], "data": list(children)[0]})
+
+    for cls, flatten, unflatten in (
+        (UnrolledProblem, flatten_unrolled, unflatten_unrolled),
+        (BlackBoxProblem, flatten_blackbox, unflatten_blackbox),
+    ):
+        try:
+            jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)
+        except ValueError:  # already registered (module re-imported)
+            pass
+
+
+_register()

@@ -1,0 +1,142 @@
+"""Pytree helpers: flattening to one vector, structure / shape / dtype checks with clear messages."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+PyTree = Any
+
+__all__ = [
+    "ravel",
+    "check_float_tree",
+    "check_same_structure",
+    "check_directions",
+    "split_float",
+    "cast_like",
+]
+
+
+def _path(path: tuple) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def ravel(tree: PyTree) -> tuple[jax.Array, Callable[[jax.Array], PyTree]]:
+    """``tree -> (flat, unravel)``: all leaves concatenated into one 1-D vector of size ``N``.
+
+    ``unravel(flat)`` rebuilds the pytree (casting each leaf back to its own dtype).
+    """
+    return ravel_pytree(tree)
+
+
+def check_float_tree(tree: PyTree, name: str = "phi") -> None:
+    """Raises ``TypeError`` naming the first leaf of ``tree`` that is not a floating-point array.
+
+    Meta parameters must be floating point: a meta-gradient of an integer or boolean leaf is undefined.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    if not leaves:
+        raise ValueError(f"{name} has no array leaves; pass the meta parameters as a pytree of float arrays")
+    for path, leaf in leaves:
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            if isinstance(leaf, float):
+                continue
+            raise TypeError(
+                f"{name}{_path(path)} must be a floating-point array, got {type(leaf).__name__}: {leaf!r}; "
+                "convert it with jnp.asarray(x, dtype=jnp.float32)"
+            )
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{name}{_path(path)} has dtype {dtype}, but meta parameters must be floating point "
+                "(a meta-gradient of an integer/boolean leaf is undefined); cast it with .astype(jnp.float32) "
+                "or close over it instead of passing it in phi"
+            )
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", ())
+    dtype = getattr(x, "dtype", type(x).__name__)
+    return f"shape {tuple(shape)} dtype {dtype}"
+
+
+def check_same_structure(
+    got: PyTree, expected: PyTree, got_name: str, expected_name: str, *, check_dtype: bool = True
+) -> None:
+    """Raises ``TypeError`` when ``got`` and ``expected`` differ in pytree structure, leaf shapes or dtypes."""
+    got_def = jax.tree_util.tree_structure(got)
+    exp_def = jax.tree_util.tree_structure(expected)
+    if got_def != exp_def:
+        raise TypeError(
+            f"{got_name} has pytree structure\n  {got_def}\nbut {expected_name} has\n  {exp_def}\n"
+            f"they must match exactly (same containers, keys and number of leaves)"
+        )
+    got_leaves = jax.tree_util.tree_flatten_with_path(got)[0]
+    for (path, g), e in zip(got_leaves, jax.tree_util.tree_leaves(expected)):
+        gs, es = tuple(jnp.shape(g)), tuple(jnp.shape(e))
+        if gs != es:
+            raise TypeError(f"{got_name}{_path(path)} has shape {gs} but {expected_name}{_path(path)} has shape {es}")
+        if check_dtype:
+            gd, ed = jnp.result_type(g), jnp.result_type(e)
+            if gd != ed:
+                raise TypeError(
+                    f"{got_name}{_path(path)} has dtype {gd} but {expected_name}{_path(path)} has dtype {ed}; "
+                    "cast it so the dtypes agree"
+                )
+
+
+def check_directions(directions: PyTree, phi: PyTree) -> int:
+    """Checks that ``directions`` is a pytree like ``phi`` whose leaves have one extra leading axis ``b``.
+
+    Returns ``b`` (the number of directions).
+    """
+    d_def = jax.tree_util.tree_structure(directions)
+    p_def = jax.tree_util.tree_structure(phi)
+    if d_def != p_def:
+        raise TypeError(
+            f"directions have pytree structure\n  {d_def}\nbut phi has\n  {p_def}\n"
+            "directions must be a pytree like phi with a leading axis b on every leaf"
+        )
+    b = None
+    d_leaves = jax.tree_util.tree_flatten_with_path(directions)[0]
+    for (path, d), p in zip(d_leaves, jax.tree_util.tree_leaves(phi)):
+        ds, ps = tuple(jnp.shape(d)), tuple(jnp.shape(p))
+        if len(ds) != len(ps) + 1 or ds[1:] != ps:
+            raise TypeError(
+                f"directions{_path(path)} has shape {ds}; expected (b, *{ps}) — the shape of "
+                f"phi{_path(path)} with a leading axis b for the directions"
+            )
+        if b is None:
+            b = ds[0]
+        elif ds[0] != b:
+            raise TypeError(
+                f"directions{_path(path)} has {ds[0]} directions but earlier leaves have {b}; "
+                "every leaf needs the same leading axis b"
+            )
+    if not b:
+        raise ValueError("directions must contain at least one direction (leading axis b >= 1), got b = 0")
+    return int(b)
+
+
+def split_float(tree: PyTree) -> tuple[list, Callable[[list], PyTree]]:
+    """Separates the floating-point leaves of ``tree`` (differentiable) from the others (e.g. step counters).
+
+    Returns ``(float_leaves, rebuild)`` where ``rebuild(new_float_leaves)`` puts the non-float leaves back.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    is_float = [jnp.issubdtype(jnp.result_type(x), jnp.inexact) for x in leaves]
+    float_leaves = [x for x, f in zip(leaves, is_float) if f]
+
+    def rebuild(new_float_leaves: list) -> PyTree:
+        it = iter(new_float_leaves)
+        return jax.tree_util.tree_unflatten(treedef, [next(it) if f else x for x, f in zip(leaves, is_float)])
+
+    return float_leaves, rebuild
+
+
+def cast_like(tree: PyTree, like: PyTree) -> PyTree:
+    """Casts each leaf of ``tree`` to the dtype of the matching leaf of ``like``."""
+    return jax.tree_util.tree_map(lambda x, y: jnp.asarray(x, dtype=jnp.result_type(y)), tree, like)

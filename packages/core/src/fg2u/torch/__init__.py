@@ -1,0 +1,73 @@
+"""``fg2u.torch`` — the PyTorch backend, built on ``torch.func``: the same estimators, arguments, defaults
+and result types as :mod:`fg2u.jax`, over pytrees (dicts, lists, tuples) of tensors.
+
+Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of the inner loss)::
+
+    import torch
+    from fg2u import UnrolledProblem
+    from fg2u.torch import FG2U, RGU, optim, optim_transition, functional_model, module_params
+
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    f = functional_model(net)
+    def inner_loss(params, phi, batch):
+        x, y, idx = batch
+        return torch.mean(torch.sigmoid(phi[idx]) * (f(params, x).squeeze(-1) - y) ** 2)
+    init, step = optim_transition(inner_loss, optim.adam(1e-2), module_params(net))
+    problem = UnrolledProblem(init, step, lambda s, phi, b: torch.mean((f(s.params, b[0]).squeeze(-1) - b[1]) ** 2),
+                              num_steps=100, inner_batches=(xs, ys, idx), outer_batch=(xv, yv))
+    grad, aux = FG2U(num_directions=8, chunk_size=4)(problem, phi, torch.Generator().manual_seed(0))
+    exact, _ = RGU()(problem, phi, None)   # memory ∝ T; FG2U's memory does not grow with T
+
+Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``;
+``key`` a ``torch.Generator`` — advanced by sampling — or an int seed; ``None`` for deterministic ones):
+:class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
+:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`TwoPhase`. Helpers:
+:func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optim_transition`,
+:class:`InnerState`, :class:`TorchOps`, :mod:`fg2u.torch.optim` (``sgd``, ``momentum``, ``adam``),
+:func:`module_params`, :func:`module_buffers`, :func:`functional_model`; direction-parallel FG²U over
+``torch.distributed``: :class:`DirectionParallel`, :func:`rank_seed` (see :mod:`fg2u.torch.parallel`).
+
+Steps must be pure functions of (state, φ, batch) differentiable by ``torch.func``: compute inner gradients
+with ``torch.func.grad`` (as :func:`optim_transition` does) and avoid in-place updates of captured tensors.
+"""
+
+from __future__ import annotations
+
+from fg2u.torch import optim
+from fg2u.torch.directions import TorchOps, sample_directions
+from fg2u.torch.forward import FG2U, FG2U_ZO, FGU
+from fg2u.torch.implicit import ConjugateGradient, HessianFree, Neumann
+from fg2u.torch.module import functional_model, module_buffers, module_params
+from fg2u.torch.optim import InnerState, optim_transition
+from fg2u.torch.parallel import DirectionParallel, rank_seed
+from fg2u.torch.parallel import DirectionParallel, rank_seed
+from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed
+from fg2u.torch.schedule import TwoPhase
+from fg2u.torch.unroll import meta_objective, unroll
+
+__all__ = [
+    "DirectionParallel",
+    "rank_seed",
+    "FG2U",
+    "FG2U_ZO",
+    "FGU",
+    "RGU",
+    "TRGU",
+    "RGUCheckpointed",
+    "Neumann",
+    "ConjugateGradient",
+    "HessianFree",
+    "TwoPhase",
+    "DirectionParallel",
+    "rank_seed",
+    "unroll",
+    "meta_objective",
+    "sample_directions",
+    "optim_transition",
+    "InnerState",
+    "TorchOps",
+    "optim",
+    "module_params",
+    "module_buffers",
+    "functional_model",
+]

@@ -1,0 +1,156 @@
+"""Pytree helpers over ``torch.utils._pytree``: flatten / unflatten, and checks with clear messages.
+
+A pytree here is any nesting of dicts, lists, tuples and namedtuples whose leaves are tensors (or other
+objects, which are carried along untouched).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.utils._pytree as _pt
+
+PyTree = Any
+
+__all__ = [
+    "tree_flatten",
+    "tree_unflatten",
+    "tree_map",
+    "check_meta_params",
+    "check_directions",
+    "check_same_structure",
+    "unravel_batch",
+    "num_elements",
+    "is_float_tensor",
+    "batch_slice",
+    "detach",
+    "check_finite_result",
+]
+
+tree_flatten = _pt.tree_flatten
+tree_unflatten = _pt.tree_unflatten
+tree_map = _pt.tree_map
+
+
+def is_float_tensor(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
+
+
+def _path(path: tuple) -> str:
+    return _pt.keystr(path) or "<root>"
+
+
+def check_meta_params(phi: PyTree, who: str) -> tuple[list[torch.Tensor], Any]:
+    """Flatten φ; every leaf must be a floating-point tensor (``TypeError`` otherwise). Returns ``(leaves, spec)``."""
+    with_paths, spec = _pt.tree_flatten_with_path(phi)
+    if not with_paths:
+        raise ValueError(f"{who}: phi has no tensor leaves; pass the meta parameters as a pytree of float tensors")
+    for path, leaf in with_paths:
+        if not isinstance(leaf, torch.Tensor):
+            raise TypeError(
+                f"{who}: phi{_path(path)} must be a floating-point torch.Tensor, got {type(leaf).__name__}: "
+                f"{leaf!r}; convert it with torch.as_tensor(x, dtype=torch.float32)"
+            )
+        if not leaf.is_floating_point():
+            raise TypeError(
+                f"{who}: phi{_path(path)} has dtype {leaf.dtype}, but meta parameters must be floating point "
+                "(a meta-gradient of an integer/boolean leaf is undefined); cast it with .to(torch.float32) "
+                "or close over it instead of passing it in phi"
+            )
+    return [leaf for _, leaf in with_paths], spec
+
+
+def check_same_structure(got: PyTree, expected: PyTree, got_name: str, expected_name: str) -> None:
+    """``TypeError`` when two pytrees differ in structure, tensor-leaf shapes or dtypes."""
+    got_paths, got_spec = _pt.tree_flatten_with_path(got)
+    exp_leaves, exp_spec = tree_flatten(expected)
+    if got_spec != exp_spec:
+        raise TypeError(
+            f"{got_name} has pytree structure\n  {got_spec}\nbut {expected_name} has\n  {exp_spec}\n"
+            "they must match exactly (same containers, keys and number of leaves)"
+        )
+    for (path, g), e in zip(got_paths, exp_leaves):
+        if isinstance(g, torch.Tensor) and isinstance(e, torch.Tensor):
+            if tuple(g.shape) != tuple(e.shape):
+                raise TypeError(
+                    f"{got_name}{_path(path)} has shape {tuple(g.shape)} but {expected_name}{_path(path)} "
+                    f"has shape {tuple(e.shape)}"
+                )
+            if g.dtype != e.dtype:
+                raise TypeError(
+                    f"{got_name}{_path(path)} has dtype {g.dtype} but {expected_name}{_path(path)} has dtype "
+                    f"{e.dtype}; cast it so the dtypes agree"
+                )
+
+
+def check_directions(directions: PyTree, phi: PyTree, who: str) -> tuple[list[torch.Tensor], int]:
+    """Directions must be a pytree like φ whose leaves carry an extra leading axis ``b >= 1``.
+
+    Structure / shape mismatches raise ``TypeError``, ``b = 0`` a ``ValueError`` (as in ``fg2u.jax``).
+    Returns ``(direction_leaves, b)``.
+    """
+    phi_leaves, phi_spec = tree_flatten(phi)
+    dir_paths, dir_spec = _pt.tree_flatten_with_path(directions)
+    if dir_spec != phi_spec:
+        raise TypeError(
+            f"{who}: directions have pytree structure\n  {dir_spec}\nbut phi has\n  {phi_spec}\n"
+            "directions must be a pytree like phi with a leading axis b on every leaf"
+        )
+    b = None
+    for (path, d), p in zip(dir_paths, phi_leaves):
+        if not isinstance(d, torch.Tensor):
+            raise TypeError(f"{who}: directions{_path(path)} must be a torch.Tensor, got {type(d).__name__}")
+        ds, ps = tuple(d.shape), tuple(p.shape)
+        if len(ds) != len(ps) + 1 or ds[1:] != ps:
+            raise TypeError(
+                f"{who}: directions{_path(path)} has shape {ds}; expected (b, *{ps}) — the shape of "
+                f"phi{_path(path)} with a leading axis b for the directions"
+            )
+        if b is None:
+            b = ds[0]
+        elif ds[0] != b:
+            raise TypeError(
+                f"{who}: directions{_path(path)} has {ds[0]} directions but earlier leaves have {b}; "
+                "every leaf needs the same leading axis b"
+            )
+    if not b:
+        raise ValueError(f"{who}: directions must contain at least one direction (leading axis b >= 1), got b = 0")
+    return [d for _, d in dir_paths], int(b)
+
+
+def num_elements(leaves: Sequence[torch.Tensor]) -> int:
+    return int(sum(leaf.numel() for leaf in leaves))
+
+
+def unravel_batch(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``(b, N)`` → list of ``(b, *leaf.shape)`` tensors in the dtype and device of each ``like`` leaf."""
+    out, offset = [], 0
+    for leaf in like:
+        n = leaf.numel()
+        out.append(flat[:, offset : offset + n].reshape((flat.shape[0],) + tuple(leaf.shape)).to(leaf))
+        offset += n
+    return out
+
+
+def batch_slice(inner_batches: Any, t: int) -> Any:
+    """The t-th slice (leading axis) of every tensor leaf of ``inner_batches`` (``None`` stays ``None``)."""
+    if inner_batches is None:
+        return None
+    return tree_map(lambda x: x[t] if isinstance(x, torch.Tensor) else x, inner_batches)
+
+
+def detach(tree: PyTree) -> PyTree:
+    return tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, tree)
+
+
+def check_finite_result(who: str, grad: PyTree, loss: Any) -> None:
+    """``FloatingPointError`` naming the estimator and the bad leaves when the estimate or loss has NaN/inf."""
+    named = [(f"grad{_path(p)}", x) for p, x in _pt.tree_flatten_with_path(grad)[0]]
+    named.append(("outer_loss", torch.as_tensor(loss)))
+    bad = [n for n, x in named if isinstance(x, torch.Tensor) and not bool(torch.isfinite(x).all())]
+    if bad:
+        raise FloatingPointError(
+            f"{who}: the meta-gradient estimate or the outer loss contains NaN or inf ({', '.join(bad)}); "
+            "check the inner step size, the unroll depth and the outer loss"
+        )

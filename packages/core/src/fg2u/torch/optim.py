@@ -1,0 +1,241 @@
+"""Pure functional inner optimisers with ``torch.optim`` semantics, as ``(init, update)`` pairs over
+pytrees of tensors (optax style), and :func:`optim_transition`, the inner-loop transition they define.
+
+``opt = sgd(0.1)``; ``state = opt.init(params)``; ``updates, state = opt.update(grads, state, params)``;
+``params = apply_updates(params, updates)``. Nothing is modified in place, so every step is
+differentiable by ``torch.autograd`` and by ``torch.func`` (jvp, vmap, grad).
+
+Semantics (step ``t = 1, 2, …``, gradient ``g``, L2 term ``g ← g + wd·p`` when ``weight_decay > 0``):
+
+* :func:`sgd` — ``p ← p − lr·g`` (``torch.optim.SGD`` without momentum).
+* :func:`momentum` — heavy ball as ``torch.optim.SGD(momentum=μ, dampening=τ, nesterov=…)``:
+  ``buf_1 = g``, ``buf_t = μ·buf_{t−1} + (1−τ)·g``; ``d = g + μ·buf_t`` (Nesterov) or ``d = buf_t``;
+  ``p ← p − lr·d``.
+* :func:`adam` — ``torch.optim.Adam`` (``amsgrad=False``): ``m ← lerp(m, g, 1−β₁)``,
+  ``v ← β₂v + (1−β₂)g²``, ``p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)``.
+
+``lr`` is a positive float, a tensor (e.g. part of φ, closed over) or a schedule ``count -> lr`` where
+``count`` is the 0-d int64 tensor of steps taken so far (0 at the first step).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, NamedTuple
+
+import torch
+
+from fg2u._checks import check_callable
+from fg2u.torch._pytree import PyTree, tree_flatten, tree_map
+
+__all__ = [
+    "Optimizer",
+    "InnerState",
+    "SGDState",
+    "MomentumState",
+    "AdamState",
+    "sgd",
+    "momentum",
+    "adam",
+    "apply_updates",
+    "optim_transition",
+]
+
+
+class Optimizer(NamedTuple):
+    """A pure optimiser: ``init(params) -> state``, ``update(grads, state, params) -> (updates, state)``."""
+
+    init: Callable[[PyTree], Any]
+    update: Callable[[PyTree, Any, PyTree], tuple[PyTree, Any]]
+
+
+class InnerState(NamedTuple):
+    """Inner state θ = (model parameters, optimiser state); a pytree."""
+
+    params: PyTree
+    opt_state: Any
+
+
+class SGDState(NamedTuple):
+    count: torch.Tensor  # steps taken, 0-d int64
+
+
+class MomentumState(NamedTuple):
+    count: torch.Tensor
+    momentum_buffer: PyTree
+
+
+class AdamState(NamedTuple):
+    count: torch.Tensor
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+
+
+def _check_lr(lr: Any) -> None:
+    if callable(lr) or isinstance(lr, torch.Tensor):
+        return
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, a tensor or a schedule count -> lr, got {lr!r}")
+
+
+def _check_unit(name: str, value: Any, *, allow_one: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}: {value!r}")
+    ok = 0 <= value <= 1 if allow_one else 0 <= value < 1
+    if not ok:
+        raise ValueError(f"{name} must be in [0, 1{']' if allow_one else ')'}, got {value}")
+    return float(value)
+
+
+def _check_nonneg(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _lr_at(lr: Any, count: torch.Tensor) -> Any:
+    return lr(count) if callable(lr) else lr
+
+
+def _count0(params: PyTree) -> torch.Tensor:
+    leaves = tree_flatten(params)[0]
+    device = leaves[0].device if leaves and isinstance(leaves[0], torch.Tensor) else None
+    return torch.zeros((), dtype=torch.int64, device=device)
+
+
+def _with_decay(grads: PyTree, params: PyTree, weight_decay: float) -> PyTree:
+    if weight_decay == 0:
+        return grads
+    return tree_map(lambda g, p: g + weight_decay * p, grads, params)
+
+
+def sgd(lr: Any, weight_decay: float = 0.0) -> Optimizer:
+    """Plain SGD, ``torch.optim.SGD(params, lr, weight_decay=wd)``: ``p ← p − lr·(g + wd·p)``."""
+    _check_lr(lr)
+    weight_decay = _check_nonneg("weight_decay", weight_decay)
+
+    def init(params: PyTree) -> SGDState:
+        return SGDState(_count0(params))
+
+    def update(grads: PyTree, state: SGDState, params: PyTree) -> tuple[PyTree, SGDState]:
+        step_lr = _lr_at(lr, state.count)
+        updates = tree_map(lambda g: -step_lr * g, _with_decay(grads, params, weight_decay))
+        return updates, SGDState(state.count + 1)
+
+    return Optimizer(init, update)
+
+
+def momentum(
+    lr: Any, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False
+) -> Optimizer:
+    """Heavy-ball SGD with ``torch.optim.SGD(lr, momentum, dampening, weight_decay, nesterov)`` semantics
+    (the first step sets the buffer to the gradient itself, undamped)."""
+    _check_lr(lr)
+    mu = _check_unit("momentum", momentum)
+    tau = _check_unit("dampening", dampening, allow_one=True)
+    weight_decay = _check_nonneg("weight_decay", weight_decay)
+    if nesterov and (mu <= 0 or tau != 0):
+        raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0 (as in torch.optim.SGD)")
+
+    def init(params: PyTree) -> MomentumState:
+        return MomentumState(_count0(params), tree_map(torch.zeros_like, params))
+
+    def update(grads: PyTree, state: MomentumState, params: PyTree) -> tuple[PyTree, MomentumState]:
+        d_p = _with_decay(grads, params, weight_decay)
+        first = state.count == 0
+        buf = tree_map(lambda b, g: torch.where(first, g, mu * b + (1 - tau) * g), state.momentum_buffer, d_p)
+        direction = tree_map(lambda g, b: g + mu * b, d_p, buf) if nesterov else buf
+        step_lr = _lr_at(lr, state.count)
+        updates = tree_map(lambda d: -step_lr * d, direction)
+        return updates, MomentumState(state.count + 1, buf)
+
+    return Optimizer(init, update)
+
+
+def adam(
+    lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
+) -> Optimizer:
+    """Adam with ``torch.optim.Adam(lr, betas, eps, weight_decay, amsgrad=False)`` semantics (L2 weight
+    decay added to the gradient; the bias corrections are computed in float64, as torch does in Python)."""
+    _check_lr(lr)
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = _check_unit("betas[0]", betas[0]), _check_unit("betas[1]", betas[1])
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps must be a number > 0, got {eps!r}")
+    weight_decay = _check_nonneg("weight_decay", weight_decay)
+
+    def init(params: PyTree) -> AdamState:
+        zeros = tree_map(torch.zeros_like, params)
+        return AdamState(_count0(params), zeros, tree_map(torch.zeros_like, params))
+
+    def update(grads: PyTree, state: AdamState, params: PyTree) -> tuple[PyTree, AdamState]:
+        g = _with_decay(grads, params, weight_decay)
+        t = (state.count + 1).to(torch.float64)
+        bias1 = 1 - beta1**t
+        bias2_sqrt = torch.sqrt(1 - beta2**t)
+        step_lr = _lr_at(lr, state.count)
+        m = tree_map(lambda m_, g_: torch.lerp(m_, g_, 1 - beta1), state.exp_avg, g)
+        v = tree_map(lambda v_, g_: beta2 * v_ + (1 - beta2) * g_ * g_, state.exp_avg_sq, g)
+
+        def one(m_: torch.Tensor, v_: torch.Tensor) -> torch.Tensor:
+            step_size = (step_lr / bias1).to(m_.dtype)
+            denom = torch.sqrt(v_) / bias2_sqrt.to(v_.dtype) + eps
+            return -step_size * m_ / denom
+
+        updates = tree_map(one, m, v)
+        return updates, AdamState(state.count + 1, m, v)
+
+    return Optimizer(init, update)
+
+
+def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
+    """``params + updates`` leafwise (each result in the dtype of its parameter)."""
+    return tree_map(lambda p, u: (p + u).to(p.dtype), params, updates)
+
+
+def optim_transition(
+    inner_loss: Callable[[PyTree, PyTree, Any], torch.Tensor],
+    optimizer: Optimizer,
+    init_params: PyTree | Callable[[PyTree], PyTree],
+) -> tuple[Callable[[PyTree], InnerState], Callable[[InnerState, PyTree, Any], InnerState]]:
+    """``(init, step)`` for :class:`fg2u.UnrolledProblem` from an inner loss and a pure optimiser.
+
+    * ``init(φ) -> InnerState(params_0, optimizer.init(params_0))`` with ``params_0 = init_params(φ)``
+      when ``init_params`` is callable, else (a copy of) the pytree ``init_params`` itself.
+    * ``step(state, φ, batch)``: ``g = ∇_params inner_loss(params, φ, batch)`` by ``torch.func.grad``,
+      ``u, s' = optimizer.update(g, s, params)``, ``params' = params + u``.
+
+    Mirrors ``fg2u.jax.optax_transition``. Every step is differentiable in φ by reverse mode (autograd,
+    checkpointing) and forward mode (``torch.func.jvp``, vmapped), as the estimators need.
+    """
+    check_callable("inner_loss", inner_loss)
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(
+            f"optimizer must be an fg2u.torch.optim.Optimizer (init, update), e.g. optim.sgd(0.1); "
+            f"got {type(optimizer).__name__}"
+        )
+
+    def scalar_loss(params: PyTree, phi: PyTree, batch: Any) -> torch.Tensor:
+        loss = inner_loss(params, phi, batch)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise TypeError(f"inner_loss must return a scalar tensor, got {loss!r}")
+        return loss.reshape(())
+
+    grad_fn = torch.func.grad(scalar_loss)
+
+    def init(phi: PyTree) -> InnerState:
+        if callable(init_params):
+            params = init_params(phi)
+        else:
+            params = tree_map(lambda x: x.detach().clone() if isinstance(x, torch.Tensor) else x, init_params)
+        return InnerState(params, optimizer.init(params))
+
+    def step(state: InnerState, phi: PyTree, batch: Any) -> InnerState:
+        grads = grad_fn(state.params, phi, batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return InnerState(apply_updates(state.params, updates), opt_state)
+
+    return init, step
+

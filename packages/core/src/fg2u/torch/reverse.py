@@ -1,0 +1,198 @@
+"""Reverse-mode estimators: RGU (full backprop), TRGU (truncated), RGUCheckpointed (√T rematerialisation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import torch
+
+from fg2u._checks import check_positive_int
+from fg2u.estimator import Aux
+from fg2u.torch._pytree import (
+    PyTree,
+    check_finite_result,
+    check_meta_params,
+    detach,
+    tree_flatten,
+    tree_unflatten,
+)
+from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, meta_objective, run_steps
+
+__all__ = ["RGU", "TRGU", "RGUCheckpointed", "value_and_grad"]
+
+
+def value_and_grad(who: str, objective: Callable[[PyTree], torch.Tensor], phi: PyTree,
+                   check: bool = False) -> tuple[PyTree, Aux]:
+    """``(∇objective(φ), Aux(objective(φ)))`` by ``torch.autograd.grad`` on a detached copy of φ.
+
+    Leaves of φ the objective does not depend on get a zero gradient. The graph is freed afterwards.
+    """
+    leaves, spec = check_meta_params(phi, who)
+    req = [p.detach().requires_grad_(True) for p in leaves]
+    with torch.enable_grad():
+        loss = objective(tree_unflatten(req, spec))
+        if loss.requires_grad:
+            grads = torch.autograd.grad(loss, req, allow_unused=True)
+        else:
+            grads = [None] * len(req)
+    grads = [torch.zeros_like(p) if g is None else g.to(p.dtype) for g, p in zip(grads, leaves)]
+    grad, loss = tree_unflatten(grads, spec), loss.detach()
+    if check:
+        check_finite_result(who, grad, loss)
+    return grad, Aux(outer_loss=loss)
+
+
+@dataclasses.dataclass(frozen=True)
+class RGU:
+    """Exact ``∇L(φ)`` by reverse mode (``torch.autograd``) through the whole unrolled loop.
+
+    Autograd stores the intermediates of all T inner steps: memory ∝ T.
+    """
+
+    check_finite: bool = False
+
+    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
+        """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
+        check_unrolled_problem(problem, "RGU")
+        return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite)
+
+
+@dataclasses.dataclass(frozen=True)
+class TRGU:
+    """Truncated reverse mode: backprop through the last ``K = truncation`` inner steps only.
+
+    ``θ_{T−K}`` is computed under ``torch.no_grad`` and treated as a constant; the direct dependence of
+    the last K steps and of F on φ is kept, so ``dθ_T/dφ ≈ Σ_{t ≥ T−K} (Π_{s>t} ∂Φ_s/∂θ) ∂Φ_t/∂φ``.
+    ``K ≥ T`` is exactly RGU (including the dependence of ``init`` on φ). Memory ∝ K.
+    """
+
+    truncation: int
+    check_finite: bool = False
+
+    def __post_init__(self) -> None:
+        check_positive_int("truncation (K, the number of differentiated steps)", self.truncation)
+
+    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
+        """``(truncated ∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
+        num_steps = check_unrolled_problem(problem, "TRGU")
+        check_meta_params(phi, "TRGU")
+        k = min(self.truncation, num_steps)
+        if k == num_steps:
+            return value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite)
+        head = num_steps - k
+        with torch.no_grad():
+            phi_const = detach(phi)
+            state = detach(run_steps(problem, problem.init(phi_const), phi_const, 0, head))
+
+        def objective(p: PyTree) -> torch.Tensor:
+            final = run_steps(problem, state, p, head, num_steps)
+            return _as_scalar(problem.outer_loss(final, p, problem.outer_batch), "outer_loss", p)
+
+        return value_and_grad("TRGU", objective, phi, self.check_finite)
+
+
+class _Rematerialise(torch.autograd.Function):
+    """``outputs = run(*inputs)`` computed without storing intermediates; the backward pass recomputes
+    ``run`` with autograd enabled (same RNG state) and backpropagates through that recomputation.
+
+    Like the reentrant ``torch.utils.checkpoint`` but differentiated with ``torch.autograd.grad`` inside
+    ``backward``, so the outer call may use ``torch.autograd.grad`` too. (The non-reentrant checkpoint
+    relies on saved-tensor hooks, which ``torch.func.grad`` — the inner gradient of
+    :func:`fg2u.torch.optim_transition` — does not support.)
+    """
+
+    @staticmethod
+    def forward(ctx: Any, run: Callable, *inputs: torch.Tensor) -> Any:  # type: ignore[override]
+        ctx.run = run
+        ctx.devices = sorted({x.device.index or 0 for x in inputs if x.is_cuda})
+        ctx.cpu_rng = torch.get_rng_state()
+        ctx.cuda_rng = [torch.cuda.get_rng_state(d) for d in ctx.devices]
+        ctx.save_for_backward(*inputs)
+        with torch.no_grad():
+            outputs = run(*inputs)
+        ctx.mark_non_differentiable(*[o for o in outputs if not o.is_floating_point()])
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: Any) -> Any:
+        inputs = [
+            x.detach().requires_grad_(need) for x, need in zip(ctx.saved_tensors, ctx.needs_input_grad[1:])
+        ]
+        with torch.random.fork_rng(devices=ctx.devices, enabled=True):
+            torch.set_rng_state(ctx.cpu_rng)
+            for d, state in zip(ctx.devices, ctx.cuda_rng):
+                torch.cuda.set_rng_state(state, d)
+            with torch.enable_grad():
+                outputs = ctx.run(*inputs)
+        pairs = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None and o.requires_grad]
+        wanted = [x for x in inputs if x.requires_grad]
+        grads = iter(
+            torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True)
+            if pairs and wanted
+            else [None] * len(wanted)
+        )
+        return (None, *[next(grads) if x.requires_grad else None for x in inputs])
+
+
+def _checkpointed_segment(problem: Any, state: PyTree, phi_leaves: list, phi_spec: Any, start: int,
+                          stop: int) -> PyTree:
+    """Steps ``start:stop`` rematerialised in the backward pass (:class:`_Rematerialise`). Every tensor the
+    segment depends on (the state's tensor leaves, φ's leaves) is an explicit input, so no closure hides
+    a dependence on φ; non-tensor leaves of the state pass through as constants."""
+    state_leaves, state_spec = tree_flatten(state)
+    is_tensor = [isinstance(x, torch.Tensor) for x in state_leaves]
+    tensors = [x for x, t in zip(state_leaves, is_tensor) if t]
+    n = len(tensors)
+    non_tensor_out: list = []
+
+    def rebuild(tensor_leaves: Any, others: Any) -> list:
+        it_t, it_o = iter(tensor_leaves), iter(others)
+        return [next(it_t) if t else next(it_o) for t in is_tensor]
+
+    def segment(*flat: torch.Tensor) -> tuple:
+        s = tree_unflatten(rebuild(flat[:n], [x for x, t in zip(state_leaves, is_tensor) if not t]), state_spec)
+        q = tree_unflatten(list(flat[n:]), phi_spec)
+        out = tree_flatten(run_steps(problem, s, q, start, stop))[0]
+        non_tensor_out[:] = [x for x, t in zip(out, is_tensor) if not t]
+        return tuple(x for x, t in zip(out, is_tensor) if t)
+
+    out = _Rematerialise.apply(segment, *tensors, *phi_leaves)
+    return tree_unflatten(rebuild(out, list(non_tensor_out)), state_spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class RGUCheckpointed:
+    """Exact ``∇L(φ)`` by reverse mode with rematerialisation (segment checkpointing).
+
+    The unroll is split into segments of ``S = segment_length`` steps (default ``⌈√T⌉``; the last segment
+    holds the remaining ``T mod S`` steps when S does not divide T). Each segment runs under
+    a rematerialising autograd function (the reentrant-checkpoint scheme; ``torch.utils.checkpoint``'s
+    non-reentrant variant needs saved-tensor hooks, which ``torch.func.grad`` inside a step does not
+    support, and its reentrant variant refuses ``torch.autograd.grad``): only segment boundaries are
+    stored in the forward pass and the backward pass recomputes one segment at a time. Memory ∝ ``T/S + S`` (∝ √T by default) for about
+    one extra forward unroll. Random ops inside ``step`` are replayed with the saved RNG state.
+    """
+
+    segment_length: int | None = None
+    check_finite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.segment_length is not None:
+            check_positive_int("segment_length", self.segment_length)
+
+    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
+        """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
+        num_steps = check_unrolled_problem(problem, "RGUCheckpointed")
+        check_meta_params(phi, "RGUCheckpointed")
+        seg = min(self.segment_length or math.ceil(math.sqrt(num_steps)), num_steps)
+
+        def objective(p: PyTree) -> torch.Tensor:
+            phi_leaves, phi_spec = tree_flatten(p)
+            state = problem.init(p)
+            for start in range(0, num_steps, seg):
+                state = _checkpointed_segment(problem, state, phi_leaves, phi_spec, start, min(start + seg, num_steps))
+            return _as_scalar(problem.outer_loss(state, p, problem.outer_batch), "outer_loss", p)
+
+        return value_and_grad("RGUCheckpointed", objective, phi, self.check_finite)

@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""CI regression check of fg2u (what `nox -s regression` runs).
+
+Runs, into a temporary folder, every installed benchmark's smoke config
+(`python -m fg2u_bench_<name> --config smoke --seeds 0 1 2 --out DIR/<name>`; packages that are not
+installed are skipped with a message) and, if `packages/core/benchmarks/bench_core.py` exists, the core
+memory benchmark (`--size small --out DIR/core`), prints each command, then compares the records with
+`results/baselines/` and exits 1 on a regression (see `fg2u.leaderboard.regression` for the tolerances).
+
+    python scripts/regression.py                      # check
+    python scripts/regression.py --update-baselines   # rewrite results/baselines/ on purpose
+    python scripts/regression.py --fresh DIR          # compare records already in DIR (no runs)
+    python scripts/regression.py --keep DIR           # keep the fresh records in DIR
+    python scripts/regression.py --bench-args "pde=--data-dir ../shared/data/pde"   # extra flags per benchmark
+
+Benchmarks that need data read it from their flag or environment variable (e.g. FG2U_PDE_DATA); a
+benchmark command that fails makes the check fail.
+
+Paths default to this checkout (`--results <repo>/results`, `--repo-root <repo>`), whatever the current
+directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fg2u.leaderboard.regression import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _with_defaults(argv: list[str]) -> list[str]:
+    names = {a.split("=", 1)[0] for a in argv}
+    defaults = []
+    if "--results" not in names:
+        defaults += ["--results", str(REPO / "results")]
+    if "--repo-root" not in names:
+        defaults += ["--repo-root", str(REPO)]
+    return defaults + argv
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(_with_defaults(sys.argv[1:])))
