@@ -36,6 +36,7 @@ __all__ = [
     "Sphere",
     "OrthogonalBlocks",
     "get_distribution",
+    "check_direction_settings",
     "DISTRIBUTIONS",
 ]
 
@@ -147,6 +148,14 @@ def get_distribution(distribution: str | DirectionDistribution) -> DirectionDist
     if not isinstance(distribution, DirectionDistribution):
         raise TypeError(f"distribution must be a name or a DirectionDistribution, got {distribution!r}")
     return distribution
+
+
+def check_direction_settings(num_directions: Any, distribution: Any, chunk_size: Any) -> None:
+    """Validates the settings every random-direction estimator shares (FG2U, FG2U_ZO, in both backends)."""
+    check_positive_int("num_directions (b)", num_directions)
+    get_distribution(distribution)
+    if chunk_size is not None:
+        check_positive_int("chunk_size", chunk_size)
 
 
 def _check_sizes(num_directions: int, dim: int) -> None:

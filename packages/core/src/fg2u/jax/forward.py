@@ -8,8 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fg2u._checks import check_choice, check_positive_float, check_positive_int
-from fg2u.directions import DirectionDistribution, get_distribution
+from fg2u._checks import check_choice, check_positive_float
+from fg2u.directions import DirectionDistribution, check_direction_settings
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 
@@ -22,13 +22,6 @@ from .unroll import check_unrolled_problem, meta_objective
 PyTree = Any
 
 __all__ = ["FG2U", "FG2U_ZO", "FGU"]
-
-
-def _check_common(num_directions: Any, distribution: Any, chunk_size: Any) -> None:
-    check_positive_int("num_directions (b)", num_directions)
-    get_distribution(distribution)
-    if chunk_size is not None:
-        check_positive_int("chunk_size", chunk_size)
 
 
 def _finish(who: str, total: PyTree, b: int, phi: PyTree, loss: jax.Array, check: bool) -> tuple[PyTree, Aux]:
@@ -64,7 +57,7 @@ class FG2U:
     check_finite: bool = False
 
     def __post_init__(self) -> None:
-        _check_common(self.num_directions, self.distribution, self.chunk_size)
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key`` a JAX PRNG key."""
@@ -112,7 +105,7 @@ class FG2U_ZO:
     check_finite: bool = False
 
     def __post_init__(self) -> None:
-        _check_common(self.num_directions, self.distribution, self.chunk_size)
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
         check_positive_float("eps (the finite-difference step)", self.eps)
         check_choice("scheme", self.scheme, ("forward", "central"))
 

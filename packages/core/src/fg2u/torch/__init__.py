@@ -40,14 +40,11 @@ from fg2u.torch.implicit import ConjugateGradient, HessianFree, Neumann
 from fg2u.torch.module import functional_model, module_buffers, module_params
 from fg2u.torch.optim import InnerState, optim_transition
 from fg2u.torch.parallel import DirectionParallel, rank_seed
-from fg2u.torch.parallel import DirectionParallel, rank_seed
 from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed
 from fg2u.torch.schedule import TwoPhase
 from fg2u.torch.unroll import meta_objective, unroll
 
 __all__ = [
-    "DirectionParallel",
-    "rank_seed",
     "FG2U",
     "FG2U_ZO",
     "FGU",

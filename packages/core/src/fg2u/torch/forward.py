@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from fg2u._checks import check_choice, check_positive_float, check_positive_int
-from fg2u.directions import DirectionDistribution, get_distribution
+from fg2u._checks import check_choice, check_positive_float
+from fg2u.directions import DirectionDistribution, check_direction_settings
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 from fg2u.torch._chunks import weighted_direction_sum
@@ -25,13 +25,6 @@ from fg2u.torch.directions import as_generator, sample_directions
 from fg2u.torch.unroll import check_unrolled_problem, meta_objective
 
 __all__ = ["FG2U", "FG2U_ZO", "FGU"]
-
-
-def _check_common(num_directions: Any, distribution: Any, chunk_size: Any) -> None:
-    check_positive_int("num_directions (b)", num_directions)
-    get_distribution(distribution)
-    if chunk_size is not None:
-        check_positive_int("chunk_size", chunk_size)
 
 
 def _check_key(key: Any, who: str) -> None:
@@ -100,7 +93,7 @@ class FG2U:
     check_finite: bool = False
 
     def __post_init__(self) -> None:
-        _check_common(self.num_directions, self.distribution, self.chunk_size)
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key``: ``torch.Generator`` or int seed."""
@@ -143,7 +136,7 @@ class FG2U_ZO:
     check_finite: bool = False
 
     def __post_init__(self) -> None:
-        _check_common(self.num_directions, self.distribution, self.chunk_size)
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
         check_positive_float("eps (the finite-difference step)", self.eps)
         check_choice("scheme", self.scheme, ("forward", "central"))
 
