@@ -80,6 +80,7 @@ def _torch_worker(rank: int, world: int, init_file: str, num_directions: int, nu
             times.append(time.perf_counter() - start)
         if rank == 0:
             queue.put(statistics.median(times))
+        dist.barrier()  # no rank tears gloo down while another is still using it (an abort otherwise)
     finally:
         dist.destroy_process_group()
 

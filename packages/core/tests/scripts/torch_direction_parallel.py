@@ -55,6 +55,7 @@ def worker(rank, world, init_file, out):
                     "loss": float(aux.outer_loss), "local_directions": [d.tolist() for d in gathered_dirs],
                     "local_estimates": [e.tolist() for e in gathered_estimates],
                 }, f)
+        dist.barrier()  # no rank tears gloo down while another is still using it (an abort otherwise)
     finally:
         dist.destroy_process_group()
 
