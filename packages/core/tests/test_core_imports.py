@@ -1,0 +1,14 @@
+"""The core installs and imports alone: `import fg2u` loads neither JAX nor PyTorch (nor pandas)."""
+
+import subprocess
+import sys
+
+
+def test_import_fg2u_loads_no_backend():
+    code = (
+        "import sys, fg2u, fg2u.problem, fg2u.estimator, fg2u.directions, fg2u.records\n"
+        "heavy = sorted(m for m in ('jax', 'jaxlib', 'torch', 'pandas') if m in sys.modules)\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "", f"import fg2u loaded {out.stdout.strip()}"
