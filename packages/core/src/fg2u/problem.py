@@ -30,6 +30,7 @@ __all__ = [
     "BlackBoxObjective",
     "UnrolledProblem",
     "BlackBoxProblem",
+    "check_unrolled_structure",
     "PyTree",
     "Scalar",
 ]
@@ -113,3 +114,19 @@ class BlackBoxProblem:
     def replace(self, **changes: Any) -> "BlackBoxProblem":
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def check_unrolled_structure(problem: Any, who: str) -> int:
+    """Checks that ``problem`` is an unrolled problem usable by estimator ``who``; returns ``T``.
+
+    Backend-agnostic part of the validation (each backend adds its check of the inner-batch shapes).
+    """
+    if isinstance(problem, BlackBoxProblem):
+        raise TypeError(
+            f"{who} differentiates through the inner loop and needs an UnrolledProblem(init, step, outer_loss, "
+            "num_steps); a BlackBoxProblem only exposes L(φ) — use FG2U_ZO for it"
+        )
+    for attr in ("init", "step", "outer_loss", "num_steps"):
+        if not hasattr(problem, attr):
+            raise TypeError(f"{who} needs an UnrolledProblem; {type(problem).__name__} has no attribute {attr!r}")
+    return check_positive_int("num_steps (the unroll depth T)", problem.num_steps)

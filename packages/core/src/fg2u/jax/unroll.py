@@ -8,8 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fg2u._checks import check_positive_int
-from fg2u.problem import BlackBoxProblem
+from fg2u.problem import BlackBoxProblem, check_unrolled_structure
 
 from ._pytree import check_same_structure
 
@@ -20,15 +19,7 @@ __all__ = ["unroll", "unroll_steps", "meta_objective", "batch_slice", "last_batc
 
 def check_unrolled_problem(problem: Any, who: str) -> int:
     """Validates an unrolled problem for estimator ``who``; returns ``T``."""
-    if isinstance(problem, BlackBoxProblem):
-        raise TypeError(
-            f"{who} differentiates through the inner loop and needs an UnrolledProblem(init, step, outer_loss, "
-            "num_steps); a BlackBoxProblem only exposes L(φ) — use FG2U_ZO for it"
-        )
-    for attr in ("init", "step", "outer_loss", "num_steps"):
-        if not hasattr(problem, attr):
-            raise TypeError(f"{who} needs an UnrolledProblem; {type(problem).__name__} has no attribute {attr!r}")
-    num_steps = check_positive_int("num_steps (the unroll depth T)", problem.num_steps)
+    num_steps = check_unrolled_structure(problem, who)
     batches = getattr(problem, "inner_batches", None)
     if batches is not None:
         for path, leaf in jax.tree_util.tree_flatten_with_path(batches)[0]:
