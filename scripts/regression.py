@@ -1,20 +1,20 @@
 #!/usr/bin/env python
 """CI regression check of fg2u (what `nox -s regression` runs).
 
-Runs, into a temporary folder, every installed benchmark's smoke config
-(`python -m fg2u_bench_<name> --config smoke --seeds 0 1 2 --out DIR/<name>`; packages that are not
-installed are skipped with a message) and, if `packages/core/benchmarks/bench_core.py` exists, the core
-memory benchmark (`--size small --out DIR/core`), prints each command, then compares the records with
-`results/baselines/` and exits 1 on a regression (see `fg2u.leaderboard.regression` for the tolerances).
+Runs, into a temporary folder, the smoke command of every installed benchmark (the benchmarks register
+through the `fg2u.benchmarks` entry points: `python -c "import fg2u.benchmarks as b; print(b.discover())"`
+lists them; a benchmark whose package is not installed is not run and its baselines show `not run`),
+prints each command, then compares the records with `results/baselines/` and exits 1 on a regression
+(see `fg2u.leaderboard.regression` for the tolerances).
 
     python scripts/regression.py                      # check
     python scripts/regression.py --update-baselines   # rewrite results/baselines/ on purpose
     python scripts/regression.py --fresh DIR          # compare records already in DIR (no runs)
     python scripts/regression.py --keep DIR           # keep the fresh records in DIR
-    python scripts/regression.py --bench-args "pde=--data-dir ../shared/data/pde"   # extra flags per benchmark
+    python scripts/regression.py --bench-args "NAME=--data-dir DIR"   # extra flags for benchmark NAME
 
-Benchmarks that need data read it from their flag or environment variable (e.g. FG2U_PDE_DATA); a
-benchmark command that fails makes the check fail.
+Benchmarks that need data read it from their flag or environment variable; a benchmark command that
+fails, or a benchmark plugin that cannot be loaded, makes the check fail.
 
 Paths default to this checkout (`--results <repo>/results`, `--repo-root <repo>`), whatever the current
 directory.

@@ -155,3 +155,36 @@ def test_local_model_directory_is_used(tmp_path):
     assert wm.backbone.config.n_embd == model.config.n_embd
     with pytest.raises(FileNotFoundError, match="model directory"):
         load_local_tokenizer(tmp_path / "missing")
+
+
+def test_meta_train_carries_the_base_model_and_records_validation(tiny):
+    """carry_reset: the second task starts where the first task's inner loop ended (checked against an
+    explicit unroll), and the base model is reset after carry_reset documents."""
+    from fg2u.torch import unroll
+
+    tok, base, wm, spec, _, splits = tiny
+    starts = []
+    real_make_task = camels.make_task
+
+    def spy(*args, theta_start=None, **kwargs):
+        problem = real_make_task(*args, theta_start=theta_start, **kwargs)
+        starts.append((theta_start, problem))
+        return problem
+
+    camels.make_task = spy
+    try:
+        wm2 = models.build_weight_model("tiny", tok, n_positions=64, seed=2)
+        phi_before = {k: v.clone() for k, v in models.param_dict(wm2).items()}
+        calls = []
+        history = camels.meta_train(base, wm2, tok, splits.meta_train, splits.locality, RGU(), spec, meta_steps=3,
+                                    outer_lr=1e-2, carry_reset=4, validate=lambda: calls.append(1) or 1.0,
+                                    validate_every=2)
+    finally:
+        camels.make_task = real_make_task
+    assert starts[0][0] is None and starts[2][0] is None  # 2 + 2 documents streamed → reset before step 3
+    carried = starts[1][0]
+    expected = unroll(starts[0][1], phi_before)
+    assert all(torch.allclose(carried[k], expected[k], atol=1e-6) for k in expected)
+    assert not torch.allclose(carried["transformer.wte.weight"], base.transformer.wte.weight)
+    assert [s for s, _ in history["val"]] == [0, 2, 3] and len(calls) == 3
+    assert len(history["outer_losses"]) == 3

@@ -131,3 +131,87 @@ def test_tokenizer_round_trip_and_answer_mask():
     assert (enc["input_ids"][enc["attention_mask"] == 0] == tok.pad_token_id).all()
     with pytest.raises(ValueError, match="pad_to"):
         encode_texts(tok, ["a b c d e f g"], max_length=64, pad_to=2)
+
+
+def test_sparse_stream_facts_are_a_small_random_part_of_the_text():
+    a = data.generate_sparse_documents(40, seed=5)
+    assert a == data.generate_sparse_documents(40, seed=5)
+    assert [d.text for d in a] != [d.text for d in data.generate_sparse_documents(40, seed=6)]
+    fact_chars = total_chars = 0
+    first_positions = set()
+    for d in a:
+        assert len(d.qa) == len(d.fact_spans) == len(d.answer_spans) == 2
+        for qa, (fs, fe), (s, e) in zip(d.qa, d.fact_spans, d.answer_spans):
+            assert fs <= s < e <= fe
+            assert d.text[s:e] == qa.answers[0]  # the answer span is the answer, inside its fact sentence
+            assert d.text[fs:fe].endswith(".")
+        fact_chars += sum(e - s for s, e in d.fact_spans)
+        total_chars += len(d.text)
+        first_positions.add(d.fact_spans[0][0] == 0)
+    assert 0.08 <= fact_chars / total_chars <= 0.22  # facts are 10–20 % of the text
+    assert first_positions == {True, False}  # facts at random positions, not always first
+    s = data.make_synthetic_splits(num_qa_tune=5, num_meta_train=5, num_meta_val=2, num_test=3, num_locality=2,
+                                   seed=0, stream="sparse")
+    assert s.name == "synthetic-sparse-facts" and all(d.answer_spans for d in s.test)
+    with pytest.raises(ValueError, match="stream"):
+        data.make_synthetic_splits(num_qa_tune=1, num_meta_train=1, num_meta_val=1, num_test=1, num_locality=1,
+                                   stream="nope")
+
+
+def test_span_token_mask_marks_exactly_the_answer_tokens():
+    from fg2u_bench_lm.tokenizer import encode_documents, span_token_mask
+
+    docs = data.generate_sparse_documents(30, seed=2)
+    tok = train_tokenizer([d.text for d in docs], vocab_size=400)
+    mask = span_token_mask(tok, docs[:4], 1024, scope="answer")
+    ids = encode_documents(tok, docs[:4], 1024)["input_ids"]
+    for i, d in enumerate(docs[:4]):
+        marked = tok.decode(ids[i][mask[i].bool()].tolist())
+        # marked tokens cover the answers (token boundaries may add a leading space or a neighbour piece)
+        for qa in d.qa:
+            assert qa.answers[0] in marked
+        assert mask[i].sum() < 0.3 * (ids[i] != tok.pad_token_id).sum()
+    fact = span_token_mask(tok, docs[:4], 1024, scope="fact")
+    assert ((fact - mask) >= 0).all() and fact.sum() > mask.sum()
+    with pytest.raises(ValueError, match="scope"):
+        span_token_mask(tok, docs[:1], 64, scope="bad")
+
+
+def _dev_blob(num_articles=12):
+    arts = []
+    for a in range(num_articles):
+        long = " ".join(f"Sentence {k} of article {a}." for k in range(60))  # > max_chars
+        arts.append({"title": f"T{a}", "paragraphs": [
+            {"context": f"Article {a} is about topic {a}. It has a river called R{a}.",
+             "qas": [{"id": f"{a}-1", "question": f"What is article {a} about?",
+                      "answers": [{"text": f"topic {a}", "answer_start": len(f"Article {a} is about ")}]}]},
+            {"context": long, "qas": [
+                {"id": f"{a}-2", "question": "late?", "answers": [{"text": "Sentence 59", "answer_start": long.index("Sentence 59")}]},
+                {"id": f"{a}-3", "question": "early?", "answers": [{"text": "Sentence 1", "answer_start": long.index("Sentence 1 ")}]}]},
+        ]})
+    return {"version": "1.1", "data": arts}
+
+
+def test_squad_dev_article_split_has_no_article_in_two_splits(tmp_path, monkeypatch):
+    path = tmp_path / "dev-v1.1.json"
+    path.write_text(json.dumps(_dev_blob()))
+    s = data.squad_dev_article_splits(path, fractions=(0.4, 0.3, 0.1, 0.2), num_locality_articles=1, max_chars=200)
+    article = lambda d: d.doc_id.split("-")[2]
+    parts = [{article(d) for d in part} for part in (s.qa_tune, s.meta_train, s.meta_val, s.test)]
+    assert all(parts)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not parts[i] & parts[j]
+    assert sum(len(p) for p in parts) == 11  # 12 articles, one kept for locality texts
+    assert s.name == "squad-v1.1-dev-article-split" and len(s.locality) == 2
+    for d in s.test:
+        assert len(d.text) <= 200
+        for qa in d.qa:
+            assert qa.question != "late?"  # its answer was cut off with the text
+        for a, b in d.answer_spans:
+            assert d.text[a:b] in {x for qa in d.qa for x in qa.answers}
+    monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
+    with pytest.raises(data.DataFileMissingError, match="dev-v1.1.json"):
+        data.squad_dev_article_splits(None)
+    with pytest.raises(data.DataFileMissingError, match="missing.json"):
+        data.squad_dev_article_splits(tmp_path / "missing.json")

@@ -84,3 +84,42 @@ def test_bad_observation_requests():
         sample_observations(x, t, u, num_points=2, noise_level=-1)
     with pytest.raises(ValueError, match="shape"):
         sample_observations(x, t, u.T, num_points=2)
+
+
+def test_grid_layout_is_the_papers_8x8_interior_grid():
+    x, t = np.linspace(-1, 1, 201), np.linspace(0, 1, 101)
+    u = np.add.outer(10 * t, x)
+    a = sample_observations(x, t, u, num_points=64, seed=3, layout="grid")
+    b = sample_observations(x, t, u, num_points=64, seed=4, layout="grid")
+    np.testing.assert_array_equal(a.u, b.u)  # no noise: the seed does not matter
+    assert sorted(set(a.t_index)) == [11, 22, 33, 44, 56, 67, 78, 89]  # round(linspace(0, 100, 10)[1:-1])
+    assert len(set(a.x_index)) == 8 and a.x_index.min() > 0 and a.x_index.max() < 200
+    assert len(set(zip(a.t_index, a.x_index))) == 64
+    noisy = sample_observations(x, t, u, num_points=64, seed=3, layout="grid", noise_level=0.01)
+    assert 0 < np.max(np.abs(noisy.u - a.u)) < 0.05 * np.std(u)
+    with pytest.raises(ValueError, match="square"):
+        sample_observations(x, t, u, num_points=60, layout="grid")
+    with pytest.raises(ValueError, match="layout"):
+        sample_observations(x, t, u, num_points=64, layout="lattice")
+
+
+def test_solver_reference_is_generated_once_and_cached(tmp_path):
+    import jax
+
+    from fg2u_bench_pde.equations import get_equation
+    from fg2u_bench_pde.reference import resolve_cache_dir, solver_reference
+    from fg2u_bench_pde.spectral import SpectralSettings, solve
+
+    x, t = np.linspace(-1, 1, 9), 0.05 * np.arange(3)
+    settings = SpectralSettings(32, 0.05, 3, 2)
+    with jax.enable_x64(True):
+        first = solver_reference("kdv", x, t, settings, tmp_path)
+        assert first.path.startswith(str(tmp_path)) and len(list(tmp_path.glob("kdv-*.npz"))) == 1
+        np.testing.assert_array_equal(first.u, solve(get_equation("kdv"), 0.0025, settings, x))
+        again = solver_reference("kdv", x, t, settings, tmp_path)
+        np.testing.assert_array_equal(again.u, first.u)
+        solver_reference("kdv", x, t, SpectralSettings(32, 0.05, 3, 4), tmp_path)  # other settings, other file
+        assert len(list(tmp_path.glob("kdv-*.npz"))) == 2
+        with pytest.raises(ValueError, match="output times"):
+            solver_reference("kdv", x, t, SpectralSettings(32, 0.1, 3, 2), tmp_path)
+    assert resolve_cache_dir(tmp_path / "c") == tmp_path / "c"

@@ -75,3 +75,53 @@ def test_non_positive_coefficient_gives_nan_loss_not_a_silent_number():
     problem, _ = _problem("identity")
     assert np.isnan(float(problem.objective(jnp.asarray(-0.01), problem.data)))
     assert np.isnan(float(problem.objective(jnp.asarray(0.0), problem.data)))
+
+
+def test_quadrature_estimator_is_the_papers_weighted_forward_difference(log_problem):
+    from fg2u_bench_pde.quadrature import FixedQuadratureZO
+
+    problem, phi, exact = log_problem
+    quad = FixedQuadratureZO(eps=1e-6)
+    v, w = quad.nodes_and_weights()
+    np.testing.assert_allclose(np.sum(w), 1.0, rtol=1e-14)
+    second_moment = float(np.sum(w * v**2))  # a 12-node quadrature of E[v²] = 1 for v ~ N(0, 1)
+    assert abs(second_moment - 1.0) < 1e-3, second_moment
+    g, aux = quad(problem, phi, None)
+    # deterministic: Σ w (L(φ+εv) − L(φ))/ε v = L'(φ)·Σ w v² + O(ε·max v³)
+    assert abs(float(g) - second_moment * exact) < 1e-4 * abs(exact)
+    np.testing.assert_allclose(aux.outer_loss, problem.objective(phi, problem.data), rtol=1e-12)
+    assert quad.solves_per_step(1) == 13 and quad.solves_per_step(2) == 25
+    assert FixedQuadratureZO(scheme="central").solves_per_step(1) == 24
+    with pytest.raises(ValueError, match="scheme"):
+        FixedQuadratureZO(scheme="backward")
+
+
+def test_two_unknown_objective_gradient_matches_jax_grad():
+    # φ = (log λ₁, log ν): FG²U-ZO central with ε = 1e-6 over many Rademacher directions is unbiased for
+    # the 2-d gradient; with a quadrature along the axes it is the gradient (both vs jax.grad).
+    from fg2u_bench_pde.quadrature import FixedQuadratureZO
+
+    eq = get_equation("burgers")
+    settings = SpectralSettings(32, 0.05, 5, 2)
+    x = np.linspace(-1, 1, 17)
+    u = solve(eq, 0.05, settings, x, nonlinear_scale=0.8)
+    obs = sample_observations(x, 0.05 * np.arange(5), u, num_points=12, seed=1)
+    p = spectral_problem(eq, settings, "log", obs, unknowns=2)
+    problem = BlackBoxProblem(jax.jit(p.objective), p.data)
+    phi = jnp.log(jnp.array([1.1, 0.07]))
+    exact = np.asarray(jax.grad(problem.objective)(phi, problem.data))
+    assert np.all(np.abs(exact) > 1e-6)
+    quad = FixedQuadratureZO(eps=1e-6, scheme="central")
+    v, w = quad.nodes_and_weights()
+    g, _ = quad(problem, phi, None)
+    np.testing.assert_allclose(np.asarray(g), float(np.sum(w * v**2)) * exact, rtol=1e-5)
+    # b = 2 orthogonal directions (a random rotation of the axes, scaled by √2) give the exact gradient:
+    # (1/2) Σ (g·v)v = Σ q qᵀ g = g; one Rademacher direction does not (cross term g₁v₁v₂)
+    from fg2u.jax import FG2U_ZO
+
+    for seed in range(2):
+        g, _ = FG2U_ZO(num_directions=2, distribution="orthogonal", eps=1e-6, scheme="central")(
+            problem, phi, jax.random.PRNGKey(seed))
+        np.testing.assert_allclose(np.asarray(g), exact, rtol=1e-5)
+    # the loss vanishes at the generating coefficients
+    assert float(problem.objective(jnp.log(jnp.array([0.8, 0.05])), problem.data)) < 1e-20

@@ -13,7 +13,9 @@ median wall time of the compiled call, and appends result records to ``results/c
 It prints a table, and the ratios the design targets:
   * FG²U temp memory at the largest T within 1.1× of the smallest T (flat in T);
   * RGU growing about linearly in T, RGUCheckpointed about √T;
-  * FG²U wall time per direction within 3× of one plain (non-differentiated) unroll.
+  * FG²U wall time per direction within 2.5× of one plain (non-differentiated) unroll;
+  * FG²U (chunk_size = 1) compiled temp memory within 3× of a plain unroll's for every b (1, 4, 16):
+    directions are drawn inside each chunk, so memory does not depend on b.
 """
 
 from __future__ import annotations
@@ -61,9 +63,13 @@ def make_problem(num_steps: int, meta_dim: int) -> tuple[fg2u.UnrolledProblem, j
     return problem, phi
 
 
+MEMORY_DIRECTIONS = (1, 16)  # FG2U(b, chunk_size=1) for these b too: compiled memory must not depend on b
+
+
 def estimators(num_steps: int, meta_dim: int) -> dict[str, object]:
     out = {
         "FG2U": fj.FG2U(num_directions=NUM_DIRECTIONS, chunk_size=1),
+        **{f"FG2U(b={b})": fj.FG2U(num_directions=b, chunk_size=1) for b in MEMORY_DIRECTIONS},
         "RGU": fj.RGU(),
         "RGUCheckpointed": fj.RGUCheckpointed(),
         "TRGU(K=10)": fj.TRGU(truncation=min(10, num_steps)),
@@ -94,7 +100,7 @@ def measure(fn, *args, repeats: int) -> tuple[dict[str, int], float]:
     return memory, statistics.median(times)
 
 
-def run_jax(size: str, out_dir: Path, repeats: int) -> list:
+def run_jax(size: str, out_dir: Path, repeats: int, only: list[str] | None = None) -> list:
     records = []
     key = jax.random.PRNGKey(0)
     for meta_dim in SIZES[size]["meta_dims"]:
@@ -106,12 +112,17 @@ def run_jax(size: str, out_dir: Path, repeats: int) -> list:
             print(f"  T={num_steps:5d} N={meta_dim:7d} {'plain unroll (no gradient)':24s} "
                   f"temp={plain_memory['compiled_temp_bytes']:>12,d} B time={plain_time * 1e3:9.2f} ms", flush=True)
             for name, estimator in estimators(num_steps, meta_dim).items():
+                if only is not None and name not in only:
+                    continue
                 fn = lambda phi, key, estimator=estimator: estimator(problem, phi, key)  # noqa: E731
                 memory, seconds = measure(fn, phi, key, repeats=repeats)
                 settings = _settings(estimator)
                 metrics_extra = {"time_ratio_to_plain_unroll": seconds / plain_time}
-                if name == "FG2U":
-                    metrics_extra["time_per_direction_ratio"] = seconds / NUM_DIRECTIONS / plain_time
+                if name.startswith("FG2U"):
+                    b = estimator.num_directions
+                    metrics_extra["time_per_direction_ratio"] = seconds / b / plain_time
+                    metrics_extra["temp_memory_ratio_to_plain_unroll"] = (
+                        memory["compiled_temp_bytes"] / max(plain_memory["compiled_temp_bytes"], 1))
                 records.append(_record(size, name, settings, num_steps, meta_dim, memory, seconds, metrics_extra))
                 print(f"  T={num_steps:5d} N={meta_dim:7d} {name:24s} temp={memory['compiled_temp_bytes']:>12,d} B "
                       f"time={seconds * 1e3:9.2f} ms", flush=True)
@@ -186,10 +197,12 @@ def summarise(records: list) -> None:
                 ratio = b.metrics["compiled_temp_bytes"] / max(a.metrics["compiled_temp_bytes"], 1)
                 print(f"  N={n:7d} {name:18s} memory ratio {ratio:8.2f}")
         for t in steps:
-            fg = by.get(("FG2U", t, n))
-            if fg:
-                print(f"  N={n:7d} T={t:5d} FG2U time per direction / plain unroll = "
-                      f"{fg.metrics['time_per_direction_ratio']:.2f}")
+            for name in ("FG2U", *(f"FG2U(b={b})" for b in MEMORY_DIRECTIONS)):
+                fg = by.get((name, t, n))
+                if fg:
+                    print(f"  N={n:7d} T={t:5d} {name:10s} (chunk_size=1, b={fg.settings['num_directions']:2d}): time per "
+                          f"direction / plain unroll = {fg.metrics['time_per_direction_ratio']:.2f}, compiled temp "
+                          f"memory / plain unroll = {fg.metrics['temp_memory_ratio_to_plain_unroll']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,9 +211,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/core"))
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--torch", action="store_true", help="also measure the torch backend (peak RSS)")
+    parser.add_argument("--estimators", nargs="+", default=None, metavar="NAME",
+                        help="only these JAX estimators (e.g. FG2U 'FG2U(b=1)' 'FG2U(b=16)' RGU); default: all")
+    parser.add_argument("--meta-dims", type=int, nargs="+", default=None, help="override the size's N values")
+    parser.add_argument("--num-steps", type=int, nargs="+", default=None, help="override the size's T values")
     args = parser.parse_args(argv)
+    if args.meta_dims or args.num_steps:
+        SIZES[args.size] = {"num_steps": tuple(args.num_steps or SIZES[args.size]["num_steps"]),
+                            "meta_dims": tuple(args.meta_dims or SIZES[args.size]["meta_dims"])}
     print(f"bench_core: size={args.size}, JAX {jax.__version__} on {jax.devices()[0].platform}", flush=True)
-    records = run_jax(args.size, args.out, args.repeats)
+    records = run_jax(args.size, args.out, args.repeats, args.estimators)
     if args.torch:
         records += run_torch(args.size, args.out)
     summarise(records)

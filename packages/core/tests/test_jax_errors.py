@@ -147,13 +147,18 @@ def test_two_phase_dispatch_python_and_traced():
     g_first, _ = first(prob, PHI, None)
     g_second, _ = second(prob, PHI, None)
     assert np.abs(np.asarray(g_first["x"] - g_second["x"])).max() > 1e-3
-    for step, want in ((0, g_first), (1, g_first), (2, g_second), (7, g_second)):
-        g, _ = est(prob, PHI, None, meta_step=step)
+    state = est.init(PHI)
+    for step, want in enumerate((g_first, g_first, g_second, g_second)):
+        assert int(state[0]) == step
+        g, _, state = est.estimate(prob, PHI, None, state)
         np.testing.assert_allclose(np.asarray(g["x"]), np.asarray(want["x"]), rtol=1e-6)
-    traced = jax.jit(est.__call__)
+    traced = jax.jit(est.estimate)
     for step, want in ((1, g_first), (2, g_second)):
-        g, _ = traced(prob, PHI, None, jnp.asarray(step))
+        g, _, new_state = traced(prob, PHI, None, (jnp.asarray(step, jnp.int32), None, None))
         np.testing.assert_allclose(np.asarray(g["x"]), np.asarray(want["x"]), rtol=1e-5)
+        assert int(new_state[0]) == step + 1
+    g, _ = est(prob, PHI, None)  # called without state: a fresh state, i.e. the first phase
+    np.testing.assert_allclose(np.asarray(g["x"]), np.asarray(g_first["x"]), rtol=1e-6)
 
 
 def test_problem_is_a_pytree_and_new_batches_do_not_recompile():

@@ -1,4 +1,5 @@
-"""Aggregation of result records: loading, grouping, mean ± std, best marks, references, bad input."""
+"""Aggregation of result records: loading, grouping, mean ± std, best marks, bad input (published
+reference numbers: test_leaderboard_plugins.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import sys
 import pytest
 
 from fg2u.leaderboard import aggregate as agg
-from fg2u.leaderboard.references import REFERENCES, reference_in_column_unit, references_for
 from fg2u.records import ResultRecord, append_records, make_record
 
 _TEMPLATE = make_record(
@@ -189,48 +189,26 @@ def test_to_dataframe_and_clear_error_without_pandas(monkeypatch):
         agg.to_dataframe(summaries)
 
 
-def test_reference_rows_carry_the_published_numbers():
-    vision = references_for("vision")
-    assert len(vision) == 18  # 3 data sets x 3 IPC x (FG2U, RGU)
-    table = {(r.dataset, r.settings["ipc"], r.estimator): r.value for r in vision}
-    assert table[("mnist", 1, "FG2U")] == 82.44 and table[("mnist", 1, "RGU")] == 92.32
-    assert table[("cifar10", 50, "RGU")] == 56.37 and table[("cifar100", 10, "FG2U")] == 23.38
-    lm = {(r.settings["model_size"], r.estimator): r.value for r in references_for("lm")}
-    assert lm[("gpt2-xl", "FG2U")] == 14.42 and lm[("distilgpt2", "RGU (CaMeLS impl.)")] == 5.53
-    pde = references_for("pde")
-    assert {r.task for r in pde} == {"burgers", "allen_cahn", "kdv"}
-    assert all(r.approximate and (r.value, r.high) == (1.0, 3.0) for r in pde)
-    assert all(r.source for r in REFERENCES)
-
-
-def test_reference_unit_follows_the_column():
-    assert reference_in_column_unit("test_accuracy", [0.5, 0.9]) == 0.01
-    assert reference_in_column_unit("test_accuracy_mean", [52.0, 70.0]) == 1.0
-    assert reference_in_column_unit("f1_pct", [0.5]) == 1.0
-    assert reference_in_column_unit("f1", []) is None
-    assert reference_in_column_unit("f1", [0.0, 0.0]) is None  # all zero: percent or fraction cannot be told
-    assert reference_in_column_unit("f1", [0.0], {"f1_unit": "percent"}) == 1.0
-    assert reference_in_column_unit("test_accuracy_mean", [0.5], {"accuracy_unit": "percent"}) == 1.0
-    # a relative error is a fraction even when a diverged run makes it large
-    assert reference_in_column_unit("relative_coefficient_error", [0.5, 7746.0]) == 0.01
-    assert reference_in_column_unit("coef_error", [5.0]) is None
-    (mnist1,) = [r for r in references_for("vision") if (r.dataset, r.settings["ipc"], r.estimator) == ("mnist", 1, "FG2U")]
-    assert mnist1.text(0.01) == "0.8244" and mnist1.text(1.0) == "82.44" and mnist1.text(None) == "82.44 %"
-
-
 def test_baselines_never_win_and_memory_compares_only_equal_measures():
     records = [
         rec("FG2U", 0, {"test_accuracy": 0.6, "peak_memory_mib": 5.0}, {"memory_measure": "rss"}),
         rec("RGU", 0, {"test_accuracy": 0.5, "peak_memory_mib": 1.0}, {"memory_measure": "compiled"}),
-        rec("WholeDataset", 0, {"test_accuracy": 0.9}),                        # a yard stick by name
-        rec("Random", 0, {"test_accuracy": 0.95}, {"baseline": "random subset"}),  # and by setting
+        rec("WholeDataset", 0, {"test_accuracy": 0.9}),                        # a declared yard stick
+        rec("Random", 0, {"test_accuracy": 0.95}, {"baseline": "random subset"}),  # and one by setting
     ]
     summaries, _ = agg.summarize(records)
-    best = {(k.estimator, m) for k, m in agg.best_entries(summaries)}
+    yardsticks = {"vision": ("WholeDataset",)}  # what the benchmark's declaration says
+    best = {(k.estimator, m) for k, m in agg.best_entries(summaries, yardsticks)}
     # accuracy: FG2U beats RGU (the baselines do not compete); memory: each measure is alone, unmarked
     assert best == {("FG2U", "test_accuracy")}
-    assert not agg.competes(by_estimator(summaries, "WholeDataset").key)
+    assert not agg.competes(by_estimator(summaries, "WholeDataset").key, yardsticks)
+    assert agg.competes(by_estimator(summaries, "WholeDataset").key)  # undeclared: it competes
     assert not agg.competes(by_estimator(summaries, "Random").key)
+    # a declared direction overrides the name rule ("hits" has none by its words)
+    records = [rec("FG2U", 0, {"hits": 3.0}), rec("RGU", 0, {"hits": 5.0})]
+    summaries, _ = agg.summarize(records)
+    assert not agg.best_entries(summaries)
+    assert {k.estimator for k, _ in agg.best_entries(summaries, directions={("vision", "hits"): "lower"})} == {"FG2U"}
 
 
 def test_quality_competes_across_unroll_depths_but_memory_does_not():

@@ -6,10 +6,12 @@ import dataclasses
 import json
 import math
 import statistics
+import sys
 import textwrap
 
 import pytest
 
+from fg2u.benchmarks import Benchmark, DiscoveryIssue, Metric
 from fg2u.leaderboard import regression as reg
 from fg2u.leaderboard.__main__ import main as cli
 from fg2u.leaderboard.aggregate import load_results, summarize
@@ -185,45 +187,84 @@ def test_band_formula():
     assert reg.band("deterministic_memory", 1000.0, 50.0) == pytest.approx(10.0)
 
 
-def test_runner_runs_installed_smoke_configs_and_the_core_benchmark(tmp_path, monkeypatch, capsys):
-    """End to end with a stand-in core benchmark script (no benchmark package installed)."""
-    monkeypatch.setattr(reg, "_installed_benchmarks", lambda: [])
-    script = tmp_path / "repo" / reg.CORE_BENCHMARK
+_STAND_IN = textwrap.dedent("""
+    import argparse, pathlib
+    from fg2u.records import append_records, make_record
+    p = argparse.ArgumentParser(); p.add_argument("--size"); p.add_argument("--out")
+    a = p.parse_args()
+    append_records(pathlib.Path(a.out) / f"{a.size}.jsonl", [make_record(
+        benchmark="core", task="memory", dataset="synthetic", config=a.size, estimator=e, seed=0,
+        settings={"num_steps": 8}, metrics={"compiled_temp_bytes": b}, wall_time_s=0.1)
+        for e, b in (("FG2U", 1000.0), ("RGU", 8000.0))])
+""")
+
+
+def _plugins(script):
+    """Declarations like the installed ones: a script benchmark in a source checkout and a module one."""
+    core = Benchmark("core", ("{python}", "{repo_root}/bench/core.py", "--size", "small", "--out", "{out}"),
+                     (Metric("compiled_temp_bytes", "lower", "bytes"),), ("num_steps",),
+                     smoke_requires=("{repo_root}/bench/core.py",))
+    toy = Benchmark("toy", ("{python}", "-m", "fg2u_bench_toy", "--config", "smoke", "--seeds", "{seeds}",
+                            "--out", "{out}"), (Metric("test_accuracy", "higher", "%"),), ("dataset",))
+    return [core, toy]
+
+
+def test_runner_runs_declared_smoke_commands(tmp_path, monkeypatch, capsys):
+    """End to end with a stand-in core benchmark script, discovered through (fake) entry points."""
+    repo = tmp_path / "repo"
+    script = repo / "bench" / "core.py"
+    core, toy = _plugins(script)
+    commands, skipped = reg.benchmark_commands(tmp_path / "out", seeds=(0, 1), repo_root=repo, benchmarks=[core, toy],
+                                               extra=reg._extra_args(["toy=--dataset digits", "nope=--x 1"]))
+    assert [name for name, _ in commands] == ["toy"]  # the script does not exist yet
+    assert commands[0][1][1:] == ["-m", "fg2u_bench_toy", "--config", "smoke", "--seeds", "0", "1",
+                                  "--out", str(tmp_path / "out" / "toy"), "--dataset", "digits"]
+    assert "skipping benchmark 'core'" in skipped[0] and "does not exist" in skipped[0]
+    assert "'nope' ignored: no such benchmark" in skipped[1]
     script.parent.mkdir(parents=True)
-    script.write_text(textwrap.dedent("""
-        import argparse, pathlib
-        from fg2u.records import append_records, make_record
-        p = argparse.ArgumentParser(); p.add_argument("--size"); p.add_argument("--out")
-        a = p.parse_args()
-        append_records(pathlib.Path(a.out) / f"{a.size}.jsonl", [make_record(
-            benchmark="core", task="memory", dataset="synthetic", config=a.size, estimator=e, seed=0,
-            settings={"num_steps": 8}, metrics={"compiled_temp_bytes": b}, wall_time_s=0.1)
-            for e, b in (("FG2U", 1000.0), ("RGU", 8000.0))])
-    """))
-    commands, skipped = reg.benchmark_commands(tmp_path / "out", repo_root=tmp_path / "repo")
-    assert [name for name, _ in commands] == ["core"]
-    assert commands[0][1][1:] == [str(script), "--size", "small", "--out", str(tmp_path / "out" / "core")]
-    assert len(skipped) == 3 and all("not installed" in m for m in skipped)
-    monkeypatch.setattr(reg, "_installed_benchmarks", lambda: ["vision"])
-    commands, _ = reg.benchmark_commands(tmp_path / "out", seeds=(0, 1), repo_root=tmp_path / "repo",
-                                         extra=reg._extra_args(["vision=--dataset digits", "core=--repeats 1"]))
-    assert commands[0][1][1:] == ["-m", "fg2u_bench_vision", "--config", "smoke", "--seeds", "0", "1",
-                                  "--out", str(tmp_path / "out" / "vision"), "--dataset", "digits"]
-    assert commands[1][1][-2:] == ["--repeats", "1"]
-    monkeypatch.setattr(reg, "_installed_benchmarks", lambda: [])
+    script.write_text(_STAND_IN)
+    commands, skipped = reg.benchmark_commands(tmp_path / "out", repo_root=repo, benchmarks=[core],
+                                               extra={"core": ["--repeats", "1"]})
+    assert commands == [("core", [sys.executable, str(script), "--size", "small", "--out",
+                                  str(tmp_path / "out" / "core"), "--repeats", "1"])] and not skipped
+    # the CLI discovers plugins through the entry points
+    monkeypatch.setattr(reg, "discover", lambda with_issues=False: ([core], []) if with_issues else [core])
     results = tmp_path / "results"
-    args = ["regression", "--results", str(results), "--repo-root", str(tmp_path / "repo")]
+    args = ["regression", "--results", str(results), "--repo-root", str(repo)]
     assert cli([*args, "--update-baselines"]) == 0
     out = capsys.readouterr().out
-    assert "$ " in out and "bench_core.py --size small" in out and "skipping benchmark 'vision'" in out
+    assert "$ " in out and "core.py --size small" in out
     assert cli(args) == 0
     assert (results / "baselines" / "core.jsonl").exists()
 
 
-def test_failing_benchmark_command_fails_the_check(tmp_path, monkeypatch):
-    monkeypatch.setattr(reg, "_installed_benchmarks", lambda: [])
-    script = tmp_path / "repo" / reg.CORE_BENCHMARK
-    script.parent.mkdir(parents=True)
-    script.write_text("raise SystemExit(3)\n")
-    ran, failures = reg.run_benchmarks(tmp_path / "out", repo_root=tmp_path / "repo")
+def test_failing_benchmark_command_or_plugin_fails_the_check(tmp_path, monkeypatch, capsys):
+    repo = tmp_path / "repo"
+    core, _ = _plugins(repo / "bench" / "core.py")
+    (repo / "bench").mkdir(parents=True)
+    (repo / "bench" / "core.py").write_text("raise SystemExit(3)\n")
+    ran, failures = reg.run_benchmarks(tmp_path / "out", repo_root=repo, benchmarks=[core])
     assert ran == ["core"] and "exit 3" in failures[0]
+    # a plugin that cannot be loaded is a failure, not a silently skipped benchmark
+    issue = DiscoveryIssue("toy = fg2u_bench_toy.plugin:BENCHMARK", "cannot be loaded (ImportError: boom)")
+    monkeypatch.setattr(reg, "discover", lambda with_issues=False: ([], [issue]))
+    (tmp_path / "fresh").mkdir()
+    assert cli(["regression", "--results", str(tmp_path), "--fresh", str(tmp_path / "fresh")]) == 1
+    assert "benchmark plugin toy = fg2u_bench_toy.plugin:BENCHMARK: cannot be loaded" in capsys.readouterr().out
+
+
+def test_declared_direction_overrides_the_metric_name_rule():
+    from fg2u.leaderboard.aggregate import MetricStats
+    from fg2u.leaderboard.aggregate import GroupKey
+
+    key = GroupKey("toy", "t", "d", "smoke", "FG2U")
+    base, fresh = MetricStats.from_values([0.10, 0.10]), MetricStats.from_values([0.20, 0.20])
+    # "hits" has no direction by its words: without a declaration it is only shown
+    assert reg._compare_metric(key, "hits", base, fresh).status == "info"
+    assert reg._compare_metric(key, "hits", base, fresh, "lower").status == "REGRESSION"
+    assert reg._compare_metric(key, "hits", base, fresh, "higher").status == "improved"
+    bench = Benchmark("toy", None, (Metric("hits", "lower"),), ("dataset",))
+    summary = type("S", (), {"key": key, "metrics": {"hits": fresh}})()
+    baseline = reg.Baseline(key, {"hits": base}, (0, 1), {})
+    (row,) = reg.compare([baseline], [summary], [bench])
+    assert row.status == "REGRESSION" and row.kind == "quality"

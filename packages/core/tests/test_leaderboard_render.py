@@ -1,4 +1,5 @@
-"""Rendering: LEADERBOARD.md, self-contained leaderboard.html and PNG plots from records in tmp_path."""
+"""Rendering: headline tables, full tables, self-contained leaderboard.html and PNG plots from records in
+tmp_path, with benchmark declarations given explicitly (as the entry points would)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,34 @@ import sys
 
 import pytest
 
+from fg2u.benchmarks import Benchmark, Metric, Reference
 from fg2u.leaderboard.__main__ import main as cli
 from fg2u.leaderboard.aggregate import summarize
-from fg2u.leaderboard.render import build_tables, format_stats, render_all
+from fg2u.leaderboard.render import build_headlines, build_tables, format_stats, format_value, render_all
 from fg2u.records import append_records, make_record
 
 _TEMPLATE = make_record(
-    benchmark="vision", task="condensation", dataset="digits", config="smoke", estimator="FG2U",
+    benchmark="quality", task="condense", dataset="digits", config="smoke", estimator="FG2U",
     settings={}, seed=0, metrics={"test_accuracy": 0.0}, wall_time_s=1.0, device="cpu: test",
 )
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+QUALITY = Benchmark(
+    name="quality", title="A quality benchmark", smoke_command=None, order=20,
+    metrics=(Metric("test_accuracy", "higher", "fraction", "test accuracy"),),
+    columns=("dataset", "ipc"), tables=("config",), labels={"ipc": "IPC"},
+    references=(
+        Reference("test_accuracy", "FG2U", 82.44, "%", {"dataset": "mnist", "ipc": 1}, "paper Table 1"),
+        Reference("test_accuracy", "RGU", 92.32, "%", {"dataset": "digits", "ipc": 1}, "paper Table 1"),
+        Reference("test_accuracy", "Other", 50.0, "%", {"dataset": "digits", "ipc": 1}, "paper Table 9"),
+    ),
+)
+MEMORY = Benchmark(
+    name="memory", title="A memory benchmark", smoke_command=None, order=10,
+    metrics=(Metric("compiled_temp_bytes", "lower", "bytes", "compiled memory"),),
+    columns=("num_steps",), tables=("task", "config", "meta_dim"), labels={"num_steps": "T", "meta_dim": "N"},
+)
+PLUGINS = [QUALITY, MEMORY]
 
 
 def rec(benchmark, estimator, seed, metrics, settings=None, **fields):
@@ -26,100 +45,147 @@ def rec(benchmark, estimator, seed, metrics, settings=None, **fields):
                                metrics=metrics, settings=settings or {}, **fields)
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("results")
-    vision = [rec("vision", "FG2U", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.60), (1, 0.64)]]
-    vision += [rec("vision", "RGU", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.70), (1, 0.74)]]
-    append_records(root / "vision" / "smoke.jsonl", vision)
-    core = [
-        rec("core", est, 0, {"compiled_temp_bytes": float(base * steps)}, {"num_steps": steps, "meta_dim": 64},
+def _records():
+    quality = [rec("quality", "FG2U", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.60), (1, 0.64)]]
+    quality += [rec("quality", "RGU", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.70), (1, 0.74)]]
+    quality += [rec("quality", "WholeDataset", s, {"test_accuracy": 0.97}, {"ipc": 1, "baseline": "all data"})
+                for s in (0, 1)]
+    memory = [
+        rec("memory", est, 0, {"compiled_temp_bytes": float(base * steps)}, {"num_steps": steps, "meta_dim": 64},
             task="memory", dataset="synthetic", config="small")
         for est, base in (("FG2U", 1024), ("RGU", 64 * 1024)) for steps in (4, 16, 64)
     ]
-    append_records(root / "core" / "small.jsonl", core)
-    with (root / "vision" / "smoke.jsonl").open("a") as f:
-        f.write('{"benchmark": "vision"}\n')  # line 5: partial
-    out = render_all(root, warn=False)
+    return quality, memory
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    quality, memory = _records()
+    append_records(root / "quality" / "smoke.jsonl", quality)
+    append_records(root / "memory" / "small.jsonl", memory)
+    append_records(root / "other" / "x.jsonl", [rec("other", "FG2U", 0, {"score": 1.0})])  # no plugin declares it
+    with (root / "quality" / "smoke.jsonl").open("a") as f:
+        f.write('{"benchmark": "quality"}\n')  # line 7: partial
+    out = render_all(root, benchmarks=PLUGINS, warn=False)
     return root, out
 
 
-def test_markdown_has_one_table_per_benchmark_with_runs_references_and_best(results):
+def test_headline_tables_have_estimators_as_rows_and_data_sets_as_columns(results):
     root, out = results
     md = out["markdown"].read_text()
     assert out["markdown"] == root / "LEADERBOARD.md"
-    assert [h for h in re.findall(r"^## (\w+)", md, re.M)] == ["core", "vision", "pde", "lm", "Plots", "Skipped"]
-    vision = md.split("## vision")[1].split("## pde")[0]
-    # RGU mean 0.72 beats FG2U 0.62: bold; std of (0.70, 0.74) = 0.02828 (2 digits shown)
-    assert "| ours | condensation | digits | smoke | 1 | RGU | 2 | **0.72 ± 0.028** |" in vision
-    assert "| ours | condensation | digits | smoke | 1 | FG2U | 2 | 0.62 ± 0.028 |" in vision
-    # paper rows, converted to the column's fraction scale, in italics, with the source footnote
-    assert "| _paper [1]_ | _condensation_ | _mnist_ | _paper_ | _1_ | _FG2U_ | _—_ | _0.8244_ |" in vision
-    assert "[1] paper Table 1" in vision
-    core = md.split("## core")[1].split("## vision")[0]
-    assert "**4 KiB**" in core  # FG2U at T=4: 4 * 1024 bytes, less than RGU's 256 KiB at the same T
-    assert "Settings with one value (in the runs that set them): `meta_dim=64`" in core
-    lm = md.split("## lm")[1].split("## Plots")[0]
-    assert "No runs recorded yet" in lm and "14.42 %" in lm
-    assert f"{root / 'vision' / 'smoke.jsonl'}:5" in md.split("## Skipped")[1]
+    assert re.findall(r"^## (.+?)(?: —|$)", md, re.M) == ["memory", "quality", "Appendix: full tables", "Skipped records"]
+    head = md.split("## quality")[1].split("## Appendix")[0]
+    assert "**quality · test accuracy (%) ↑ higher is better** — config smoke · n = 2 seeds per cell" in head
+    # fraction shown in percent: RGU (0.70, 0.74) → 72 ± 2.8 (std 0.02828 x 100), best of the column
+    assert "| estimator | digits · IPC=1 | paper |" in head
+    assert "| RGU | **72 ± 2.8** | _92.32 [1]_ |" in head
+    assert "| FG2U | 62 ± 2.8 |  |" in head  # the paper's FG2U number is for mnist, not digits
+    assert "| _WholeDataset_ | 97 ± 0 |  |" in head  # a yard stick: after the competitors, never bold
+    assert "| _Other_ | — | _50.00 [2]_ |" in head  # a published method without a run of ours gets its own row
+    assert "[1] paper Table 1" in head and "[2] paper Table 9" in head
+    mem = md.split("## memory")[1].split("## quality")[0]
+    assert "memory · config small · N=64 · n = 1 seed per cell" in mem
+    assert "| estimator | T=4 | T=16 | T=64 |" in mem
+    assert "| FG2U | **4 KiB** | **16 KiB** | **64 KiB** |" in mem and "| RGU | 256 KiB | 1 MiB | 4 MiB |" in mem
+    assert "![memory-compiled_temp_bytes](plots/memory-compiled_temp_bytes.png)" in mem
 
 
-def test_html_is_self_contained_and_has_the_same_rows(results):
+def test_appendix_has_the_full_tables_with_references_and_undeclared_benchmarks(results):
+    root, out = results
+    appendix = out["markdown"].read_text().split("## Appendix: full tables")[1]
+    assert re.findall(r"^### (\w+)", appendix, re.M) == ["memory", "quality", "other"]
+    quality = appendix.split("### quality")[1].split("### other")[0]
+    assert "| ours | condense | digits | smoke | 1 | RGU | 2 | **0.72 ± 0.028** |" in quality
+    assert "| _paper [1]_ |  | _mnist_ | _paper_ | _1_ | _FG2U_ | _—_ | _0.8244_ |" in quality  # in the column's fractions
+    assert "no installed plugin declares this benchmark" in appendix.split("### other")[1]
+    assert f"{root / 'quality' / 'smoke.jsonl'}:7" in out["markdown"].read_text().split("## Skipped")[1]
+
+
+def test_html_leads_with_headlines_and_plots_and_is_self_contained(results):
     root, out = results
     page = out["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
-    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from elsewhere
-    assert '<td class="best">0.72 ± 0.028</td>' in page
-    assert '<tr class="reference">' in page and "82.44" not in page.split("<h2")[0]
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing loaded from elsewhere
+    first = page.index('<table class="headline"')
+    assert first < page.index('id="appendix"') < page.index('<table class="full"')
+    assert page.index("<img") < page.index('id="appendix"')  # plots sit beside the headline tables
+    assert '<td class="best">72 ± 2.8</td>' in page and '<td class="paper">92.32 [1]</td>' in page
+    assert '<td class="settings">' not in page or "min-width: 18em" in page
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == len(out["plots"]) >= 2
+    assert len(images) == len(out["plots"]) == 2
     assert all(base64.b64decode(i).startswith(_PNG_MAGIC) for i in images)
 
 
-def test_png_plots_are_written(results):
+def test_png_plots_are_written_per_benchmark_and_metric(results):
     root, out = results
-    names = sorted(p.name for p in out["plots"])
-    assert names == ["memory_vs_depth_core.png", "quality_vision.png"]  # core has no quality metric
+    assert sorted(p.name for p in out["plots"]) == ["memory-compiled_temp_bytes.png", "quality-test_accuracy.png"]
     for path in out["plots"]:
         data = path.read_bytes()
         assert path.parent == root / "plots" and data.startswith(_PNG_MAGIC) and len(data) > 5000
 
 
+def test_rows_of_one_estimator_that_differ_in_a_setting_are_labelled_by_it():
+    records = [rec("quality", "FG2U", s, {"test_accuracy": 0.5 + 0.01 * b}, {"ipc": 1, "num_directions": b})
+               for s in (0, 1) for b in (1, 8)]
+    summaries, _ = summarize(records)
+    (h,), _ = build_headlines(summaries, [QUALITY])
+    assert [cells[0].text for _, cells in h.rows] == ["FG2U (num_directions=1)", "FG2U (num_directions=8)", "RGU", "Other"]
+    assert h.rows[1][1][1].text == "58 ± 0" and h.rows[1][1][1].best
+
+
 def test_format_stats_units_and_flags():
-    (s,), _ = summarize([rec("core", "RGU", i, {"compiled_temp_bytes": 3 * 2**20, "loss": v})
+    (s,), _ = summarize([rec("memory", "RGU", i, {"compiled_temp_bytes": 3 * 2**20, "loss": v})
                          for i, v in enumerate([1.0, float("nan")])])
     assert format_stats("compiled_temp_bytes", s.metrics["compiled_temp_bytes"]) == "3 ± 0 MiB"
+    assert format_stats("compiled_temp_bytes", s.metrics["compiled_temp_bytes"], unit="bytes") == "3 ± 0 MiB"
     assert format_stats("loss", s.metrics["loss"], 2) == "1 (1 non-finite)"
     (m,), _ = summarize([rec("lm", "RGU", i, {"peak_memory_mib": v, "meta_train_seconds": t})
                          for i, (v, t) in enumerate([(1536.0, 0.002), (2560.0, 0.004)])])
     assert format_stats("peak_memory_mib", m.metrics["peak_memory_mib"]) == "2 ± 0.71 GiB"  # 1.5 and 2.5 GiB
+    assert format_value(m.metrics["peak_memory_mib"], "MiB") == "2 ± 0.71 GiB (n=2)"
     assert format_stats("meta_train_seconds", m.metrics["meta_train_seconds"]) == "3 ± 1.4 ms"
+    assert format_value(m.metrics["meta_train_seconds"], "s", show_n=False) == "3 ± 1.4 ms"
     assert format_stats("loss", s.metrics["loss"], 3) == "1 (n=2, 1 non-finite)"  # one run lacks the metric
 
 
 def test_reference_without_matching_column_gets_its_own():
-    summaries, _ = summarize([rec("lm", "FG2U", 0, {"nll": 2.0}, {"model_size": "distilgpt2"})])
-    (lm,) = [t for t in build_tables(summaries) if t.benchmark == "lm"]
-    assert "f1 (paper)" in lm.columns
-    assert sum(kind == "reference" for kind, _ in lm.rows) == 6
+    lm = Benchmark("lm2", None, (Metric("f1", "higher", "%"),), ("model_size",),
+                   references=tuple(Reference("f1", e, v, "%", {"model_size": "gpt2"}, "paper") for e, v in
+                                    (("FG2U", 6.0), ("RGU", 5.0))))
+    summaries, _ = summarize([rec("lm2", "FG2U", 0, {"nll": 2.0}, {"model_size": "distilgpt2"})])
+    (table,) = build_tables(summaries, [lm])
+    assert "f1 (paper)" in table.columns
+    assert sum(kind == "reference" for kind, _ in table.rows) == 2
 
 
-def test_cli_render(tmp_path, capsys):
-    append_records(tmp_path / "pde" / "smoke.jsonl",
-                   [rec("pde", "FG2U-ZO", s, {"coef_rel_error": e}, task="burgers") for s, e in [(0, 0.02), (1, 0.04)]])
+def test_cli_render(tmp_path, capsys, monkeypatch):
+    import fg2u.leaderboard.render as render
+
+    pde = Benchmark("pde2", None, (Metric("coef_rel_error", "lower", "fraction", "coefficient error"),), ("task",),
+                    tables=("config",), references=(Reference("coef_rel_error", "FG2U-ZO", 1.0, "%", {"task": "burgers"},
+                                                              "paper Fig. 2", approximate=True, high=3.0, decimals=0),))
+    monkeypatch.setattr(render, "discover", lambda with_issues=False: ([pde], []))
+    append_records(tmp_path / "pde2" / "smoke.jsonl",
+                   [rec("pde2", "fg2u_zo", s, {"coef_rel_error": e}, task="burgers") for s, e in [(0, 0.02), (1, 0.04)]])
     assert cli(["render", "--results", str(tmp_path), "--no-plots"]) == 0
     md = (tmp_path / "LEADERBOARD.md").read_text()
-    assert "| ours | burgers | digits | smoke | FG2U-ZO | 2 | 0.03 ± 0.014 |" in md
-    assert "≈1–3 %" not in md and "≈0.01–0.03" in md  # paper range in the column's fraction unit
+    assert "| fg2u_zo | 3 ± 1.4 | _≈1–3 [1]_ |" in md  # headline in percent, the paper's range beside it
+    assert "| ours | burgers | digits | smoke | fg2u_zo | 2 | 0.03 ± 0.014 |" in md  # appendix: raw fraction
+    assert "≈0.01–0.03" in md  # the paper range in the appendix column's fraction unit
     assert (tmp_path / "leaderboard.html").exists() and not (tmp_path / "plots").exists()
     assert "wrote" in capsys.readouterr().out
 
 
 def test_plots_without_matplotlib_say_what_to_install(tmp_path, monkeypatch, capsys):
-    append_records(tmp_path / "vision" / "smoke.jsonl", [rec("vision", "FG2U", 0, {"test_accuracy": 0.5})])
+    import fg2u.leaderboard.render as render
+
+    append_records(tmp_path / "quality" / "smoke.jsonl", [rec("quality", "FG2U", 0, {"test_accuracy": 0.5})])
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'pip install "fg2u\[leaderboard\]"'):
-        render_all(tmp_path, warn=False)
+        render_all(tmp_path, benchmarks=PLUGINS, warn=False)
+    monkeypatch.setattr(render, "discover", lambda with_issues=False: (PLUGINS, []))
     assert cli(["render", "--results", str(tmp_path)]) == 2
     assert "--no-plots" in capsys.readouterr().err
     assert cli(["render", "--results", str(tmp_path), "--no-plots"]) == 0

@@ -202,8 +202,10 @@ def test_two_phase_switches_at_switch_step():
     two = ft.TwoPhase(ft.HessianFree(alpha=1 / ETA), ft.RGU(), switch_step=3)
     hf, _ = ft.HessianFree(alpha=1 / ETA)(problem, phi, None)
     rgu, _ = ft.RGU()(problem, phi, None)
-    for meta_step, want in [(0, hf), (2, hf), (3, rgu), (10, rgu), (torch.tensor(1), hf)]:
-        got, _ = two(problem, phi, None, meta_step=meta_step)
+    state = two.init(phi)
+    for meta_step, want in enumerate([hf, hf, hf, rgu, rgu]):
+        assert state[0] == meta_step
+        got, _, state = two.estimate(problem, phi, None, state)
         assert torch.equal(got["w"], want["w"])
-    got, _ = two(problem, phi, None)  # meta_step defaults to 0
+    got, _ = two(problem, phi, None)  # without state: a fresh state, i.e. the first phase
     assert torch.equal(got["w"], hf["w"])

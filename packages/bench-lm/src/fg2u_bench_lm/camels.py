@@ -149,9 +149,13 @@ def make_problem(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: M
 
 
 def make_task(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapping[str, torch.Tensor], tokenizer,
-              docs: Sequence[Document], locality: Sequence[str], spec: CamelsSpec, rng: random.Random) -> UnrolledProblem:
+              docs: Sequence[Document], locality: Sequence[str], spec: CamelsSpec, rng: random.Random,
+              theta_start: Mapping[str, torch.Tensor] | None = None) -> UnrolledProblem:
     """One meta-step problem: ``spec.num_steps`` documents, up to ``questions_per_step`` of their
-    questions, ``spec.locality_texts`` locality texts — all drawn with ``rng`` from the given pools."""
+    questions, ``spec.locality_texts`` locality texts — all drawn with ``rng`` from the given pools.
+
+    The inner loop starts from ``theta_start`` (default ``theta0``, the pre-trained base model); the
+    locality KL always compares with ``theta0``."""
     if len(docs) < spec.num_steps:
         raise ValueError(f"need at least T={spec.num_steps} documents in the stream, got {len(docs)}")
     chosen = rng.sample(list(docs), spec.num_steps)
@@ -160,7 +164,8 @@ def make_task(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapp
     loc = rng.sample(list(locality), min(spec.locality_texts, len(locality))) if spec.kl_coef else list(locality[:1])
     inner = make_inner_batches(tokenizer, chosen, spec)
     outer = make_outer_batch(base, theta0, tokenizer, questions, loc, spec)
-    return make_problem(base, weight_model, theta0, inner, outer, inner_lr=spec.inner_lr, kl_coef=spec.kl_coef)
+    start = theta0 if theta_start is None else theta_start
+    return make_problem(base, weight_model, start, inner, outer, inner_lr=spec.inner_lr, kl_coef=spec.kl_coef)
 
 
 def meta_train(
@@ -178,26 +183,45 @@ def meta_train(
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
     max_grad_norm: float | None = 1.0,
+    carry_reset: int | None = None,
+    validate: Callable[[], float] | None = None,
+    validate_every: int = 0,
 ) -> dict[str, Any]:
     """Meta-trains ``weight_model`` in place with Adam(outer_lr) on estimated meta-gradients.
 
     Each meta step averages ``grad_accum`` estimates ``estimator(problem, φ, key)`` on fresh tasks
-    (:func:`make_task`), clips the global norm to ``max_grad_norm`` and takes one Adam step. The base
-    model is reset to its pretrained parameters for every task.
+    (:func:`make_task`), clips the global norm to ``max_grad_norm`` and takes one Adam step.
 
-    Returns ``{"outer_losses": [L per meta step], "seconds": float}``.
+    Base model: with ``carry_reset=None`` every task starts from the pre-trained parameters θ_0. With
+    ``carry_reset=R`` (the paper's protocol: R = 24 for RGU, 48 for FG²U) the base model is carried
+    across meta steps — after each meta step it is advanced by the inner loop of that step's first task
+    under the current weights (no gradient) — and reset to θ_0 once R documents have been streamed.
+
+    ``validate()`` (e.g. the validation meta-objective) is called before training and every
+    ``validate_every`` meta steps and after the last one.
+
+    Returns ``{"outer_losses": [L per meta step], "val": [(meta step, validate())...], "seconds": float}``.
     """
+    from fg2u.torch import unroll
+
     theta0 = {k: v.detach() for k, v in base.named_parameters()}
     params = dict(weight_model.named_parameters())
     opt = torch.optim.Adam(list(params.values()), lr=outer_lr)
     rng = random.Random(seed)
     losses: list[float] = []
+    val: list[tuple[int, float]] = []
+    if validate is not None:
+        val.append((0, float(validate())))
+    carried, streamed = None, 0
     start = time.perf_counter()
     for step in range(meta_steps):
         total = {k: torch.zeros_like(p) for k, p in params.items()}
         step_loss = 0.0
+        first = None
         for a in range(grad_accum):
-            problem = make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng)
+            problem = make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng,
+                                theta_start=carried)
+            first = first or problem
             phi = {k: p.detach() for k, p in params.items()}
             grad, aux = estimator(problem, phi, seed * 1_000_003 + step * grad_accum + a)
             for k in total:
@@ -207,11 +231,21 @@ def meta_train(
             norm = torch.sqrt(sum((g.double() ** 2).sum() for g in total.values()))
             if norm > max_grad_norm:
                 total = {k: g * (max_grad_norm / float(norm)) for k, g in total.items()}
+        if carry_reset is not None:
+            streamed += spec.num_steps
+            if streamed >= carry_reset:
+                carried, streamed = None, 0
+            else:
+                with torch.no_grad():
+                    carried = {k: v.detach() for k, v in unroll(first, {k: p.detach() for k, p in params.items()}).items()}
         for k, p in params.items():
             p.grad = total[k].to(p.dtype)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
+        if validate is not None and ((validate_every and (step + 1) % validate_every == 0) or step + 1 == meta_steps):
+            if not val or val[-1][0] != step + 1:
+                val.append((step + 1, float(validate())))
         if progress is not None:
             progress(step, step_loss)
-    return {"outer_losses": losses, "seconds": time.perf_counter() - start}
+    return {"outer_losses": losses, "val": val, "seconds": time.perf_counter() - start}

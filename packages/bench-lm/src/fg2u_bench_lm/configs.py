@@ -28,7 +28,16 @@ class LMConfig:
     Meta-training: ``spec`` (:class:`CamelsSpec`, T for RGU), ``fg2u_num_steps`` (T for FG²U),
     ``fg2u_directions`` (b), ``fg2u_chunk_size``, ``meta_steps``, ``grad_accum``, ``outer_lr``.
     Evaluation: ``eval_lr``, ``eval_optimizer``, ``eval_chunk`` (documents per adaptation stream),
-    ``max_new_tokens``, ``num_eval_docs`` (cap on test documents; None = all).
+    ``max_new_tokens``, ``num_eval_docs`` (cap on test documents; None = all); ``eval_sgd_lr`` adds a
+    second evaluation with SGD at that learning rate (None: Adam only).
+    Synthetic stream: ``stream`` (``"sparse"``: a few answer-bearing facts in distractor text, the
+    default; ``"dense"``: the old all-facts documents), ``facts_per_document``, ``distractor_sentences``
+    (min, max), ``oracle_scope`` (``"answer"``: the oracle weights the answer tokens; ``"fact"``: whole
+    fact sentences).
+    Paper options: ``rgu_carry_reset`` / ``fg2u_carry_reset`` (carry the base model across meta steps,
+    reset every R documents; None = reset every meta step); ``fg2u_outer_lr`` / ``fg2u_grad_accum``
+    (None = same as RGU). ``validate_every`` meta steps the validation meta-objective on
+    ``validation_tasks`` fixed tasks is recorded (the convergence curve).
     Memory sweep: ``memory_model_size``, ``memory_rgu_steps`` (tried in order until
     ``memory_budget_bytes`` is exceeded), ``memory_fg2u_steps``.
     """
@@ -63,6 +72,17 @@ class LMConfig:
     memory_rgu_steps: tuple[int, ...]
     memory_fg2u_steps: tuple[int, ...]
     memory_budget_bytes: int
+    stream: str = "sparse"
+    facts_per_document: int = 2
+    distractor_sentences: tuple[int, int] = (6, 8)
+    oracle_scope: str = "answer"
+    eval_sgd_lr: float | None = None
+    rgu_carry_reset: int | None = None
+    fg2u_carry_reset: int | None = None
+    validate_every: int = 10
+    validation_tasks: int = 4
+    fg2u_outer_lr: float | None = None
+    fg2u_grad_accum: int | None = None
 
     def replace(self, **changes) -> "LMConfig":
         return dataclasses.replace(self, **changes)
@@ -75,25 +95,27 @@ _GiB = 1024 ** 3
 
 SMOKE = LMConfig(
     name="smoke", num_qa_tune=40, num_meta_train=12, num_meta_val=4, num_test=4, num_locality=6,
-    questions_per_document=2, vocab_size=512, model_size="tiny", weight_model_size="tiny", n_positions=128,
+    questions_per_document=2, vocab_size=512, model_size="tiny", weight_model_size="tiny", n_positions=192,
     pretrain_steps=6, pretrain_lr=3e-3, pretrain_batch=8,
-    spec=CamelsSpec(num_steps=2, inner_lr=1e-2, kl_coef=0.1, max_doc_tokens=64, max_qa_tokens=32,
+    spec=CamelsSpec(num_steps=2, inner_lr=0.3, kl_coef=0.1, max_doc_tokens=160, max_qa_tokens=32,
                     questions_per_step=4, locality_texts=2),
     fg2u_num_steps=2, fg2u_directions=2, fg2u_chunk_size=None, meta_steps=2, grad_accum=1, outer_lr=1e-3,
-    eval_lr=1e-3, eval_optimizer="adam", eval_chunk=4, max_new_tokens=4, num_eval_docs=4,
+    eval_lr=3e-3, eval_optimizer="adam", eval_chunk=4, max_new_tokens=4, num_eval_docs=4,
     memory_model_size="tiny", memory_rgu_steps=(1, 2), memory_fg2u_steps=(2,), memory_budget_bytes=1 * _GiB,
+    eval_sgd_lr=0.3, validate_every=1, validation_tasks=1,
 )
 
 CPU = LMConfig(
-    name="cpu", num_qa_tune=600, num_meta_train=300, num_meta_val=30, num_test=24, num_locality=60,
-    questions_per_document=None, vocab_size=1024, model_size="tiny", weight_model_size="tiny", n_positions=128,
-    pretrain_steps=700, pretrain_lr=2e-3, pretrain_batch=16,
-    spec=CamelsSpec(num_steps=6, inner_lr=3e-2, kl_coef=0.1, max_doc_tokens=80, max_qa_tokens=32,
-                    questions_per_step=12, locality_texts=4),
-    fg2u_num_steps=6, fg2u_directions=2, fg2u_chunk_size=1, meta_steps=30, grad_accum=1, outer_lr=1e-3,
-    eval_lr=1e-3, eval_optimizer="adam", eval_chunk=6, max_new_tokens=12, num_eval_docs=24,
-    memory_model_size="small", memory_rgu_steps=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48),
+    name="cpu", num_qa_tune=600, num_meta_train=300, num_meta_val=30, num_test=60, num_locality=60,
+    questions_per_document=None, vocab_size=1024, model_size="tiny", weight_model_size="tiny", n_positions=192,
+    pretrain_steps=1000, pretrain_lr=2e-3, pretrain_batch=16,
+    spec=CamelsSpec(num_steps=6, inner_lr=0.3, kl_coef=0.1, max_doc_tokens=160, max_qa_tokens=32,
+                    questions_per_step=8, locality_texts=2),
+    fg2u_num_steps=6, fg2u_directions=4, fg2u_chunk_size=None, meta_steps=150, grad_accum=2, outer_lr=3e-3,
+    eval_lr=3e-3, eval_optimizer="adam", eval_chunk=6, max_new_tokens=12, num_eval_docs=60,
+    memory_model_size="tiny", memory_rgu_steps=(1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96),
     memory_fg2u_steps=(6, 24, 48), memory_budget_bytes=2 * _GiB,
+    eval_sgd_lr=0.3, validate_every=10, validation_tasks=4,
 )
 
 PAPER = LMConfig(

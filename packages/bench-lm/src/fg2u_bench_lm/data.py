@@ -34,10 +34,12 @@ __all__ = [
     "Splits",
     "DataFileMissingError",
     "generate_documents",
+    "generate_sparse_documents",
     "make_synthetic_splits",
     "load_squad_json",
     "squad_question_records",
     "camels_squad_splits",
+    "squad_dev_article_splits",
     "load_streamingqa_jsonl",
     "resolve_data_file",
 ]
@@ -71,6 +73,11 @@ class Document:
     doc_id: str
     text: str
     qa: tuple[QAPair, ...]
+    fact_spans: tuple[tuple[int, int], ...] = ()
+    """Character spans ``[start, end)`` of ``text`` that carry the answers to ``qa`` (the fact sentences);
+    empty when unknown (real data). Used for the oracle weighting and the answer-bearing token fraction."""
+    answer_spans: tuple[tuple[int, int], ...] = ()
+    """Character spans of the answer strings themselves inside the fact sentences (empty when unknown)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +259,139 @@ def generate_documents(
     return docs
 
 
+# --------------------------------------------------------------------------------------------------
+# Sparse-facts stream: a few answer-bearing fact sentences inside realistic distractor text
+# --------------------------------------------------------------------------------------------------
+
+_BOILERPLATE = (
+    "This entry is part of the regional archive series.",
+    "Please note that opening hours may change without notice.",
+    "The text below was transcribed from the original typed notes.",
+    "Readers are welcome to send corrections to the editorial office.",
+    "All photographs in this collection are reproduced with permission.",
+    "This page is maintained by the volunteer history society.",
+    "Some names have been shortened for readability.",
+    "Comments on this page are moderated before they appear.",
+)
+_STREETS = ("Mill Lane", "Harbour Road", "Station Street", "Chapel Row", "Orchard Way", "Bridge Street",
+            "Kings Avenue", "Market Square", "Linden Walk", "Quarry Hill")
+
+
+def _distractor_sentence(rng: random.Random, people: Sequence[str]) -> str:
+    """One sentence with names, numbers or places that no question asks about."""
+    other = rng.choice(people)
+    n, m = rng.randint(12, 9800), rng.randint(2, 400)
+    city, city2 = rng.sample(_CITIES, 2)
+    year = rng.randint(1850, 2020)
+    month = rng.choice(_MONTHS)
+    return rng.choice((
+        f"Archive record {n} was catalogued by {other} in {month} {year}.",
+        f"The regional office reported {n} visitors and {m} phone calls that month.",
+        f"A train from {city} to {city2} left at {rng.randint(5, 11)}:{rng.randint(10, 59)} every morning.",
+        f"{other}, a neighbour, kept {m} chickens behind the house on {rng.choice(_STREETS)}.",
+        f"Ticket prices in {city} rose to {m} crowns in {year}.",
+        f"See also the list of notable residents of {city}.",
+        f"The local football club finished with {m} points in {year}.",
+        f"A census taken in {year} counted {n} households in the district.",
+        f"The library on {rng.choice(_STREETS)} lends about {n} books each year.",
+        f"{other} wrote a short review of the town museum in {year}.",
+        f"The bus to {city} costs {m} crowns and takes {rng.randint(2, 9)} hours.",
+        f"On {rng.randint(1, 28)} {month} {year} the river near {city} froze over.",
+        f"{other} from {city} donated {m} old maps to the archive.",
+        f"The museum shop sells {rng.choice(_PRODUCTS)} and postcards.",
+    ))
+
+
+def _sparse_facts(rng: random.Random, name: str, kind: str, company: str) -> list[tuple[str, str, QAPair]]:
+    """Candidate (sentence, answer, question) triples about one entity; the answer occurs in the sentence."""
+    first = name.split()[0]
+    if kind == "person":
+        born, _ = _date(rng, 1900, 1990)
+        city = rng.choice(_CITIES)
+        job = rng.choice(_OCCUPATIONS)
+        instrument = rng.choice(_INSTRUMENTS)
+        home = rng.choice([c for c in _CITIES if c != city])
+        return [
+            (f"{name} was born in {city}.", city, QAPair(f"In which city was {name} born?", (city,))),
+            (f"{name} was born on {born}.", born, QAPair(f"When was {name} born?", (born,))),
+            (f"{name} worked as a {job}.", job, QAPair(f"What was the profession of {name}?", (job, f"a {job}"))),
+            (f"{name} joined {company}.", company, QAPair(f"Which company did {name} join?", (company,))),
+            (f"{name} later moved to {home}.", home, QAPair(f"Where did {name} move to later?", (home,))),
+            (f"{name} played the {instrument}.", instrument,
+             QAPair(f"Which instrument did {name} play?", (instrument, f"the {instrument}"))),
+        ]
+    founded, year = _date(rng, 1850, 2015)
+    city = rng.choice(_CITIES)
+    product = rng.choice(_PRODUCTS)
+    staff = rng.choice((40, 120, 350, 800, 1500, 2300, 5000, 12000))
+    return [
+        (f"{company} was founded by {name}.", name, QAPair(f"Who founded {company}?", (name,))),
+        (f"{company} was founded on {founded}.", founded, QAPair(f"When was {company} founded?", (founded, str(year)))),
+        (f"{company} is based in {city}.", city, QAPair(f"Where is {company} based?", (city,))),
+        (f"{company} is known for its {product}.", product, QAPair(f"What is {company} known for?", (product,))),
+        (f"{company} employs about {staff} people.", str(staff),
+         QAPair(f"How many people does {company} employ?", (str(staff), f"about {staff}"))),
+    ]
+
+
+def generate_sparse_documents(
+    num_documents: int, seed: int, *, facts_per_document: int = 2, distractor_sentences: tuple[int, int] = (6, 8),
+    prefix: str = "sparse",
+) -> list[Document]:
+    """Seeded documents where the answer-bearing facts are a small part of the text.
+
+    Each document holds ``facts_per_document`` short fact sentences about one fictional entity (a person
+    or a company; the questions ask exactly these facts) at random positions among
+    ``distractor_sentences`` (min, max) sentences of realistic distractor text: boilerplate, and
+    sentences full of other names, dates, numbers and places that no question asks about. With the
+    defaults the fact sentences are about 10–20 % of the tokens. ``Document.fact_spans`` /
+    ``answer_spans`` give the character spans of the fact sentences / answers (the oracle weighting).
+    Entities are distinct within one call, so the facts can only be known by reading the document.
+    """
+    if num_documents < 0:
+        raise ValueError(f"num_documents must be >= 0, got {num_documents}")
+    lo, hi = distractor_sentences
+    if not 0 <= lo <= hi:
+        raise ValueError(f"distractor_sentences must be (min, max) with 0 <= min <= max, got {distractor_sentences}")
+    if not 1 <= facts_per_document <= 5:
+        raise ValueError(f"facts_per_document must be in 1..5, got {facts_per_document}")
+    max_people = len(_FIRST) * len(_LAST)
+    if num_documents > max_people - 200:
+        raise ValueError(f"at most {max_people - 200} distinct sparse documents can be generated (200 names are kept "
+                         f"for distractor sentences), asked for {num_documents}")
+    rng = random.Random(seed)
+    people = [f"{f} {l}" for f in _FIRST for l in _LAST]
+    rng.shuffle(people)
+    entities, bystanders = people[:num_documents], people[num_documents:]
+    companies: set[str] = set()
+    docs = []
+    for i in range(num_documents):
+        company = _company_name(rng)
+        while company in companies:
+            company = _company_name(rng)
+        companies.add(company)
+        kind = "person" if rng.random() < 0.6 else "company"
+        facts = rng.sample(_sparse_facts(rng, entities[i], kind, company), facts_per_document)
+        n_distract = rng.randint(lo, hi)
+        pieces = [("d", rng.choice(_BOILERPLATE) if rng.random() < 0.3 else _distractor_sentence(rng, bystanders))
+                  for _ in range(n_distract)]
+        for fact in facts:
+            pieces.insert(rng.randint(0, len(pieces)), ("f", fact))
+        text, fact_spans, answer_spans, qa = "", [], [], []
+        for tag, piece in pieces:
+            sentence = piece if tag == "d" else piece[0]
+            start = len(text) + (1 if text else 0)
+            text = f"{text} {sentence}" if text else sentence
+            if tag == "f":
+                fact_spans.append((start, start + len(sentence)))
+                a = sentence.rindex(piece[1])
+                answer_spans.append((start + a, start + a + len(piece[1])))
+                qa.append(piece[2])
+        docs.append(Document(doc_id=f"{prefix}-{seed}-{i}", text=text, qa=tuple(qa), fact_spans=tuple(fact_spans),
+                             answer_spans=tuple(answer_spans)))
+    return docs
+
+
 def make_synthetic_splits(
     *,
     num_qa_tune: int,
@@ -261,17 +401,34 @@ def make_synthetic_splits(
     num_locality: int,
     seed: int = 0,
     questions_per_document: int | None = None,
+    stream: str = "dense",
+    facts_per_document: int = 2,
+    distractor_sentences: tuple[int, int] = (5, 7),
 ) -> Splits:
-    """Disjoint synthetic streams (one generator call, so no entity appears in two splits)."""
+    """Disjoint synthetic streams (one generator call, so no entity appears in two splits).
+
+    ``stream="dense"``: :func:`generate_documents` (almost every sentence is asked about; data set label
+    ``synthetic-facts``). ``stream="sparse"``: :func:`generate_sparse_documents` (a few fact sentences
+    in distractor text, ``facts_per_document`` and ``distractor_sentences`` passed on; label
+    ``synthetic-sparse-facts``).
+    """
     sizes = (num_qa_tune, num_meta_train, num_meta_val, num_test, num_locality)
-    docs = generate_documents(sum(sizes), seed, questions_per_document=questions_per_document)
+    if stream == "dense":
+        docs = generate_documents(sum(sizes), seed, questions_per_document=questions_per_document)
+        name = "synthetic-facts"
+    elif stream == "sparse":
+        docs = generate_sparse_documents(sum(sizes), seed, facts_per_document=facts_per_document,
+                                         distractor_sentences=distractor_sentences)
+        name = "synthetic-sparse-facts"
+    else:
+        raise ValueError(f"stream must be 'dense' or 'sparse', got {stream!r}")
     cuts, start = [], 0
     for n in sizes:
         cuts.append(tuple(docs[start:start + n]))
         start += n
     locality = tuple(d.text for d in cuts[4])
     return Splits(qa_tune=cuts[0], meta_train=cuts[1], meta_val=cuts[2], test=cuts[3], locality=locality,
-                  name="synthetic-facts")
+                  name=name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,6 +496,78 @@ def load_squad_json(path: str | os.PathLike | None) -> list[Document]:
 CAMELS_SQUAD_RANGES = {"qa_tune": (0, 40006), "qa_val": (40006, 42118), "meta_train": (42118, 82011),
                        "meta_val": (82011, 87599)}
 """Question-index ranges into SQuAD v1.1 train used by CaMeLS (test = the SQuAD validation file)."""
+
+
+def squad_dev_article_splits(
+    path: str | os.PathLike | None,
+    *,
+    fractions: Sequence[float] = (0.5, 0.25, 0.05, 0.2),
+    num_locality_articles: int = 2,
+    max_chars: int = 600,
+    split_seed: int = 0,
+    seed: int = 0,
+    label: str = "squad-v1.1-dev-article-split",
+) -> Splits:
+    """The SQuAD v1.1 dev file as a real-text stream, split **by article** into QA-tune / meta-train /
+    meta-validation / test (``fractions`` of the articles, a seeded shuffle with ``split_seed``; the
+    test split takes the remaining articles when the fractions sum to 1; no
+    article in two splits), plus ``num_locality_articles`` further articles whose paragraphs are the
+    locality texts. Only the dev set is available offline, so this is *not* CaMeLS's SQuAD-Seq: records
+    carry ``label``.
+
+    Paragraphs are cut after the last sentence end before ``max_chars`` characters (the models read at
+    most ``max_doc_tokens`` tokens) and only questions whose answer lies inside the cut text are kept;
+    ``Document.answer_spans`` / ``fact_spans`` are the answers' character spans (so the oracle weighting
+    works here too). ``seed`` is accepted for symmetry and does not change the split.
+    """
+    path = resolve_data_file(path, "dev-v1.1.json", "SQuAD v1.1 dev JSON")
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); expected SQuAD v1.1 format") from error
+    if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
+        raise ValueError(f"{path}: expected a JSON object with a 'data' list (SQuAD v1.1 format)")
+    articles = []
+    for a_index, article in enumerate(blob["data"]):
+        docs = []
+        for p_index, paragraph in enumerate(article.get("paragraphs", [])):
+            context = paragraph.get("context")
+            if not isinstance(context, str):
+                raise ValueError(f"{path}: a paragraph has no 'context' string")
+            cut = len(context)
+            if cut > max_chars:
+                end = context.rfind(". ", 0, max_chars)
+                cut = end + 1 if end > 0 else max_chars
+            text = context[:cut]
+            qa, spans = [], []
+            for q in paragraph.get("qas", []):
+                answers = [x for x in q.get("answers", []) if x.get("text", "").strip()]
+                inside = [x for x in answers if x.get("answer_start", 10**9) + len(x["text"]) <= cut]
+                if not inside:
+                    continue
+                qa.append(QAPair(q["question"], tuple(dict.fromkeys(x["text"] for x in answers))))
+                spans.extend((x["answer_start"], x["answer_start"] + len(x["text"])) for x in inside)
+            spans = tuple(sorted(set(spans)))
+            docs.append(Document(doc_id=f"squad-dev-{a_index}-{p_index}", text=text, qa=tuple(qa),
+                                 fact_spans=spans, answer_spans=spans))
+        articles.append(docs)
+    if len(fractions) != 4 or any(f < 0 for f in fractions) or sum(fractions) > 1 + 1e-9:
+        raise ValueError(f"fractions must be four non-negative numbers summing to <= 1, got {list(fractions)}")
+    order = list(range(len(articles)))
+    random.Random(split_seed).shuffle(order)
+    locality_ids, order = order[:num_locality_articles], order[num_locality_articles:]
+    counts = [int(round(f * len(order))) for f in fractions]
+    if abs(sum(fractions) - 1) < 1e-9:  # fractions summing to 1: the test split takes the remaining articles
+        counts[-1] = len(order) - sum(counts[:-1])
+    parts, start = [], 0
+    for n in counts:
+        parts.append(tuple(d for i in order[start:start + n] for d in articles[i] if d.qa))
+        start += n
+    if not all(parts):
+        raise ValueError(f"{path}: too few articles ({len(articles)}) for four non-empty splits")
+    locality = tuple(d.text for i in locality_ids for d in articles[i])
+    return Splits(qa_tune=parts[0], meta_train=parts[1], meta_val=parts[2], test=parts[3], locality=locality,
+                  name=label)
 
 
 def camels_squad_splits(

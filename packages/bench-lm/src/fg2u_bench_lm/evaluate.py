@@ -35,6 +35,7 @@ __all__ = [
     "token_f1",
     "score_predictions",
     "adapt_model",
+    "OracleWeights",
     "greedy_answer",
     "evaluate_stream",
 ]
@@ -111,6 +112,31 @@ def uniform_weights(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> to
     return attention_mask.to(torch.float32)
 
 
+class OracleWeights:
+    """The oracle token weighting: 1 on the answer-bearing tokens of a document, 0 elsewhere.
+
+    Needs the documents' ``fact_spans`` (``scope="fact"``, the fact sentences) or ``answer_spans``
+    (``scope="answer"``) — known for the synthetic streams only. :func:`adapt_model` calls
+    ``document_weights(tokenizer, [doc], max_doc_tokens) -> (1, L)`` instead of the token-only call.
+    """
+
+    def __init__(self, scope: str = "fact"):
+        if scope not in ("fact", "answer"):
+            raise ValueError(f"scope must be 'fact' or 'answer', got {scope!r}")
+        self.scope = scope
+
+    def document_weights(self, tokenizer, docs: Sequence[Document], max_doc_tokens: int) -> torch.Tensor:
+        from fg2u_bench_lm.tokenizer import span_token_mask
+
+        if not all(d.fact_spans for d in docs):
+            raise ValueError("the oracle weighting needs documents with known fact spans (the synthetic "
+                             "streams); real data has none")
+        return span_token_mask(tokenizer, docs, max_doc_tokens, scope=self.scope)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        raise TypeError("OracleWeights needs the documents: use document_weights(tokenizer, docs, max_doc_tokens)")
+
+
 def adapt_model(model: torch.nn.Module, tokenizer, docs: Sequence[Document], weight_fn: WeightFn, *, lr: float,
                 max_doc_tokens: int, optimizer: str = "adam", steps_per_document: int = 1) -> torch.nn.Module:
     """A copy of ``model`` fine-tuned on ``docs`` one at a time (batch 1, one pass) on the weighted NLL
@@ -127,7 +153,10 @@ def adapt_model(model: torch.nn.Module, tokenizer, docs: Sequence[Document], wei
     for doc in docs:
         batch = encode_texts(tokenizer, [doc.text], max_doc_tokens)
         with torch.no_grad():
-            w = weight_fn(batch["input_ids"], batch["attention_mask"]).detach()
+            if hasattr(weight_fn, "document_weights"):
+                w = weight_fn.document_weights(tokenizer, [doc], max_doc_tokens).detach()
+            else:
+                w = weight_fn(batch["input_ids"], batch["attention_mask"]).detach()
         for _ in range(steps_per_document):
             nll = token_nll(adapted, None, batch["input_ids"], batch["attention_mask"])
             loss = (w[:, 1:] * nll).sum() / batch["attention_mask"][:, 1:].sum().clamp(min=1)

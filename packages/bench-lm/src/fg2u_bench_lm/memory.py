@@ -40,8 +40,10 @@ def _worker(config_name: str, estimator: str, num_steps: int, seed: int, directi
 
     cfg = get_config(config_name)
     splits = data.make_synthetic_splits(num_qa_tune=0, num_meta_train=max(num_steps, 8), num_meta_val=0, num_test=0,
-                                        num_locality=max(cfg.spec.locality_texts, 4), seed=seed)
-    tok = tokenizer.train_tokenizer(splits.all_texts() + [d.text for d in data.generate_documents(200, seed + 1)],
+                                        num_locality=max(cfg.spec.locality_texts, 4), seed=seed, stream=cfg.stream,
+                                        facts_per_document=cfg.facts_per_document,
+                                        distractor_sentences=tuple(cfg.distractor_sentences))
+    tok = tokenizer.train_tokenizer(splits.all_texts() + [d.text for d in data.generate_sparse_documents(200, seed + 1)],
                                     vocab_size=cfg.vocab_size)
     base = models.build_base_model(cfg.memory_model_size, tok, cfg.n_positions, seed=seed)
     weight_model = models.build_weight_model(cfg.memory_model_size, tok, cfg.n_positions, seed=seed)
@@ -57,7 +59,7 @@ def _worker(config_name: str, estimator: str, num_steps: int, seed: int, directi
     if estimator == "rgu":
         est = fgt.RGU()
     elif estimator == "fg2u":
-        est = fgt.FG2U(num_directions=directions, chunk_size=1)
+        est = fgt.FG2U(num_directions=directions, chunk_size=cfg.fg2u_chunk_size)
     else:
         raise ValueError(f"memory sweep estimator must be 'rgu' or 'fg2u', got {estimator!r}")
     before = peak_rss_bytes()
@@ -69,6 +71,7 @@ def _worker(config_name: str, estimator: str, num_steps: int, seed: int, directi
             "delta_bytes": after - before, "seconds": seconds, "outer_loss": float(aux.outer_loss),
             "model_size": cfg.memory_model_size, "base_params": models.count_parameters(theta0),
             "weight_params": models.count_parameters(phi), "directions": directions if estimator == "fg2u" else None,
+            "chunk_size": cfg.fg2u_chunk_size if estimator == "fg2u" else None,
             "max_doc_tokens": spec.max_doc_tokens}
 
 
@@ -89,27 +92,33 @@ def measure_in_subprocess(config_name: str, estimator: str, num_steps: int, *, s
 
 def sweep(config_name: str, rgu_steps: Sequence[int], fg2u_steps: Sequence[int], budget_bytes: int, *, seed: int = 0,
           directions: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None) -> list[dict]:
-    """RGU at increasing T until over budget, then FG²U at each of ``fg2u_steps``; one dict per run.
+    """RGU at increasing T until the first measurement over the budget, then FG²U at each of
+    ``fg2u_steps``; one dict per run, with ``"within_budget"``.
 
-    RGU entries that were not run because the extrapolated memory exceeds the budget are returned
-    with ``"skipped": True`` and the extrapolated ``"predicted_bytes"``.
+    RGU entries that were not run (the previous measurement was already over budget, or the linear
+    extrapolation exceeds twice the budget) are returned with ``"skipped": True`` and the extrapolated
+    ``"predicted_bytes"``.
     """
     results: list[dict] = []
     last = None
     for t in sorted(rgu_steps):
         if last is not None:
             predicted = last["delta_bytes"] * t / last["num_steps"]
-            if predicted > budget_bytes or last["delta_bytes"] > budget_bytes:
+            # measure up to the first T over the budget (so the curve visibly crosses it), but never a T
+            # predicted far beyond it
+            if predicted > 2 * budget_bytes or last["delta_bytes"] > budget_bytes:
                 results.append({"estimator": "rgu", "num_steps": t, "skipped": True, "predicted_bytes": int(predicted)})
                 if progress:
                     progress(f"rgu T={t}: skipped (predicted {predicted / 2**20:.0f} MiB > budget)")
                 continue
         last = measure_in_subprocess(config_name, "rgu", t, seed=seed, threads=threads)
+        last["within_budget"] = last["delta_bytes"] <= budget_bytes
         results.append(last)
         if progress:
             progress(f"rgu T={t}: {last['delta_bytes'] / 2**20:.1f} MiB, {last['seconds']:.1f} s")
     for t in sorted(fg2u_steps):
         r = measure_in_subprocess(config_name, "fg2u", t, seed=seed, directions=directions, threads=threads)
+        r["within_budget"] = r["delta_bytes"] <= budget_bytes
         results.append(r)
         if progress:
             progress(f"fg2u T={t}: {r['delta_bytes'] / 2**20:.1f} MiB, {r['seconds']:.1f} s")

@@ -26,6 +26,7 @@ __all__ = [
     "encode_texts",
     "encode_documents",
     "encode_qa",
+    "span_token_mask",
 ]
 
 PAD, EOS = "<pad>", "<eos>"
@@ -125,3 +126,25 @@ def encode_qa(tokenizer, pairs: Sequence[QAPair], max_length: int) -> dict[str, 
     for i, (a, b) in enumerate(answer_spans):
         answer_mask[i, a:b] = 1
     return {"input_ids": ids, "attention_mask": mask, "answer_mask": answer_mask}
+
+
+def span_token_mask(tokenizer, docs: Sequence[Document], max_length: int, pad_to: int | None = None,
+                    scope: str = "fact") -> torch.Tensor:
+    """``(N, L)`` float mask, aligned with :func:`encode_documents`: 1 on tokens whose characters overlap
+    an answer-bearing span of the document (``scope="fact"``: ``Document.fact_spans``, the fact
+    sentences; ``"answer"``: ``Document.answer_spans``, the answer strings), 0 elsewhere and on padding.
+
+    This is the oracle token weighting (1 on the answer-bearing tokens, 0 elsewhere). Documents without
+    spans (real data) get an all-zero row.
+    """
+    if scope not in ("fact", "answer"):
+        raise ValueError(f"scope must be 'fact' or 'answer', got {scope!r}")
+    enc = encode_documents(tokenizer, docs, max_length, pad_to)
+    mask = torch.zeros(enc["input_ids"].shape, dtype=torch.float32)
+    for i, d in enumerate(docs):
+        spans = d.fact_spans if scope == "fact" else d.answer_spans
+        offsets = tokenizer(d.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][:max_length]
+        for j, (a, b) in enumerate(offsets):
+            if any(a < e and s < b for s, e in spans):
+                mask[i, j] = 1.0
+    return mask

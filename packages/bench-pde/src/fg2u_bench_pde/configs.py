@@ -1,5 +1,11 @@
 """Benchmark configurations: ``smoke`` (seconds, tests/CI), ``cpu`` (full problems, few outer steps),
-``paper`` (Table F.3 settings).
+``paper`` (Table F.3 settings), and the observation settings (:data:`SETTINGS`): ``paper`` (64 points on
+an 8 × 8 interior grid, one unknown) and ``raissi`` (2,000 random points, two unknowns λ₁, λ₂ for Burgers
+and KdV, as in Raissi et al.'s PINN papers).
+
+Ground truth without data files (``--data-source solver``, the default): our own solver at the true
+coefficients on the ``reference`` discretisation (finer than the one fitted: twice the points or more,
+four times the time steps), cached (see :func:`fg2u_bench_pde.reference.solver_reference`).
 
 The solution grid of each equation is the grid of its reference file (``default_grid`` reproduces it
 when no data folder is given). The spectral solver writes its output at those times and interpolates
@@ -20,7 +26,8 @@ import numpy as np
 from fg2u_bench_pde.equations import PARAMETRISATIONS, get_equation
 from fg2u_bench_pde.pinn import PinnSettings
 
-__all__ = ["SpectralConfig", "OuterConfig", "BenchConfig", "CONFIGS", "get_config", "default_grid"]
+__all__ = ["SpectralConfig", "OuterConfig", "BenchConfig", "CONFIGS", "SETTINGS", "get_config", "apply_setting",
+           "default_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,13 +73,22 @@ class BenchConfig:
     outer: OuterConfig  # for the spectral (ZO) runs
     pinn: PinnSettings
     pinn_outer: OuterConfig
+    reference: dict = dataclasses.field(default_factory=dict)  # equation -> SpectralConfig of the ground truth
     eps: float = 1e-4
     num_directions: int = 1
+    distribution: str = "rademacher"
+    setting: str = "paper"
+    observation_layout: str = "grid"
     num_observations: int = 64
+    unknowns: int = 1
     noise_level: float = 0.0
     init_floor_fraction: float = 0.01
     init_scan: int = 0
     trgu_truncation_fraction: float = 0.1
+    quadrature_points: int = 12
+    quadrature_half_width: float = 5.0
+    cost_thresholds: tuple = (0.01, 0.001)
+    stop_below: float | None = None  # cost runs only: stop once the coefficient error (an oracle) is below
 
     def parametrisation_for(self, equation: str) -> str:
         if self.parametrisation == "paper":
@@ -85,7 +101,24 @@ class BenchConfig:
         return dataclasses.replace(self, **changes)
 
 
-_PAPER_LR = {"burgers": 1e-2, "allen_cahn": 1e-2, "kdv": 1e-3}
+_PAPER_LR = {"burgers": 1e-2, "allen_cahn": 1e-2, "kdv": 1e-3, "allen_cahn_periodic": 1e-2}
+
+#: Observation settings: ``paper`` — the (FG)²U paper's 64 points on an 8 × 8 interior grid, one unknown;
+#: ``raissi`` — 2,000 random grid points and two unknowns (λ₁ of the nonlinear term and the paper's
+#: coefficient), Raissi et al.'s setting for Burgers and KdV.
+SETTINGS = {
+    "paper": {"observation_layout": "grid", "num_observations": 64, "unknowns": 1},
+    "raissi": {"observation_layout": "random", "num_observations": 2000, "unknowns": 2},
+}
+
+# Ground truth of the cpu/paper configs (Burgers: N = 2048 moves the N = 1024 solution by < 1e-7; Allen-Cahn
+# Chebyshev N = 512 is converged to 6e-11 relative L2, N = 256 with 5 substeps to 6e-6).
+_FINE_REFERENCE = {
+    "burgers": SpectralConfig(2048, 16),
+    "allen_cahn": SpectralConfig(512, 20),
+    "kdv": SpectralConfig(512, 20),
+    "allen_cahn_periodic": SpectralConfig(512, 20),
+}
 
 CONFIGS: dict[str, BenchConfig] = {
     "smoke": BenchConfig(
@@ -95,10 +128,14 @@ CONFIGS: dict[str, BenchConfig] = {
             "burgers": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
             "allen_cahn": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
             "kdv": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
+            "allen_cahn_periodic": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
         },
-        outer=OuterConfig(steps=4, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1}),
+        reference={"burgers": SpectralConfig(256, 4, time_fraction=0.2), "allen_cahn": SpectralConfig(192, 4, time_fraction=0.2),
+                   "kdv": SpectralConfig(256, 4, time_fraction=0.2),
+                   "allen_cahn_periodic": SpectralConfig(256, 4, time_fraction=0.2)},
+        outer=OuterConfig(steps=4, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
         pinn=PinnSettings(depth=3, width=8, inner_steps=4, inner_lr=1e-3, batch_size=16),
-        pinn_outer=OuterConfig(steps=2, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1}),
+        pinn_outer=OuterConfig(steps=2, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
     ),
     "cpu": BenchConfig(
         name="cpu",
@@ -107,13 +144,15 @@ CONFIGS: dict[str, BenchConfig] = {
             "burgers": SpectralConfig(1024, 4),
             "allen_cahn": SpectralConfig(256, 5),
             "kdv": SpectralConfig(256, 5),
+            "allen_cahn_periodic": SpectralConfig(256, 5),
         },
+        reference=_FINE_REFERENCE,
         init_scan=32,
-        outer=OuterConfig(steps={"burgers": 250, "allen_cahn": 120, "kdv": 120},
-                          lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1}, final_lr_fraction=1e-3,
-                          b1=0.5, b2=0.9),
+        outer=OuterConfig(steps={"burgers": 120, "allen_cahn": 120, "kdv": 120, "allen_cahn_periodic": 120},
+                          lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1},
+                          final_lr_fraction=1e-3, b1=0.5, b2=0.9),
         pinn=PinnSettings(depth=9, width=20, inner_steps=100, inner_lr=1e-3, batch_size=500),
-        pinn_outer=OuterConfig(steps=20, lr={"burgers": 0.05, "allen_cahn": 0.05, "kdv": 0.05},
+        pinn_outer=OuterConfig(steps=20, lr={"burgers": 0.05, "allen_cahn": 0.05, "kdv": 0.05, "allen_cahn_periodic": 0.05},
                                final_lr_fraction=0.1),
     ),
     "paper": BenchConfig(
@@ -121,9 +160,11 @@ CONFIGS: dict[str, BenchConfig] = {
         parametrisation="paper",
         spectral={
             "burgers": SpectralConfig(1024, 4),
-            "allen_cahn": SpectralConfig(512, 5),
+            "allen_cahn": SpectralConfig(384, 5),
             "kdv": SpectralConfig(512, 5),
+            "allen_cahn_periodic": SpectralConfig(512, 5),
         },
+        reference=_FINE_REFERENCE,
         outer=OuterConfig(steps=5000, lr=dict(_PAPER_LR)),
         pinn=PinnSettings(depth=9, width=20, inner_steps=1000, inner_lr=1e-3, batch_size=5000),
         pinn_outer=OuterConfig(steps=5000, lr=dict(_PAPER_LR)),
@@ -137,12 +178,19 @@ def get_config(name: str) -> BenchConfig:
     return CONFIGS[name]
 
 
+def apply_setting(config: BenchConfig, name: str) -> BenchConfig:
+    """``config`` with the observation setting ``name`` (a key of :data:`SETTINGS`)."""
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; choose one of {sorted(SETTINGS)}")
+    return config.replace(setting=name, **SETTINGS[name])
+
+
 def default_grid(equation: str) -> tuple[np.ndarray, np.ndarray]:
     """``(x, t)`` of the reference file of ``equation`` (used when no reference data is loaded)."""
     if equation == "burgers":
         return np.linspace(-1.0, 1.0, 256), 0.01 * np.arange(100)
     if equation == "kdv":
         return -1.0 + 2.0 * np.arange(512) / 512, 0.005 * np.arange(201)
-    if equation == "allen_cahn":
+    if equation in ("allen_cahn", "allen_cahn_periodic"):
         return np.linspace(-1.0, 1.0, 201), 0.01 * np.arange(101)
     raise ValueError(f"unknown equation {equation!r}")

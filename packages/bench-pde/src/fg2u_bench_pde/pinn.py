@@ -4,8 +4,9 @@ Network (Table F.3): ``depth`` = 9 dense layers — 8 hidden layers of width 20 
 output — Glorot-normal weights, zero biases, from a fixed key (the same θ₀ for every φ). The initial
 condition is built into the output, ``u_θ(t, x) = u0(x) + t·g(t, x)``, so it holds exactly:
 
-* Burgers: ``g = (1 − x²)·MLP(t, x)`` — also enforces u(t, ±1) = 0 exactly;
-* Allen-Cahn, KdV: ``g = MLP(t, cos πx, sin πx)`` — exactly 2-periodic in x.
+* Burgers, Allen-Cahn: ``g = (1 − x²)·MLP(t, x)`` — also enforces the Dirichlet values u(t, ±1) = u0(±1)
+  (0 and −1) exactly;
+* KdV (and the periodic Allen-Cahn variant): ``g = MLP(t, cos πx, sin πx)`` — exactly 2-periodic in x.
 
 Inner loss on a collocation batch ``(B, 2)`` of ``(t, x)``: ``mean r²`` with the residual
 
@@ -55,8 +56,12 @@ class PinnSettings:
         check_positive_int("batch_size", self.batch_size)
 
 
+def _dirichlet(equation: Equation) -> bool:
+    return equation.name == "burgers" or equation.boundary == "dirichlet"
+
+
 def _num_inputs(equation: Equation) -> int:
-    return 2 if equation.name == "burgers" else 3
+    return 2 if _dirichlet(equation) else 3
 
 
 def init_mlp(key, equation: Equation, settings: PinnSettings, dtype=None) -> list:
@@ -72,7 +77,7 @@ def init_mlp(key, equation: Equation, settings: PinnSettings, dtype=None) -> lis
 
 def pinn_apply(params, equation: Equation, t, x):
     """``u_θ(t, x)`` for scalars (vmap for batches)."""
-    if equation.name == "burgers":
+    if _dirichlet(equation):
         h = jnp.stack([t, x])
     else:
         h = jnp.stack([t, jnp.cos(math.pi * x), jnp.sin(math.pi * x)])
@@ -80,7 +85,7 @@ def pinn_apply(params, equation: Equation, t, x):
         h = jnp.tanh(h @ w + b)
     w, b = params[-1]
     g = (h @ w + b)[0]
-    if equation.name == "burgers":
+    if _dirichlet(equation):
         g = (1.0 - x**2) * g
     return equation.initial_condition(x) + t * g
 
@@ -95,7 +100,7 @@ def residual(params, equation: Equation, coefficient, t, x):
     u_x = d1(x)
     if equation.name == "burgers":
         return u_t + u * u_x - coefficient * d2(x)
-    if equation.name == "allen_cahn":
+    if equation.name.startswith("allen_cahn"):
         return u_t - coefficient * d2(x) - 5.0 * (u - u**3)
     u_xxx = jax.jvp(d2, (x,), (one,))[1]
     return u_t + u * u_x + coefficient * u_xxx

@@ -1,4 +1,9 @@
-"""Reference solutions (MATLAB ``.mat`` files from the paper's authors), read with ``scipy.io.loadmat``.
+"""Reference solutions: our own high-resolution solve (the default, generated once and cached), or the
+MATLAB ``.mat`` files of the paper's authors (an optional cross-check), read with ``scipy.io.loadmat``.
+
+Cache of the generated references: ``--cache-dir``, else ``$FG2U_PDE_CACHE``, else
+``$XDG_CACHE_HOME/fg2u/pde`` (``~/.cache/fg2u/pde``); one ``.npz`` per (equation, coefficients, grid,
+discretisation, solver version), written atomically, so deleting the folder is always safe.
 
 The folder comes from ``--data-dir`` or the environment variable ``FG2U_PDE_DATA`` (suggested value:
 ``../shared/data/pde`` from the project root); it is never assumed silently. The files differ in key
@@ -14,6 +19,8 @@ names and axis order; :func:`load_reference` returns them in one layout, ``u`` w
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -21,9 +28,13 @@ import numpy as np
 
 from fg2u_bench_pde.equations import get_equation
 
-__all__ = ["ENV_VAR", "Reference", "MissingDataError", "resolve_data_dir", "load_reference"]
+__all__ = ["ENV_VAR", "CACHE_ENV_VAR", "Reference", "MissingDataError", "resolve_data_dir", "resolve_cache_dir",
+           "load_reference", "solver_reference"]
 
 ENV_VAR = "FG2U_PDE_DATA"
+CACHE_ENV_VAR = "FG2U_PDE_CACHE"
+#: Bump when the solver's numerics change (invalidates cached references).
+SOLVER_VERSION = 2
 
 _LAYOUT = {  # equation: (x key, t key, u key, u stored as (n_x, n_t)?)
     "burgers": ("x", "tt", "uu", True),
@@ -96,3 +107,55 @@ def load_reference(equation: str, data_dir: str | os.PathLike | None) -> Referen
     if t.size < 2 or abs(t[0]) > 1e-12 or np.max(np.abs(steps - steps[0])) > 1e-9:
         raise ValueError(f"{path}: times must be uniform and start at 0, got {t[:3]}…")
     return Reference(equation=equation, x=x, t=t, u=u, path=str(path))
+
+
+def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$FG2U_PDE_CACHE``, else ``$XDG_CACHE_HOME/fg2u/pde`` (``~/.cache/...``)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fg2u" / "pde"
+
+
+def solver_reference(equation: str, x: np.ndarray, t: np.ndarray, settings, cache_dir=None, *,
+                     use_cache: bool = True) -> Reference:
+    """Our solver at the true coefficient of ``equation`` on the grid ``t × x``, with the fine ``settings``
+    (a :class:`fg2u_bench_pde.spectral.SpectralSettings` whose output times are ``t``).
+
+    Loaded from the cache when present (see the module docstring), else computed and stored; ``use_cache``
+    False neither reads nor writes. Raises :class:`~fg2u_bench_pde.equations.UnstableSettingError` when the
+    solve blows up.
+    """
+    from fg2u_bench_pde.spectral import solve
+
+    eq = get_equation(equation)
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if settings.num_outputs != t.size or abs(settings.output_dt - (t[1] - t[0])) > 1e-12:
+        raise ValueError(f"settings output times ({settings.num_outputs} × {settings.output_dt}) do not match t")
+    meta = {"equation": equation, "coefficient": eq.true_coefficient, "boundary": eq.boundary,
+            "boundary_value": eq.boundary_value, "settings": dataclasses.asdict(settings),
+            "x": hashlib.sha256(x.tobytes()).hexdigest(), "t": [t.size, float(t[1] - t[0])],
+            "solver_version": SOLVER_VERSION}
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+    path = resolve_cache_dir(cache_dir) / f"{equation}-{digest}.npz"
+    if use_cache and path.is_file():
+        with np.load(path) as data:
+            u = data["u"]
+        if u.shape == (t.size, x.size):
+            return Reference(equation=equation, x=x, t=t, u=u, path=str(path))
+    u = solve(eq, eq.true_coefficient, settings, x)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, u=u, meta=json.dumps(meta))
+            os.replace(tmp, path)
+        except OSError as error:  # a read-only home is no reason to fail the run
+            import warnings
+
+            warnings.warn(f"could not cache the {equation} reference in {path.parent}: {error}", stacklevel=2)
+    return Reference(equation=equation, x=x, t=t, u=u, path=str(path) if use_cache else "generated")

@@ -20,12 +20,22 @@ Output: the spectrum at the ``num_outputs`` times ``t_n = n·output_dt`` (n = 0 
 interpolant, exact for the represented modes). That is how we sample the reference grids, whose x
 points (e.g. 256 points including both ±1) are not our collocation points.
 
+Dirichlet problems (Allen-Cahn, u(t, ±1) = b): Chebyshev collocation on the ``N + 1`` points
+``x_j = cos(πj/N)``. With ``w = u − b`` (zero at ±1) the semi-discretisation is ``w_t = c D₂ w + N(w + b)``,
+``D₂`` the interior block of the squared Chebyshev differentiation matrix (boundary rows and columns
+removed, which imposes w(±1) = 0). ``D₂ = V Λ V⁻¹`` has real negative eigenvalues (computed once per N in
+numpy, independent of c), so in the coordinates ``z = V⁻¹ w`` the linear part is diagonal, ``c Λ``, and the
+same ETDRK4 step and contour coefficients apply; the nonlinear term is ``V⁻¹ N(V z + b)``. The output is
+the Chebyshev series of u at each output time (``(num_outputs, N + 1)``, real), evaluated at any
+x ∈ [−1, 1] by ``Σ_k a_k cos(k arccos x)``. Conditioning: cond(V) ≈ 2–4 for N ≤ 512.
+
 Use float64 (``jax.enable_x64``): the benchmark needs finite differences of the solution with ε ~ 1e-4.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -39,9 +49,12 @@ __all__ = [
     "SpectralSettings",
     "grid_points",
     "wavenumbers",
+    "chebyshev_points",
+    "chebyshev_operators",
     "etdrk4_coefficients",
     "solve_spectrum",
     "evaluate",
+    "chebyshev_basis",
     "solve",
     "check_solution",
 ]
@@ -125,38 +138,103 @@ def etdrk4_coefficients(linear, h, contour_points: int = 64):
     return jnp.exp(hl), jnp.exp(hl / 2), q, f1, f2, f3
 
 
-def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool):
+def chebyshev_points(num_points: int) -> np.ndarray:
+    """``x_j = cos(πj/N)``, j = 0 … N, shape ``(N + 1,)`` (from 1 down to −1)."""
+    return np.cos(np.pi * np.arange(num_points + 1) / num_points)
+
+
+@functools.lru_cache(maxsize=8)
+def chebyshev_operators(num_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(Λ, V, V⁻¹, A)`` for N = ``num_points`` (float64 numpy, cached).
+
+    ``Λ (N−1,)`` and ``V (N−1, N−1)``: the eigen-decomposition of the interior block of D² (D the
+    Chebyshev differentiation matrix of Trefethen's *Spectral Methods in MATLAB*, ch. 6);
+    ``A (N+1, N−1)`` maps eigen-coordinates z to the Chebyshev coefficients of w = V z padded with
+    w(±1) = 0.
+    """
+    n = num_points
+    x = chebyshev_points(n)
+    c = np.hstack([2.0, np.ones(n - 1), 2.0]) * (-1.0) ** np.arange(n + 1)
+    dx = x[:, None] - x[None, :]
+    d = np.outer(c, 1.0 / c) / (dx + np.eye(n + 1))
+    d = d - np.diag(d.sum(axis=1))
+    d2 = (d @ d)[1:n, 1:n]
+    lam, v = np.linalg.eig(d2)
+    if np.max(np.abs(lam.imag)) > 1e-8 * np.max(np.abs(lam.real)) or np.max(lam.real) >= 0:
+        raise RuntimeError(f"Chebyshev D2 with N={n} has complex or non-negative eigenvalues; use N <= 512")
+    lam, v = lam.real, v.real
+    v_inv = np.linalg.inv(v)
+    cheb_t = np.cos(np.outer(np.arange(n + 1), np.arange(n + 1)) * np.pi / n)  # T_k(x_j)
+    pad = np.zeros((n + 1, n - 1))
+    pad[1:n] = v
+    a = np.linalg.solve(cheb_t, pad)
+    return lam, v, v_inv, a
+
+
+def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool, scale=1.0):
+    if equation.boundary == "dirichlet":
+        if equation.linear_order != 2 or not equation.name.startswith("allen_cahn"):
+            raise ValueError(f"no Chebyshev right-hand side for equation {equation.name!r}")
+        _, v, v_inv, _ = chebyshev_operators(num_points)
+        v, v_inv = jnp.asarray(v, dtype), jnp.asarray(v_inv, dtype)
+        b = equation.boundary_value
+
+        def nonlinear(z):  # V⁻¹ · 5 (u − u³), u = V z + b
+            u = v @ z + b
+            return scale * (v_inv @ (5.0 * (u - u**3)))
+
+        return nonlinear
+
     k = wavenumbers(num_points, dtype)
     k_odd = k.at[-1].set(0.0)  # no odd derivative of the Nyquist mode for real data
     m = jnp.arange(num_points // 2 + 1)
     mask = (m <= num_points // 3).astype(dtype) if dealias else jnp.ones_like(k)
 
     if equation.name in ("burgers", "kdv"):
-        def nonlinear(v_hat):  # −u u_x = −½ (u²)_x
+        def nonlinear(v_hat):  # −λ₁ u u_x = −½ λ₁ (u²)_x
             u = jnp.fft.irfft(v_hat, n=num_points)
-            return -0.5j * k_odd * mask * jnp.fft.rfft(u * u)
-    elif equation.name == "allen_cahn":
+            return -0.5j * scale * k_odd * mask * jnp.fft.rfft(u * u)
+    elif equation.name.startswith("allen_cahn"):
         def nonlinear(v_hat):  # 5 (u − u³)
             u = jnp.fft.irfft(v_hat, n=num_points)
-            return mask * jnp.fft.rfft(5.0 * (u - u**3))
+            return scale * mask * jnp.fft.rfft(5.0 * (u - u**3))
     else:
         raise ValueError(f"no spectral right-hand side for equation {equation.name!r}")
     return nonlinear
 
 
-def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings) -> jax.Array:
-    """Spectra ``v̂(t_n)`` at the output times, shape ``(num_outputs, N/2 + 1)`` complex.
+def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings, nonlinear_scale=1.0) -> jax.Array:
+    """The solution in the solver's basis at the output times.
 
-    ``coefficient`` may be a traced scalar (the function is jit-able and differentiable in it).
+    Periodic equations: rfft spectra ``v̂(t_n)``, shape ``(num_outputs, N/2 + 1)`` complex. Dirichlet
+    equations (Chebyshev): Chebyshev coefficients of u, shape ``(num_outputs, N + 1)`` real. Evaluate
+    either with :func:`evaluate`.
+
+    ``coefficient`` (the coefficient c of the linear term) and ``nonlinear_scale`` (λ₁, the factor of the
+    nonlinear term; 1 for the paper's equations) may be traced scalars: the function is jit-able and
+    differentiable in both.
     """
     n = settings.num_points
     coefficient = jnp.asarray(coefficient)
     dtype = coefficient.dtype if jnp.issubdtype(coefficient.dtype, jnp.floating) else jnp.result_type(float)
     h = settings.dt
-    k = wavenumbers(n, dtype)
-    linear = equation.linear_symbol(k, coefficient.astype(dtype))
-    e, e2, q, f1, f2, f3 = etdrk4_coefficients(linear, h, settings.contour_points)
-    nonlinear = _nonlinear_fn(equation, n, dtype, settings.dealias)
+    scale = jnp.asarray(nonlinear_scale, dtype)
+    nonlinear = _nonlinear_fn(equation, n, dtype, settings.dealias, scale)
+    if equation.boundary == "dirichlet":
+        lam, v, v_inv, a = chebyshev_operators(n)
+        linear = (coefficient.astype(dtype) * jnp.asarray(lam, dtype)).astype(_complex(dtype))
+        e, e2, q, f1, f2, f3 = (jnp.real(c) for c in etdrk4_coefficients(linear, h, settings.contour_points))
+        x_cheb = chebyshev_points(n)[1:n]
+        z0 = jnp.asarray(v_inv, dtype) @ (equation.initial_condition(jnp.asarray(x_cheb, dtype)) - equation.boundary_value)
+        a = jnp.asarray(a, dtype)
+        offset = jnp.zeros(n + 1, dtype).at[0].set(equation.boundary_value)
+        to_output = lambda z: a @ z + offset  # noqa: E731
+    else:
+        k = wavenumbers(n, dtype)
+        linear = equation.linear_symbol(k, coefficient.astype(dtype))
+        e, e2, q, f1, f2, f3 = etdrk4_coefficients(linear, h, settings.contour_points)
+        z0 = jnp.fft.rfft(equation.initial_condition(grid_points(n, dtype)))
+        to_output = lambda z: z  # noqa: E731
 
     def etdrk4_step(v, _):
         nv = nonlinear(v)
@@ -170,37 +248,52 @@ def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings) 
 
     def interval(v, _):
         v, _ = jax.lax.scan(etdrk4_step, v, None, length=settings.substeps)
-        return v, v
+        return v, to_output(v)
 
-    u0 = equation.initial_condition(grid_points(n, dtype))
-    v0 = jnp.fft.rfft(u0)
-    _, vs = jax.lax.scan(interval, v0, None, length=settings.num_outputs - 1)
-    return jnp.concatenate([v0[None], vs], axis=0)
+    _, vs = jax.lax.scan(interval, z0, None, length=settings.num_outputs - 1)
+    return jnp.concatenate([to_output(z0)[None], vs], axis=0)
+
+
+def _complex(dtype):
+    return jnp.complex128 if jnp.dtype(dtype) == jnp.float64 else jnp.complex64
 
 
 def evaluate(spectra, x, num_points: int) -> jax.Array:
-    """Band-limited interpolant of real spectra at points ``x``.
+    """The solution at points ``x`` from the output of :func:`solve_spectrum`.
 
     Args:
-      spectra: ``(..., N/2 + 1)`` rfft coefficients of grid values on ``x_j = −1 + 2j/N``.
-      x: ``(P,)`` points (any real values; the interpolant is 2-periodic).
+      spectra: ``(..., N/2 + 1)`` complex rfft coefficients of grid values on ``x_j = −1 + 2j/N`` (Fourier),
+        or ``(..., N + 1)`` real Chebyshev coefficients (Dirichlet equations; told apart by the dtype).
+      x: ``(P,)`` points (Fourier: any real values, the interpolant is 2-periodic; Chebyshev: clipped to
+        [−1, 1]).
     Returns:
-      ``(..., P)`` real values ``(1/N) Re Σ_m w_m v̂_m e^{iπm(x+1)}`` (w = 1 for m = 0 and N/2, else 2).
+      ``(..., P)`` real values: ``(1/N) Re Σ_m w_m v̂_m e^{iπm(x+1)}`` (w = 1 for m = 0 and N/2, else 2)
+      or ``Σ_k a_k cos(k arccos x)``.
     """
     x = jnp.asarray(x)
+    if not jnp.iscomplexobj(spectra):
+        return spectra @ chebyshev_basis(x, num_points).T
     m = jnp.arange(num_points // 2 + 1)
     weights = jnp.where((m == 0) | (m == num_points // 2), 1.0, 2.0).astype(x.dtype)
     phase = jnp.exp(1j * math.pi * (x[:, None] + 1.0) * m[None, :].astype(x.dtype))
     return jnp.real(spectra @ (weights[:, None] * phase.T)) / num_points
 
 
-def solve(equation: Equation, coefficient: float, settings: SpectralSettings, x) -> np.ndarray:
+def chebyshev_basis(x, num_points: int) -> jax.Array:
+    """``T_k(x_p) = cos(k arccos x_p)``, shape ``(P, N + 1)`` (x clipped to [−1, 1])."""
+    x = jnp.asarray(x)
+    theta = jnp.arccos(jnp.clip(x, -1.0, 1.0))
+    return jnp.cos(theta[:, None] * jnp.arange(num_points + 1, dtype=x.dtype)[None, :])
+
+
+def solve(equation: Equation, coefficient: float, settings: SpectralSettings, x, nonlinear_scale: float = 1.0) -> np.ndarray:
     """Checked, non-traced solve: values at the output times and points ``x``, ``(num_outputs, P)``.
 
     Raises :class:`UnstableSettingError` for a non-positive coefficient or a blown-up solution.
     """
     check_coefficient(coefficient, f"{equation.name} coefficient {equation.coefficient_name}")
-    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(equation, jnp.asarray(coefficient), settings)
+    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(equation, jnp.asarray(coefficient), settings,
+                                                               jnp.asarray(nonlinear_scale))
     values = np.asarray(evaluate(spectra, jnp.asarray(x, dtype=spectra.real.dtype), settings.num_points))
     check_solution(values, equation, float(coefficient), settings)
     return values

@@ -16,8 +16,8 @@ After each Adam meta step φ is clipped to ``[0, 1]``.
 
 The implicit estimators (Neumann, HessianFree) linearise Φ at θ_T, where the cosine schedule's lr is
 η_{T−1} ≪ η; their estimate carries a factor ≈ η_{T−1} (∂Φ/∂φ = −η ∂²ℓ/∂θ∂φ). :func:`implicit_rescale`
-returns 1/η_{T−1}, by which :func:`make_meta_step` multiplies their estimates so that all estimators
-give meta-gradients in the same units (α = 1/η in the design doc's HessianFree convention). Adam is
+returns 1/η_{T−1}; :func:`fg2u_bench_vision.estimators.build_estimator` wraps them in
+``fg2u.jax.Scaled(·, 1/η_{T−1})`` so that all estimators give meta-gradients in the same units (α = 1/η in the design doc's HessianFree convention). Adam is
 invariant to this scalar apart from its ε.
 """
 
@@ -192,58 +192,37 @@ def make_meta_step(
     optimizer: optax.GradientTransformation,
     *,
     grad_accumulation: int = 1,
-    scale: float = 1.0,
-    pass_meta_step: bool = False,
 ) -> Callable:
-    """A jitted ``(φ, opt_state, key, params0, real_x, real_y, meta_step) -> (φ, opt_state, outer_loss)``.
+    """A jitted ``(φ, opt_state, est_state, key, params0, real_x, real_y) -> (φ, opt_state, est_state, outer_loss)``.
 
-    ``params0``, ``real_x``, ``real_y`` come from :func:`sample_meta_inputs` (leading axis
-    ``grad_accumulation``): estimate ``a`` uses network ``params0[a]``, real batch ``(real_x[a], real_y[a])``
-    and its own split of ``key`` for the estimator's randomness. The mean estimate times ``scale`` is
-    the meta-gradient given to ``optimizer``; φ is clipped to ``[0, 1]`` afterwards. ``outer_loss`` is
-    the mean L(φ) over the estimates (before the update). ``pass_meta_step`` forwards the meta-step
-    index to the estimator (``TwoPhase``). Compiled functions are cached per settings.
+    Built by :func:`fg2u.jax.harness.make_meta_step`: ``params0``, ``real_x``, ``real_y`` come from
+    :func:`sample_meta_inputs` (leading axis ``grad_accumulation``): estimate ``a`` uses network ``params0[a]``,
+    real batch ``(real_x[a], real_y[a])`` and its own split of ``key``; the mean estimate goes to ``optimizer`` and
+    φ is clipped to ``[0, 1]`` afterwards. ``est_state`` is the estimator's state (``estimator.init(φ)`` first).
+    ``outer_loss`` is the mean L(φ) over the estimates (before the update). Compiled functions are cached per
+    settings, so seeds of one process reuse them.
     """
     check_positive_int("grad_accumulation", grad_accumulation)
-    cache_key = (setup, estimator, optimizer, grad_accumulation, float(scale), pass_meta_step)
+    cache_key = (setup, estimator, optimizer, grad_accumulation)
     try:
         return _META_STEP_CACHE[cache_key]
     except (KeyError, TypeError):
         pass
+    from fg2u.jax.harness import make_meta_step as harness_step  # noqa: PLC0415
 
-    def one_estimate(phi, key, params0, x, y, meta_step):
-        problem = make_problem(setup, params0, x, y)
-        if pass_meta_step:
-            grad, aux = estimator(problem, phi, key, meta_step=meta_step)
-        else:
-            grad, aux = estimator(problem, phi, key)
-        return grad, aux.outer_loss
+    step = harness_step(
+        estimator, lambda inputs: make_problem(setup, *inputs), optimizer, grad_accumulation=grad_accumulation,
+        project=lambda phi: jnp.clip(phi, 0.0, 1.0),
+    )
 
-    def meta_step_fn(phi, opt_state, key, params0, real_x, real_y, meta_step):
-        if grad_accumulation == 1:
-            first = lambda t: t[0]  # noqa: E731
-            g_sum, l_sum = one_estimate(phi, key, jax.tree_util.tree_map(first, params0), real_x[0], real_y[0], meta_step)
-        else:
-            def body(carry, inputs):
-                g_acc, l_acc = carry
-                k, p0, x, y = inputs
-                g, loss = one_estimate(phi, k, p0, x, y, meta_step)
-                return (g_acc + g, l_acc + loss), None
+    def meta_step_fn(phi, opt_state, est_state, key, params0, real_x, real_y):
+        return step(phi, opt_state, est_state, key, (params0, real_x, real_y))
 
-            init = (jnp.zeros_like(phi), jnp.zeros((), jnp.float32))
-            inputs = (jax.random.split(key, grad_accumulation), params0, real_x, real_y)
-            (g_sum, l_sum), _ = jax.lax.scan(body, init, inputs)
-        grad = g_sum * (scale / grad_accumulation)
-        updates, opt_state = optimizer.update(grad, opt_state, phi)
-        phi = jnp.clip(optax.apply_updates(phi, updates), 0.0, 1.0)
-        return phi, opt_state, l_sum / grad_accumulation
-
-    fn = jax.jit(meta_step_fn)
     try:
-        _META_STEP_CACHE[cache_key] = fn
+        _META_STEP_CACHE[cache_key] = meta_step_fn
     except TypeError:  # an unhashable estimator or optimiser: no reuse across calls
         pass
-    return fn
+    return meta_step_fn
 
 
 # Jitted meta steps, reused across seeds of one process (same shapes → no recompilation).

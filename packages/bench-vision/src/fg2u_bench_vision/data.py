@@ -15,6 +15,12 @@ Sources
   2,000 held out. Results on it are **not** standard-MNIST results.
 * ``cifar10`` / ``cifar100`` — the official "python version" pickles (``cifar-10-batches-py/`` with
   ``data_batch_1`` … ``data_batch_5`` and ``test_batch``; ``cifar-100-python/`` with ``train`` and ``test``).
+* ``cifar10`` also from the official "binary version" (``cifar-10-batches-bin/`` with
+  ``data_batch_1.bin`` … ``data_batch_5.bin`` and ``test_batch.bin``, each optionally gzipped as
+  ``*.bin.gz``): records of 1 label byte + 3,072 pixel bytes (1,024 red, 1,024 green, 1,024 blue,
+  row-major 32 × 32). When the full test batch is absent but ``test_batch_first1000.bin[.gz]`` (the first
+  1,000 official test images) is present, the result is the VARIANT named
+  :data:`CIFAR10_FIRST1000_NAME`, never plain ``cifar10``.
 * any of mnist/cifar10/cifar100 through tensorflow-datasets (``source="tfds"``) when the data set is
   already prepared in a local ``data_dir`` (``download=False``; tensorflow-datasets is imported lazily).
 
@@ -48,6 +54,8 @@ __all__ = [
     "load_cifar100",
     "load_tfds",
     "read_idx",
+    "read_cifar10_bin",
+    "CIFAR10_FIRST1000_NAME",
     "balanced_split",
     "resolve_data_dir",
     "MNIST_FILES",
@@ -65,6 +73,11 @@ CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST = "test_batch"
 CIFAR100_FOLDER = "cifar-100-python"
+CIFAR10_BIN_FOLDER = "cifar-10-batches-bin"
+CIFAR10_RECORD_BYTES = 1 + 3 * 32 * 32
+CIFAR10_TEST_FIRST1000 = "test_batch_first1000"
+#: Data-set name of CIFAR-10 with the official training set but only the first 1,000 official test images.
+CIFAR10_FIRST1000_NAME = "cifar10 (official train, first 1,000 test images)"
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -138,7 +151,10 @@ def _expected_files(dataset: str) -> str:
         )
     if dataset == "cifar10":
         names = ", ".join((*CIFAR10_TRAIN, CIFAR10_TEST))
-        return f"Expected the CIFAR-10 python pickles {names} in DIR/{CIFAR10_FOLDER}/ (or directly in DIR)."
+        return (f"Expected the CIFAR-10 python pickles {names} in DIR/{CIFAR10_FOLDER}/, or the binary version "
+                f"data_batch_1.bin … data_batch_5.bin and test_batch.bin (each optionally .gz; "
+                f"{CIFAR10_TEST_FIRST1000}.bin[.gz] for the first-1,000-test-images variant) in "
+                f"DIR/{CIFAR10_BIN_FOLDER}/, DIR/cifar10/ or directly in DIR.")
     if dataset == "cifar100":
         return f"Expected the CIFAR-100 python pickles train and test in DIR/{CIFAR100_FOLDER}/ (or directly in DIR)."
     return ""
@@ -277,9 +293,77 @@ def _cifar_folder(data_dir: str | os.PathLike | None, dataset: str, folder_name:
     return root / folder_name if (root / folder_name).is_dir() else root
 
 
+def read_cifar10_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 binary batch (``.bin`` or ``.bin.gz``) → ``(x (n, 32, 32, 3) float32 in [0, 1], y (n,) int32)``.
+
+    Format: n records of 3,073 bytes: the label (0…9), then 1,024 red, 1,024 green and 1,024 blue bytes,
+    each plane row-major 32 × 32.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if not raw or len(raw) % CIFAR10_RECORD_BYTES:
+        raise ValueError(f"{path}: {len(raw)} bytes is not a whole number of CIFAR-10 binary records "
+                         f"({CIFAR10_RECORD_BYTES} bytes each: 1 label byte + 3,072 pixel bytes)")
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR10_RECORD_BYTES)
+    y = records[:, 0].astype(np.int32)
+    if y.max() >= 10:
+        raise ValueError(f"{path}: label byte {int(y.max())} outside 0…9; not a CIFAR-10 binary batch "
+                         "(CIFAR-100's binary format has two label bytes and is not supported)")
+    x = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
+    return x, y
+
+
+def _find_bin(folder: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.bin", f"{stem}.bin.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _load_cifar10_bin(folder: Path) -> VisionData:
+    train = [_find_bin(folder, name) for name in CIFAR10_TRAIN]
+    missing = [f"{n}.bin[.gz]" for n, p in zip(CIFAR10_TRAIN, train) if p is None]
+    if missing:
+        raise DataNotFoundError(f"cifar10: {missing} missing in {str(folder)!r}. {_expected_files('cifar10')}")
+    parts = [read_cifar10_bin(p) for p in train]  # type: ignore[arg-type]
+    x_tr, y_tr = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    test = _find_bin(folder, CIFAR10_TEST)
+    if test is not None:
+        x_te, y_te = read_cifar10_bin(test)
+        return VisionData("cifar10", x_tr, y_tr, x_te, y_te, 10, note=f"CIFAR-10 binary version from {folder}")
+    first = _find_bin(folder, CIFAR10_TEST_FIRST1000)
+    if first is None:
+        raise DataNotFoundError(f"cifar10: no test batch ({CIFAR10_TEST}.bin[.gz] or {CIFAR10_TEST_FIRST1000}"
+                                f".bin[.gz]) in {str(folder)!r}. {_expected_files('cifar10')}")
+    x_te, y_te = read_cifar10_bin(first)
+    return VisionData(
+        CIFAR10_FIRST1000_NAME, x_tr, y_tr, x_te, y_te, 10,
+        note=(f"VARIANT, not standard CIFAR-10 test accuracy: the official training set ({x_tr.shape[0]} images) "
+              f"and only the first {x_te.shape[0]} images of the official test batch, binary version from {folder}"),
+    )
+
+
+def _cifar10_location(data_dir: str | os.PathLike | None) -> tuple[str, Path]:
+    """``("pickle" | "bin", folder)``: the first folder among DIR/cifar-10-batches-py, DIR/cifar-10-batches-bin,
+    DIR/cifar10, DIR holding ``data_batch_1`` (pickle) or ``data_batch_1.bin[.gz]`` (binary)."""
+    root = resolve_data_dir(data_dir, "cifar10")
+    for folder in (root / CIFAR10_FOLDER, root / CIFAR10_BIN_FOLDER, root / "cifar10", root):
+        if (folder / CIFAR10_TRAIN[0]).is_file():
+            return "pickle", folder
+        if _find_bin(folder, CIFAR10_TRAIN[0]) is not None:
+            return "bin", folder
+    raise DataNotFoundError(f"cifar10: no CIFAR-10 batches found under {str(root)!r}. {_expected_files('cifar10')}")
+
+
 def load_cifar10(data_dir: str | os.PathLike | None = None) -> VisionData:
-    """CIFAR-10 from the python pickles (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``)."""
-    folder = _cifar_folder(data_dir, "cifar10", CIFAR10_FOLDER)
+    """CIFAR-10 from the python pickles (``cifar-10-batches-py/data_batch_1..5``, ``test_batch``) or the
+    binary version (``data_batch_1..5.bin[.gz]``, ``test_batch.bin[.gz]`` or, as a labelled variant,
+    ``test_batch_first1000.bin[.gz]``); see the module docstring for the folders searched."""
+    kind, folder = _cifar10_location(data_dir)
+    if kind == "bin":
+        return _load_cifar10_bin(folder)
     parts = [_cifar_arrays(_unpickle(p), b"labels", p) for p in (_find(folder, (n,), "cifar10") for n in CIFAR10_TRAIN)]
     test_path = _find(folder, (CIFAR10_TEST,), "cifar10")
     x_te, y_te = _cifar_arrays(_unpickle(test_path), b"labels", test_path)

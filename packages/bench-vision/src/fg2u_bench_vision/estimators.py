@@ -1,13 +1,27 @@
-"""Estimator names of the benchmark → ``fg2u.jax`` estimators built with a :class:`Config`'s settings.
+"""Estimators of the benchmark, built by name from the core's registry with a :class:`Config`'s settings.
+
+Any registered estimator (``fg2u.estimators.names()``) runs; nothing here is specific to one of them:
+
+* settings named like a config field are taken from the config — ``num_directions`` (b) and ``chunk_size``
+  (FG2U and the estimators wrapping it), ``truncation`` (TRGU), ``num_terms`` ← ``neumann_terms`` (Neumann),
+  ``num_iterations`` ← ``neumann_terms`` (ConjugateGradient), ``switch_step`` ← ``two_phase_fraction`` ·
+  ``meta_steps`` (TwoPhase);
+* nested estimators default to the paper's choices: TwoPhase ``first`` = Hessian-free, ``second`` = FG2U;
+  ControlVariate ``surrogate`` = Hessian-free; every wrapped ``estimator`` = FG2U;
+* implicit estimators (Neumann, ConjugateGradient, HessianFree) linearise the inner step at θ_T, where the
+  cosine schedule's lr is η_{T−1} ≪ η; they are wrapped in ``Scaled(·, 1/η_{T−1})`` so that every estimator
+  reports meta-gradients in the same units (see condensation.py).
 
 | name | estimator |
 |---|---|
 | ``rgu`` | ``RGU()`` — exact reverse-mode meta-gradient (reference) |
-| ``fg2u`` | ``FG2U(num_directions=b, distribution="rademacher", chunk_size)`` |
-| ``trgu`` | ``TRGU(truncation=K)`` — reverse mode through the last K inner steps |
-| ``hessian_free`` | ``HessianFree(alpha=1)`` — estimate rescaled by 1/η_{T−1} (see condensation.py) |
-| ``neumann`` | ``Neumann(num_terms=K, alpha=1)`` — same rescaling |
-| ``two_phase`` | ``TwoPhase(HessianFree, FG2U, switch_step=⌊fraction · meta_steps⌋)`` |
+| ``fg2u`` | ``FG2U(num_directions=b, chunk_size)`` |
+| ``trgu`` | ``TRGU(truncation=K)`` |
+| ``hessian_free`` | ``Scaled(HessianFree(), 1/η_{T−1})`` |
+| ``neumann`` | ``Scaled(Neumann(num_terms=K), 1/η_{T−1})`` |
+| ``two_phase`` | ``TwoPhase(Scaled(HessianFree), FG2U, switch_step=⌊fraction · meta_steps⌋)`` |
+| ``control_variate`` | ``ControlVariate(FG2U, Scaled(HessianFree), scale=None)`` |
+| ``running_control_variate`` | ``RunningControlVariate(FG2U)`` |
 """
 
 from __future__ import annotations
@@ -17,77 +31,53 @@ from typing import Any
 
 from .configs import Config
 
-__all__ = ["ESTIMATOR_NAMES", "EstimatorSpec", "build_estimator"]
+__all__ = ["ESTIMATOR_NAMES", "DEFAULT_ESTIMATORS", "build_estimator", "estimator_names"]
 
-ESTIMATOR_NAMES = ("rgu", "fg2u", "trgu", "hessian_free", "neumann", "two_phase")
-_DISPLAY = {"rgu": "RGU", "fg2u": "FG2U", "trgu": "TRGU", "hessian_free": "HessianFree", "neumann": "Neumann",
-            "two_phase": "TwoPhase"}
-
-
-@dataclasses.dataclass(frozen=True)
-class EstimatorSpec:
-    """A built estimator and how the meta loop must call it.
-
-    Attributes:
-      name: benchmark name (``"fg2u"``).
-      display: record name (``"FG2U"``).
-      estimator: the ``fg2u.jax`` estimator object.
-      implicit_scaled: multiply the estimate by 1/η_{T−1} (Neumann, HessianFree; for TwoPhase only its
-        first phase is implicit, so the rescaling is applied through a phase-aware wrapper instead).
-      pass_meta_step: the estimator takes ``meta_step=`` (TwoPhase).
-      settings: JSON-serialisable estimator settings for the record.
-    """
-
-    name: str
-    display: str
-    estimator: Any
-    implicit_scaled: bool
-    pass_meta_step: bool
-    settings: dict[str, Any]
+DEFAULT_ESTIMATORS = ("rgu", "fg2u", "trgu", "hessian_free", "neumann", "two_phase")
+_IMPLICIT = ("Neumann", "ConjugateGradient", "HessianFree")
 
 
-def build_estimator(name: str, config: Config, implicit_scale: float = 1.0) -> EstimatorSpec:
-    """Builds the estimator called ``name`` (one of :data:`ESTIMATOR_NAMES`) from ``config``.
+def estimator_names() -> tuple[str, ...]:
+    """Every registered estimator name (the choices of ``--estimators``)."""
+    import fg2u.estimators  # noqa: PLC0415
 
-    ``implicit_scale`` (1/η_{T−1}) is folded into TwoPhase's first (Hessian-free) phase; for plain
-    Neumann/HessianFree the meta loop applies it (``implicit_scaled=True``).
+    return fg2u.estimators.names()
+
+
+ESTIMATOR_NAMES = estimator_names()
+
+_DEFAULT_NESTED = {"first": "hessian_free", "second": "fg2u", "surrogate": "hessian_free", "estimator": "fg2u"}
+
+
+def _config_settings(config: Config) -> dict[str, Any]:
+    return {
+        "num_directions": config.num_directions,
+        "chunk_size": config.chunk_size,
+        "truncation": config.truncation,
+        "num_terms": config.neumann_terms,
+        "num_iterations": max(1, config.neumann_terms),
+        "switch_step": int(config.two_phase_fraction * config.meta_steps),
+    }
+
+
+def build_estimator(name: str, config: Config, implicit_scale: float = 1.0, **overrides: Any) -> Any:
+    """The ``fg2u.jax`` estimator ``name`` with ``config``'s settings (see the module docstring).
+
+    ``overrides`` replace single settings (e.g. ``num_directions=32``).
     """
     import fg2u.jax as fj  # noqa: PLC0415
 
-    if name not in ESTIMATOR_NAMES:
-        raise ValueError(f"unknown estimator {name!r}; choose from {ESTIMATOR_NAMES}")
-    fg2u_est = fj.FG2U(num_directions=config.num_directions, distribution="rademacher", chunk_size=config.chunk_size)
-    if name == "rgu":
-        return EstimatorSpec(name, _DISPLAY[name], fj.RGU(), False, False, {})
-    if name == "fg2u":
-        return EstimatorSpec(name, _DISPLAY[name], fg2u_est, False, False,
-                             {"num_directions": config.num_directions, "distribution": "rademacher",
-                              "chunk_size": config.chunk_size})
-    if name == "trgu":
-        return EstimatorSpec(name, _DISPLAY[name], fj.TRGU(truncation=config.truncation), False, False,
-                             {"truncation": config.truncation})
-    if name == "hessian_free":
-        return EstimatorSpec(name, _DISPLAY[name], fj.HessianFree(alpha=1.0), True, False,
-                             {"alpha": 1.0, "rescale": implicit_scale})
-    if name == "neumann":
-        return EstimatorSpec(name, _DISPLAY[name], fj.Neumann(num_terms=config.neumann_terms, alpha=1.0), True, False,
-                             {"num_terms": config.neumann_terms, "alpha": 1.0, "rescale": implicit_scale})
-    switch = int(config.two_phase_fraction * config.meta_steps)
-    first = _Scaled(fj.HessianFree(alpha=1.0), implicit_scale)
-    return EstimatorSpec(name, _DISPLAY[name], fj.TwoPhase(first=first, second=fg2u_est, switch_step=switch), False, True,
-                         {"first": "HessianFree", "second": "FG2U", "switch_step": switch,
-                          "num_directions": config.num_directions, "rescale_first": implicit_scale})
-
-
-@dataclasses.dataclass(frozen=True)
-class _Scaled:
-    """``estimator`` with its meta-gradient multiplied by ``scale`` (used for TwoPhase's implicit phase)."""
-
-    estimator: Any
-    scale: float
-
-    def __call__(self, problem: Any, phi: Any, key: Any = None) -> tuple[Any, Any]:
-        import jax  # noqa: PLC0415
-
-        grad, aux = self.estimator(problem, phi, key)
-        return jax.tree_util.tree_map(lambda g: g * self.scale, grad), aux
+    cls = fj.BACKEND.get(name)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    settings: dict[str, Any] = {}
+    provided = {**_config_settings(config), **overrides}
+    for field_name, field in fields.items():
+        if field.metadata.get("estimator"):
+            settings[field_name] = build_estimator(overrides.get(field_name, _DEFAULT_NESTED[field_name]), config,
+                                                   implicit_scale)
+        elif field_name in provided:
+            settings[field_name] = provided[field_name]
+    estimator = cls(**settings)
+    if cls.display in _IMPLICIT:
+        return fj.Scaled(estimator, scale=float(implicit_scale))
+    return estimator

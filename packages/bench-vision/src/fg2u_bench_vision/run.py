@@ -20,9 +20,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fg2u.harness import add_common_arguments
+
 from .configs import CONFIG_NAMES, Config, get_config
 from .data import DATA_ENV, DATASETS, VisionData, load_dataset
-from .estimators import ESTIMATOR_NAMES, build_estimator
+from .estimators import DEFAULT_ESTIMATORS, ESTIMATOR_NAMES, build_estimator
 
 __all__ = ["main", "run_condensation", "parse_args", "RunResult"]
 
@@ -54,7 +56,8 @@ def run_condensation(
     """
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
-    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    from fg2u.harness import run_meta_loop  # noqa: PLC0415
 
     from .condensation import (
         implicit_rescale, init_synthetic, make_meta_step, meta_optimizer, sample_meta_inputs, setup_from_config,
@@ -63,41 +66,27 @@ def run_condensation(
     from .evaluate import evaluate_condensed
 
     setup = setup_from_config(config, data.image_shape, data.num_classes)
-    rescale = implicit_rescale(setup)
-    spec = build_estimator(estimator_name, config, implicit_scale=rescale)
+    estimator = build_estimator(estimator_name, config, implicit_scale=implicit_rescale(setup))
     optimizer = meta_optimizer(config)
     if config.real_batch > data.x_train.shape[0]:
         raise ValueError(f"real_batch={config.real_batch} exceeds the {data.x_train.shape[0]} training images")
-    step_fn = make_meta_step(
-        setup, spec.estimator, optimizer, grad_accumulation=config.grad_accumulation,
-        scale=rescale if spec.implicit_scaled else 1.0, pass_meta_step=spec.pass_meta_step,
-    )
+    step_fn = make_meta_step(setup, estimator, optimizer, grad_accumulation=config.grad_accumulation)
     rng = np.random.default_rng(seed)
     phi = jnp.asarray(init_synthetic(rng, setup))
-    opt_state = optimizer.init(phi)
+    carry = (phi, optimizer.init(phi), estimator.init(phi))
 
-    losses: list[float] = []
-    bar = tqdm(range(config.meta_steps), desc=f"{spec.display} seed {seed}", disable=not progress, leave=False,
-               file=sys.stderr, dynamic_ncols=True)
-    t0 = time.perf_counter()
-    compile_s = None
-    for i in bar:
+    def step(carry: tuple, i: int) -> tuple:
         params0, real_x, real_y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, config.real_batch,
                                                      config.grad_accumulation)
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
-        phi, opt_state, loss = step_fn(phi, opt_state, key, params0, real_x, real_y, np.int32(i))
-        if i == 0:
-            loss.block_until_ready()
-            compile_s = time.perf_counter() - t0
-        if (i + 1) % config.log_every == 0 or i + 1 == config.meta_steps:
-            value = float(loss)
-            losses.append(value)
-            if not np.isfinite(value):
-                raise FloatingPointError(f"{spec.display}: outer loss became {value} at meta step {i}")
-            bar.set_postfix(outer_loss=f"{value:.4f}")
-    phi.block_until_ready()
-    meta_s = time.perf_counter() - t0
-    bar.close()
+        phi, opt_state, est_state, loss = step_fn(*carry, key, params0, real_x, real_y)
+        return (phi, opt_state, est_state), loss
+
+    loop = run_meta_loop(step, carry, config.meta_steps, desc=f"{estimator.display_name} seed {seed}",
+                         progress_bar=progress, log_every=config.log_every, block=jax.block_until_ready)
+    phi = loop.carry[0]
+    losses = [value for _, value in loop.losses]
+    meta_s, compile_s = loop.seconds, loop.first_step_s
 
     t1 = time.perf_counter()
     images = np.asarray(jax.device_get(phi))
@@ -112,15 +101,15 @@ def run_condensation(
         "test_accuracy_std": 100.0 * evaluation["std"],
         "final_outer_loss": float(np.mean(losses[-max(1, len(losses) // 10):])),
         "meta_time_s": meta_s,
-        "compile_time_s": float(compile_s or 0.0),
-        "meta_step_time_s": (meta_s - (compile_s or 0.0)) / max(1, config.meta_steps - 1),
+        "compile_time_s": float(compile_s),
+        "meta_step_time_s": loop.step_s,
         "eval_time_s": eval_s,
     }
     settings = {
         **config.settings(),
         "depth_used": setup.model.depth,
         "norm_order": _norm_order(config),
-        "estimator_settings": spec.settings,
+        "estimator_settings": estimator.settings(),
         "accuracy_unit": "percent",
         "eval_accuracies": [100.0 * a for a in evaluation["accuracies"]],
         "dataset_note": data.note,
@@ -128,7 +117,7 @@ def run_condensation(
         "num_test": int(data.x_test.shape[0]),
         "memory_measure": "peak RSS of the whole process (includes data and compilation)",
     }
-    return RunResult(spec.display, seed, images, metrics, settings, meta_s + eval_s, losses)
+    return RunResult(estimator.display_name, seed, images, metrics, settings, meta_s + eval_s, losses)
 
 
 def _baseline_random_real(data: VisionData, config: Config, seed: int) -> RunResult:
@@ -192,17 +181,15 @@ def enable_compilation_cache() -> str | None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m fg2u_bench_vision", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=CONFIG_NAMES, default="cpu")
+    add_common_arguments(p, configs=CONFIG_NAMES, default_out="results/vision",
+                         estimators=ESTIMATOR_NAMES, default_estimators=DEFAULT_ESTIMATORS)
     p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits is embedded; mnist-test-resplit is a VARIANT re-splitting the MNIST test images")
+                   help="digits is embedded; mnist and cifar10 read files from --data-dir / $" + DATA_ENV)
     p.add_argument("--data-source", choices=("files", "tfds"), default="files",
-                   help="raw files (idx.gz / CIFAR pickles) or a prepared tensorflow-datasets data_dir")
+                   help="raw files (idx.gz / CIFAR binary or pickles) or a prepared tensorflow-datasets data_dir")
     p.add_argument("--data-dir", default=None, help=f"folder with the data files (default: ${DATA_ENV})")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the digits / mnist-test-resplit split")
     p.add_argument("--ipc", type=int, default=1, help="synthetic images per class")
-    p.add_argument("--estimators", nargs="+", choices=ESTIMATOR_NAMES, default=list(ESTIMATOR_NAMES))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--out", default="results/vision", help="output folder for <config>.jsonl and PNG grids")
     p.add_argument("--norm-order", choices=("norm-relu", "relu-norm"), default=None,
                    help="conv→norm→ReLU (default) or the paper code's conv→ReLU→norm")
     p.add_argument("--meta-steps", type=int, default=None)
@@ -213,7 +200,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tag", default=None, help="record config label suffix (e.g. a reduced variant)")
     p.add_argument("--no-baselines", action="store_true", help="skip the RandomReal and WholeDataset baselines")
     p.add_argument("--no-whole-dataset", action="store_true", help="skip only the WholeDataset baseline")
-    p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 

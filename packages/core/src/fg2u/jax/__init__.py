@@ -15,7 +15,9 @@ Example::
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`TwoPhase`. Helpers:
+:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, and the combinators :class:`TwoPhase`,
+:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX kernel of the settings
+class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
 :func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optax_transition`,
 :class:`InnerState`, :class:`JaxOps`.
 
@@ -30,6 +32,7 @@ from typing import Any
 
 import jax
 
+from fg2u.estimators import Backend
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 
 from .directions import JaxOps, sample_directions
@@ -38,7 +41,8 @@ from .implicit import ConjugateGradient, HessianFree, Neumann
 from .inner import InnerState, optax_transition
 from .reverse import RGU, TRGU, RGUCheckpointed
 from .parallel import DirectionParallel, direction_mesh
-from .schedule import TwoPhase
+from .quality import gradient_quality
+from .combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
 from .unroll import meta_objective, unroll
 
 __all__ = [
@@ -52,7 +56,12 @@ __all__ = [
     "ConjugateGradient",
     "HessianFree",
     "TwoPhase",
+    "Scaled",
+    "ControlVariate",
+    "RunningControlVariate",
     "DirectionParallel",
+    "make",
+    "BACKEND",
     "direction_mesh",
     "unroll",
     "meta_objective",
@@ -60,7 +69,25 @@ __all__ = [
     "optax_transition",
     "InnerState",
     "JaxOps",
+    "gradient_quality",
 ]
+
+
+BACKEND = Backend(
+    "jax",
+    (FG2U, FG2U_ZO, FGU, RGU, TRGU, RGUCheckpointed, Neumann, ConjugateGradient, HessianFree, TwoPhase, Scaled,
+     ControlVariate, RunningControlVariate),
+)
+"""Every JAX estimator by its registry name (see :mod:`fg2u.estimators`)."""
+
+
+def make(name: str, **settings: Any) -> Any:
+    """The JAX estimator registered as ``name`` with ``settings``: ``make("fg2u", num_directions=8)``.
+
+    Names: ``fg2u.estimators.names()`` (``"fg2u"``, ``"rgu"``, ``"trgu"``, …; display names such as ``"FG2U"``
+    work too). Nested estimators of combinators may be names or ``{"name": ..., **settings}`` mappings.
+    """
+    return BACKEND.make(name, **settings)
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:

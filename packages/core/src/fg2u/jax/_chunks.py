@@ -1,16 +1,64 @@
-"""``Σ_i c(v_i) v_i`` over b directions, vmapped inside chunks and scanned over chunks (memory ∝ chunk size)."""
+"""``Σ_i c(v_i) v_i`` over b directions, vmapped inside chunks and scanned over chunks (memory ∝ chunk size).
+
+Directions are either given (a pytree with a leading axis b) or :class:`KeyedDirections`, drawn inside each
+chunk: ``v_i`` is a function of ``(key, i)`` only (``fold_in(key, i)``), so a chunk holds ``chunk_size``
+directions, not b, and the estimate for a key is the same for every ``chunk_size``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from fg2u.directions import DirectionDistribution, Gaussian, Rademacher, Sphere, get_distribution
+
 PyTree = Any
 
-__all__ = ["weighted_direction_sum"]
+__all__ = ["weighted_direction_sum", "KeyedDirections", "drawn_per_direction"]
+
+# distributions whose directions are i.i.d.: one independent draw per direction has the same law as a joint
+# draw of b (OrthogonalBlocks couples the directions of a block, so it is drawn jointly)
+_PER_DIRECTION = (Rademacher, Gaussian, Sphere)
+
+
+def drawn_per_direction(distribution: str | DirectionDistribution) -> bool:
+    """Whether :class:`KeyedDirections` draws this distribution direction by direction."""
+    return isinstance(get_distribution(distribution), _PER_DIRECTION)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedDirections:
+    """``num_directions`` random directions like ``like`` (φ), drawn on demand: direction ``i`` is
+    ``distribution.sample(JaxOps(), fold_in(key, i), 1, N)[0]`` unflattened like φ.
+
+    Only for i.i.d. distributions (:func:`drawn_per_direction`). :meth:`take` draws any subset of indices
+    (inside a jitted scan over chunks: O(chunk × N) memory); :meth:`all` draws them all, identically.
+    """
+
+    distribution: DirectionDistribution
+    key: Any
+    num_directions: int
+    like: PyTree
+
+    def take(self, indices: jax.Array) -> PyTree:
+        """The directions ``indices`` (1-D int array), as a pytree like φ with a leading axis ``len(indices)``."""
+        from .directions import JaxOps
+        from ._pytree import ravel
+
+        flat, unravel = ravel(self.like)
+        dist, ops = self.distribution, JaxOps()
+
+        def one(i: jax.Array) -> PyTree:
+            return unravel(dist.sample(ops, jax.random.fold_in(self.key, i), 1, flat.size, flat.dtype)[0])
+
+        return jax.vmap(one)(indices)
+
+    def all(self) -> PyTree:
+        return self.take(jnp.arange(self.num_directions))
 
 
 def weighted_direction_sum(
@@ -21,7 +69,8 @@ def weighted_direction_sum(
 ) -> tuple[PyTree, jax.Array, jax.Array]:
     """Returns ``(Σ_i c_i v_i, Σ_i l_i, l_0)`` where ``(c_i, l_i) = per_direction(v_i)``.
 
-    ``directions`` is a pytree whose leaves have leading axis ``b = num_directions``. Chunks of
+    ``directions`` is a pytree whose leaves have leading axis ``b = num_directions``, or
+    :class:`KeyedDirections` (each chunk draws its own directions inside the scan). Chunks of
     ``chunk_size`` directions are evaluated with ``jax.vmap``; the ``ceil(b / chunk_size)`` chunks run one
     after the other in a ``lax.scan`` that only carries the running sums, so the working memory of the
     per-direction computations is proportional to ``chunk_size``. When ``b`` is not a multiple of
@@ -32,6 +81,26 @@ def weighted_direction_sum(
     n = -(-b // c)
     pad = n * c - b
     mask = jnp.concatenate([jnp.ones((b,), bool), jnp.zeros((pad,), bool)]).reshape(n, c)
+    one_chunk = _one_chunk(per_direction)
+
+    if isinstance(directions, KeyedDirections):
+        # drawn inside the chunk: indices ≥ b of a padded last chunk draw a direction that the mask drops
+        indices = jnp.arange(n * c).reshape(n, c)
+        if n == 1:
+            return one_chunk(directions.take(indices[0]), mask[0])
+        first = jax.eval_shape(lambda: directions.take(indices[0]))
+
+        def keyed_body(carry: tuple, xs: tuple) -> tuple[tuple, None]:
+            acc, acc_values, _ = carry
+            idx, m = xs
+            partial, values, value0 = one_chunk(directions.take(idx), m)
+            return (jax.tree_util.tree_map(jnp.add, acc, partial), acc_values + values, value0), None
+
+        zeros = jax.tree_util.tree_map(lambda d: jnp.zeros(d.shape[1:], d.dtype), first)
+        values_shape = jax.eval_shape(lambda: one_chunk(directions.take(indices[0]), mask[0])[1:])
+        init = (zeros,) + tuple(jnp.zeros(s.shape, s.dtype) for s in values_shape)
+        (total, value_sum, value0), _ = lax.scan(keyed_body, init, (indices, mask))
+        return total, value_sum, value0
 
     def to_chunks(d: jax.Array) -> jax.Array:
         if pad:
@@ -39,8 +108,6 @@ def weighted_direction_sum(
         return d.reshape((n, c) + d.shape[1:])
 
     chunks = jax.tree_util.tree_map(to_chunks, directions)
-
-    one_chunk = _one_chunk(per_direction)
 
     if n == 1:
         return one_chunk(jax.tree_util.tree_map(lambda d: d[0], chunks), mask[0])

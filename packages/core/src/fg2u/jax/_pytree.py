@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,14 @@ def ravel(tree: PyTree) -> tuple[jax.Array, Callable[[jax.Array], PyTree]]:
     return ravel_pytree(tree)
 
 
+def _list_hint(tree: PyTree, name: str) -> str:
+    if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+        return (
+            f" ({name} is a Python {type(tree).__name__}: for one vector pass jnp.asarray({name}, dtype=jnp.float32))"
+        )
+    return ""
+
+
 def check_float_tree(tree: PyTree, name: str = "phi") -> None:
     """Raises ``TypeError`` naming the first leaf of ``tree`` that is not a floating-point array.
 
@@ -43,11 +52,11 @@ def check_float_tree(tree: PyTree, name: str = "phi") -> None:
     for path, leaf in leaves:
         dtype = getattr(leaf, "dtype", None)
         if dtype is None:
-            if isinstance(leaf, float):
-                continue
+            # Python numbers are rejected as torch does: a list φ = [1.0, 2.0] is a pytree of two scalars,
+            # not a vector, and would fail later inside the user's step (e.g. in phi @ x).
             raise TypeError(
                 f"{name}{_path(path)} must be a floating-point array, got {type(leaf).__name__}: {leaf!r}; "
-                "convert it with jnp.asarray(x, dtype=jnp.float32)"
+                f"convert it with jnp.asarray(x, dtype=jnp.float32){_list_hint(tree, name)}"
             )
         if not jnp.issubdtype(dtype, jnp.floating):
             raise TypeError(
@@ -67,8 +76,8 @@ def check_same_structure(
     got: PyTree, expected: PyTree, got_name: str, expected_name: str, *, check_dtype: bool = True
 ) -> None:
     """Raises ``TypeError`` when ``got`` and ``expected`` differ in pytree structure, leaf shapes or dtypes."""
-    got_def = jax.tree_util.tree_structure(got)
-    exp_def = jax.tree_util.tree_structure(expected)
+    got_def: Any = jax.tree_util.tree_structure(got)
+    exp_def: Any = jax.tree_util.tree_structure(expected)
     if got_def != exp_def:
         raise TypeError(
             f"{got_name} has pytree structure\n  {got_def}\nbut {expected_name} has\n  {exp_def}\n"
@@ -93,8 +102,8 @@ def check_directions(directions: PyTree, phi: PyTree) -> int:
 
     Returns ``b`` (the number of directions).
     """
-    d_def = jax.tree_util.tree_structure(directions)
-    p_def = jax.tree_util.tree_structure(phi)
+    d_def: Any = jax.tree_util.tree_structure(directions)
+    p_def: Any = jax.tree_util.tree_structure(phi)
     if d_def != p_def:
         raise TypeError(
             f"directions have pytree structure\n  {d_def}\nbut phi has\n  {p_def}\n"

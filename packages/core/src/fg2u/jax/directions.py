@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fg2u.directions import DirectionDistribution, get_distribution
+from fg2u.directions import DirectionDistribution, _check_sizes, get_distribution
 
 from ._pytree import check_float_tree, ravel
 
@@ -61,11 +61,19 @@ def sample_directions(
 
     Directions are drawn flat, ``(b, N)`` with ``N`` the total number of entries of ``like``, through
     :mod:`fg2u.directions` (so ``"sphere"`` and ``"orthogonal"`` act on the whole vector, not per leaf),
-    then unflattened leaf by leaf.
+    then unflattened leaf by leaf. i.i.d. distributions (Rademacher, Gaussian, Sphere) draw direction ``i``
+    from ``fold_in(key, i)`` — as the FG²U estimators do chunk by chunk, so ``FG2U(b)(problem, φ, key)``
+    equals ``FG2U(b).with_directions(problem, φ, sample_directions(dist, key, b, φ))`` for every
+    ``chunk_size``; orthogonal blocks are drawn jointly from ``key``.
     """
+    from ._chunks import KeyedDirections, drawn_per_direction
+
     dist = get_distribution(distribution)
     check_float_tree(like, "phi")
     check_key(key, "sample_directions")
     flat, unravel = ravel(like)
+    if drawn_per_direction(dist):
+        _check_sizes(num_directions, flat.size)
+        return KeyedDirections(dist, key, num_directions, like).all()
     vs = dist.sample(JaxOps(), key, num_directions, flat.size, flat.dtype)
     return jax.vmap(unravel)(vs)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from fg2u._checks import check_choice, check_positive_float
-from fg2u.directions import DirectionDistribution, check_direction_settings
+from fg2u import estimators
+from fg2u.directions import get_distribution
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 
-from ._chunks import weighted_direction_sum
+from ._chunks import KeyedDirections, drawn_per_direction, weighted_direction_sum
 from ._finite import check_finite
 from ._pytree import cast_like, check_directions, check_float_tree
 from .directions import check_key, sample_directions
@@ -31,33 +30,8 @@ def _finish(who: str, total: PyTree, b: int, phi: PyTree, loss: jax.Array, check
     return grad, Aux(outer_loss=loss)
 
 
-@dataclasses.dataclass(frozen=True)
-class FG2U:
-    """(FG)²U: ``ĝ = (1/b) Σ_{i<b} (∇L(φ)·v_i) v_i`` with ``E[v vᵀ] = I``, so ``E[ĝ] = ∇L(φ)``.
-
-    Each directional derivative ``∇L·v_i`` is one forward-mode ``jax.jvp`` through the whole ``lax.scan``
-    unroll, which carries only ``(θ_t, dθ_t/dφ·v)``: the memory does not grow with the unroll depth T.
-    Directions are vmapped inside chunks of ``chunk_size`` and the chunks are scanned sequentially, so the
-    working memory of the jvps is ∝ ``chunk_size`` (plus the ``b × N`` directions, drawn at once so that a
-    key gives the same directions for every ``chunk_size``); ``None`` → all b at once.
-
-    For Rademacher directions ``E‖ĝ − ∇L‖² = (N − 1)/b · ‖∇L‖²`` (Lemma 3.1 bounds it by ``(N+1)/b``).
-
-    Args:
-      num_directions: b ≥ 1.
-      distribution: ``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"`` or a
-        :class:`fg2u.directions.DirectionDistribution`.
-      chunk_size: directions per vmapped chunk, or ``None``.
-      check_finite: raise ``FloatingPointError`` on NaN/inf (see :mod:`fg2u.jax._finite`).
-    """
-
-    num_directions: int = 1
-    distribution: str | DirectionDistribution = "rademacher"
-    chunk_size: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
+class FG2U(estimators.FG2U):
+    """JAX kernel of :class:`fg2u.estimators.FG2U` (same settings; ``key`` a JAX PRNG key)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key`` a JAX PRNG key."""
@@ -84,30 +58,8 @@ class FG2U:
         return _finish("FG2U", total, b, phi, loss, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class FG2U_ZO:
-    """Zeroth-order (FG)²U: the directional derivative replaced by a finite difference of L.
-
-    * ``scheme="forward"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ))/ε · v_i``, bias ``O(ε)`` (b + 1 evaluations).
-    * ``scheme="central"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ−εv_i))/(2ε) · v_i``, bias ``O(ε²)`` (2b evaluations).
-
-    Works on a :class:`fg2u.BlackBoxProblem` (``objective(φ, data)`` must be JAX-traceable; wrap an external
-    solver in ``jax.pure_callback(..., vmap_method="sequential")``) or on an :class:`fg2u.UnrolledProblem`.
-    ``Aux.outer_loss`` is ``L(φ)`` for the forward scheme and the mean of the ``2b`` perturbed values for the
-    central one.
-    """
-
-    num_directions: int = 1
-    eps: float = 1e-4
-    scheme: str = "forward"
-    distribution: str | DirectionDistribution = "rademacher"
-    chunk_size: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
-        check_positive_float("eps (the finite-difference step)", self.eps)
-        check_choice("scheme", self.scheme, ("forward", "central"))
+class FG2U_ZO(estimators.FG2U_ZO):
+    """JAX kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings; ``key`` a JAX PRNG key)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` for a black-box or unrolled problem; ``key`` a JAX PRNG key."""
@@ -155,14 +107,8 @@ class FG2U_ZO:
         return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class FGU:
-    """Exact ``∇L(φ)`` by forward mode: the full Jacobian ``jax.jacfwd`` (N jvps through the unroll).
-
-    Memory is flat in T like FG²U but the cost is N unrolls: a reference for small N.
-    """
-
-    check_finite: bool = False
+class FGU(estimators.FGU):
+    """JAX kernel of :class:`fg2u.estimators.FGU` (same settings; ``key`` a JAX PRNG key)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -177,8 +123,13 @@ class FGU:
 
 
 def _draw(est: Any, key: Any, phi: PyTree) -> tuple[PyTree, int]:
-    """All b directions drawn at once as a flat ``(b, N)`` sample, so the draw for a key does not depend on
-    ``chunk_size`` (``fg2u.jax.parallel`` relies on this)."""
+    """The b directions for ``key``. i.i.d. distributions (Rademacher, Gaussian, Sphere): drawn lazily, each
+    chunk drawing its own (``v_i`` depends on ``(key, i)`` only; memory ∝ ``chunk_size``, not b); others
+    (orthogonal blocks): all b at once. Either way ``v_i`` equals ``sample_directions(..., key, b, phi)[i]``,
+    whatever ``chunk_size`` (``fg2u.jax.parallel`` relies on this)."""
+    if drawn_per_direction(est.distribution):
+        dist = get_distribution(est.distribution)
+        return KeyedDirections(dist, key, est.num_directions, phi), est.num_directions
     return sample_directions(est.distribution, key, est.num_directions, phi), est.num_directions
 
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from fg2u._checks import check_nonnegative_int, check_positive_float, check_positive_int
+from fg2u import estimators
 from fg2u.estimator import Aux
 
 from ._finite import check_finite
@@ -78,23 +78,8 @@ def _finish(who: str, lin: _Linearised, w: list, phi: PyTree, check: bool) -> tu
     return grad, Aux(outer_loss=lin.loss)
 
 
-@dataclasses.dataclass(frozen=True)
-class Neumann:
-    """Implicit gradient with the truncated Neumann series (K = ``num_terms``)
-
-        w = α Σ_{k=0}^{K} (I − α(I − ∂Φ/∂θ)ᵀ)^k ∇_θF,
-
-    i.e. ``K`` extra vjps. Converges to ``(I − ∂Φ/∂θ)^{−T} ∇_θF`` when the spectral radius of
-    ``I − α(I − ∂Φ/∂θ)`` is below one. ``num_terms = 0`` is :class:`HessianFree`.
-    """
-
-    num_terms: int
-    alpha: float = 1.0
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_nonnegative_int("num_terms (K, the number of Neumann terms)", self.num_terms)
-        check_positive_float("alpha", self.alpha)
+class Neumann(estimators.Neumann):
+    """JAX kernel of :class:`fg2u.estimators.Neumann` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(implicit ∇L(φ), Aux(F(θ_T, φ)))``; ``key`` is ignored."""
@@ -111,18 +96,8 @@ class Neumann:
         return _finish("Neumann", lin, _tmap(lambda x: alpha * x, total), phi, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class ConjugateGradient:
-    """Implicit gradient with ``w`` from K = ``num_iterations`` conjugate-gradient iterations (from ``w_0 = 0``)
-    on ``(I − ∂Φ/∂θ)ᵀ w = ∇_θF``. Valid when ``I − ∂Φ/∂θ`` is symmetric positive definite, e.g. a
-    gradient-descent transition ``Φ = θ − η∇_θℓ`` with ``ηλ_max(∇²ℓ) < 2`` at a local minimum of ℓ.
-    """
-
-    num_iterations: int
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive_int("num_iterations (K, the number of CG iterations)", self.num_iterations)
+class ConjugateGradient(estimators.ConjugateGradient):
+    """JAX kernel of :class:`fg2u.estimators.ConjugateGradient` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(implicit ∇L(φ), Aux(F(θ_T, φ)))``; ``key`` is ignored."""
@@ -149,18 +124,8 @@ class ConjugateGradient:
         return _finish("ConjugateGradient", lin, unravel(w), phi, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class HessianFree:
-    """First-order implicit gradient with the inverse replaced by ``α I``: ``∇_φF + α (∂Φ/∂φ)ᵀ ∇_θF``.
-
-    For ``Φ = θ − η∇_θℓ`` and ``α = 1/η`` this is ``∇_φF − ∂²ℓ/∂φ∂θ · ∇_θF``. Equals ``Neumann(0, α)``.
-    """
-
-    alpha: float = 1.0
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive_float("alpha", self.alpha)
+class HessianFree(estimators.HessianFree):
+    """JAX kernel of :class:`fg2u.estimators.HessianFree` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇_φF + α(∂Φ/∂φ)ᵀ∇_θF, Aux(F(θ_T, φ)))``; ``key`` is ignored."""

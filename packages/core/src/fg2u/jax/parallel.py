@@ -20,6 +20,7 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from fg2u.estimator import Aux
+from fg2u.estimators import Estimator
 
 from .directions import sample_directions
 from .forward import FG2U, FG2U_ZO
@@ -43,7 +44,7 @@ def direction_mesh(num_devices: int | None = None, axis_name: str = "directions"
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectionParallel:
+class DirectionParallel(Estimator):
     """Runs an :class:`FG2U` or :class:`FG2U_ZO` estimator with its directions spread over a mesh axis.
 
     Args:
@@ -77,6 +78,14 @@ class DirectionParallel:
                 f"num_directions={self.estimator.num_directions} is not divisible by the {devices} devices of "
                 f"mesh axis {self.axis_name!r}; choose a multiple of {devices}"
             )
+
+    @property
+    def display_name(self) -> str:  # type: ignore[override]
+        """Records name it like the wrapped estimator (same estimate); ``settings()`` adds the device count."""
+        return self.estimator.display_name
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.estimator.settings(), "direction_parallel_devices": self.num_devices}
 
     @property
     def num_devices(self) -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
 import jax
 from jax import lax
 
-from fg2u._checks import check_positive_int
+from fg2u import estimators
 from fg2u.estimator import Aux
 
 from ._finite import check_finite
@@ -29,11 +28,8 @@ def _value_and_grad(who: str, objective: Any, phi: PyTree, check: bool) -> tuple
     return grad, Aux(outer_loss=loss)
 
 
-@dataclasses.dataclass(frozen=True)
-class RGU:
-    """Exact ``∇L(φ)`` by reverse mode through the ``lax.scan`` unroll (stores all T inner states: memory ∝ T)."""
-
-    check_finite: bool = False
+class RGU(estimators.RGU):
+    """JAX kernel of :class:`fg2u.estimators.RGU` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -42,20 +38,8 @@ class RGU:
         return _value_and_grad("RGU", meta_objective(problem), phi, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class TRGU:
-    """Truncated reverse mode: backprop through the last ``K = truncation`` inner steps only.
-
-    ``θ_{T−K}`` is computed normally and then treated as a constant (``lax.stop_gradient``); the direct
-    dependence of the last K steps and of F on φ is kept. Hence ``dθ_T/dφ ≈ Σ_{t ≥ T−K} (Π ∂Φ/∂θ) ∂Φ_t/∂φ``.
-    ``K ≥ T`` is exactly RGU (including the dependence of ``init`` on φ). Memory ∝ K.
-    """
-
-    truncation: int
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive_int("truncation (K, the number of differentiated steps)", self.truncation)
+class TRGU(estimators.TRGU):
+    """JAX kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(truncated ∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -75,22 +59,8 @@ class TRGU:
         return _value_and_grad("TRGU", objective, phi, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class RGUCheckpointed:
-    """Exact ``∇L(φ)`` by reverse mode with rematerialisation (``jax.checkpoint`` on segments).
-
-    The unroll is a scan over ``⌊T/S⌋`` segments of ``S = segment_length`` steps (default ``⌈√T⌉``), each
-    segment a checkpointed inner scan, plus one checkpointed remainder segment of ``T mod S`` steps. Only
-    segment boundaries are stored in the forward pass; the backward pass recomputes one segment at a time.
-    Memory ∝ ``T/S + S`` (∝ √T by default) at the price of about one extra forward unroll.
-    """
-
-    segment_length: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.segment_length is not None:
-            check_positive_int("segment_length", self.segment_length)
+class RGUCheckpointed(estimators.RGUCheckpointed):
+    """JAX kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -80,13 +81,46 @@ def unroll(problem: Any, phi: PyTree) -> PyTree:
 def meta_objective(problem: Any) -> Callable[[PyTree], jax.Array]:
     """``φ ↦ L(φ)``: ``F(θ_T(φ), φ, outer_batch)`` for an unrolled problem, ``objective(φ, data)`` for a black box."""
     if isinstance(problem, BlackBoxProblem):
-        return lambda phi: _scalar(problem.objective(phi, problem.data), "objective")
+        return lambda phi: _scalar(_call_black_box(problem, phi), "objective")
     check_unrolled_problem(problem, "meta_objective")
 
     def objective(phi: PyTree) -> jax.Array:
         return _scalar(problem.outer_loss(unroll(problem, phi), phi, problem.outer_batch), "outer_loss")
 
     return objective
+
+
+BLACK_BOX_RECIPE = """\
+Wrap the non-JAX solver in jax.pure_callback so JAX calls it on concrete NumPy values:
+
+    import numpy as np, jax, jax.numpy as jnp
+
+    def host_loss(phi, data):                   # NumPy / SciPy code, e.g. scipy.integrate.solve_ivp
+        return np.float32(my_solver_loss(np.asarray(phi), data))
+
+    def objective(phi, data):
+        out = jax.ShapeDtypeStruct((), jnp.float32)
+        return jax.pure_callback(host_loss, out, phi, data, vmap_method="sequential")
+
+    problem = fg2u.BlackBoxProblem(objective, data)   # then fg2u.jax.FG2U_ZO(...)(problem, phi, key)
+
+(FG2U_ZO only evaluates L, never differentiates it, so the callback needs no derivative.)
+See examples/blackbox_ode_zo.py and the "black-box solver" recipe in the docs."""
+
+
+def _call_black_box(problem: BlackBoxProblem, phi: PyTree) -> Any:
+    try:
+        return problem.objective(phi, problem.data)
+    except (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.TracerIntegerConversionError,
+        jax.errors.ConcretizationTypeError,
+    ) as exc:
+        raise TypeError(
+            f"BlackBoxProblem.objective converted a traced JAX value to NumPy / Python ({type(exc).__name__}). "
+            "The estimators trace the objective (jit, vmap over directions), so a NumPy/SciPy solver cannot "
+            "see concrete values.\n" + BLACK_BOX_RECIPE
+        ) from exc
 
 
 def _scalar(value: Any, name: str) -> jax.Array:

@@ -2,14 +2,21 @@
 
 * :mod:`fg2u.leaderboard.aggregate` — load ``results/**/*.jsonl`` (malformed lines reported by file and
   line, skipped), group runs, mean ± std over seeds, direction of "best" per metric.
-* :mod:`fg2u.leaderboard.references` — the (FG)²U paper's published numbers (reference rows).
-* :mod:`fg2u.leaderboard.render` — ``LEADERBOARD.md``, self-contained ``leaderboard.html``, PNG plots.
+* :mod:`fg2u.leaderboard.render` — ``LEADERBOARD.md``, self-contained ``leaderboard.html``, PNG plots:
+  headline tables first, full tables in an appendix.
+* :mod:`fg2u.leaderboard.browser` — the page in headless Chromium: screenshot and the text visible on
+  the first screen.
+
+What a benchmark is — its name, smoke command, headline metrics, table columns and published reference
+numbers — comes from its declaration (:class:`fg2u.benchmarks.Benchmark`, registered under the
+``fg2u.benchmarks`` entry points); this package holds no benchmark names.
 * :mod:`fg2u.leaderboard.regression` — fresh smoke records against ``results/baselines/``.
 
 Command line::
 
     python -m fg2u.leaderboard render --results results
     python -m fg2u.leaderboard regression --results results [--update-baselines]
+    python -m fg2u.leaderboard screenshot --results results   # needs chromium
 
 (The submodule :mod:`fg2u.leaderboard.aggregate` holds :func:`~fg2u.leaderboard.aggregate.aggregate`,
 which reads a results folder and summarises it in one call.) Aggregation and the regression check need only the standard library; :func:`to_dataframe` needs pandas
@@ -27,15 +34,17 @@ from fg2u.leaderboard.aggregate import (
     summarize,
     to_dataframe,
 )
-from fg2u.leaderboard.references import REFERENCES, Reference
+from fg2u.benchmarks import Benchmark, Metric, Reference, discover
 from fg2u.leaderboard.render import render_all
 
 __all__ = [
+    "Benchmark",
+    "Metric",
+    "discover",
     "GroupKey",
     "GroupSummary",
     "LoadIssue",
     "MetricStats",
-    "REFERENCES",
     "Reference",
     "best_entries",
     "load_results",

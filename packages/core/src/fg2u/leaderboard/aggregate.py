@@ -51,7 +51,8 @@ Best entries
 :func:`best_entries` marks, per metric with a direction, the best mean among entries with the same
 :func:`comparison_key` (benchmark, task, data set, config, device and the :data:`PROBLEM_SETTINGS`; the
 unroll depth only for memory and time, and memory only between equal ``memory_measure``). Yard sticks
-(:data:`NON_COMPETING_ESTIMATORS`, or a ``baseline`` setting) are never marked; nor is a lone entry or a
+(estimators a benchmark declares as ``yardsticks``, :class:`fg2u.benchmarks.Benchmark`, or records with a
+``baseline`` setting) are never marked; nor is a lone entry or a
 pool where all entries are equal.
 """
 
@@ -165,11 +166,9 @@ PROBLEM_SETTINGS: tuple[str, ...] = (
 #: Settings read as the unroll depth T (memory plots; left out of quality comparisons).
 DEPTH_SETTINGS: tuple[str, ...] = ("num_steps", "T", "unroll_steps", "inner_steps", "unroll")
 
-#: Entries that are yard sticks rather than competitors (no meta-gradient, or a data baseline): shown,
-#: never marked best. Records can also opt out with a ``"baseline"`` key in their settings.
-NON_COMPETING_ESTIMATORS: frozenset[str] = frozenset(
-    {"plain-unroll", "WholeDataset", "RandomReal", "Random", "Uniform", "uniform", "base", "Base", "NoAdaptation"}
-)
+#: Kept for compatibility: yard-stick estimator names now come from the benchmarks' declarations
+#: (``Benchmark.yardsticks``), passed to :func:`competes` and :func:`best_entries`.
+NON_COMPETING_ESTIMATORS: frozenset[str] = frozenset()
 
 #: Sub-folders of the results folder that :func:`load_results` does not read.
 EXCLUDED_DIRS: frozenset[str] = frozenset({"baselines"})
@@ -538,25 +537,31 @@ def comparison_key(key: GroupKey, metric: str | None = None) -> tuple:
     return (key.benchmark, key.task, key.dataset, key.config, key.device, problem)
 
 
-def competes(key: GroupKey) -> bool:
-    """Whether an entry can be marked best (not in :data:`NON_COMPETING_ESTIMATORS`, no ``baseline``
-    setting)."""
-    return key.estimator not in NON_COMPETING_ESTIMATORS and not any(
+def competes(key: GroupKey, yardsticks: Mapping[str, Iterable[str]] | None = None) -> bool:
+    """Whether an entry can be marked best: its estimator is not one of the yard sticks its benchmark
+    declares (``yardsticks``: benchmark name → estimator names) and it has no ``baseline`` setting."""
+    declared = (yardsticks or {}).get(key.benchmark, ())
+    return key.estimator not in declared and not any(
         name == "baseline" or name.startswith("baseline.") for name, _ in key.settings
     )
 
 
-def best_entries(summaries: Sequence[GroupSummary]) -> set[tuple[GroupKey, str]]:
-    """``{(key, metric)}`` of the best cells: per comparison group and metric with a known direction,
-    the entries with the best finite mean (ties all marked), only where at least two entries compete (see
-    :func:`competes`) and not all of them are equal."""
+def best_entries(
+    summaries: Sequence[GroupSummary],
+    yardsticks: Mapping[str, Iterable[str]] | None = None,
+    directions: Mapping[tuple[str, str], str] | None = None,
+) -> set[tuple[GroupKey, str]]:
+    """``{(key, metric)}`` of the best cells: per comparison group and metric with a known direction
+    (``directions[(benchmark, metric)]`` as declared, else :func:`metric_direction`), the entries with the
+    best finite mean (ties all marked), only where at least two entries compete (see :func:`competes`
+    and its ``yardsticks``) and not all of them are equal."""
     best: set[tuple[GroupKey, str]] = set()
     pools: dict[tuple, list[tuple[GroupKey, float]]] = {}
     for summary in summaries:
-        if not competes(summary.key):
+        if not competes(summary.key, yardsticks):
             continue
         for name, stats in summary.metrics.items():
-            direction = metric_direction(name)
+            direction = (directions or {}).get((summary.key.benchmark, name)) or metric_direction(name)
             if direction is None or not math.isfinite(stats.mean):
                 continue
             pool = (comparison_key(summary.key, name), name, direction)

@@ -12,8 +12,9 @@ Which metrics are checked
 -------------------------
 :func:`metric_kind` sorts every metric:
 
-* ``"quality"`` — a known direction (:func:`fg2u.leaderboard.aggregate.metric_direction`) that is not
-  memory or time: accuracy-like may not fall, error/loss-like may not rise, by more than
+* ``"quality"`` — a known direction that is not memory or time (the direction a benchmark declares for
+  its headline metrics, :class:`fg2u.benchmarks.Metric`; for other metrics the name's words,
+  :func:`fg2u.leaderboard.aggregate.metric_direction`): accuracy-like may not fall, error/loss-like may not rise, by more than
   ``band = max(K_SIGMA · std_baseline, QUALITY_REL_FLOOR · |mean_baseline|, QUALITY_ABS_FLOOR)``.
   ``K_SIGMA = 3``: the fresh value is a mean over seeds, its distance to the baseline mean has a standard
   deviation of at most ``std · sqrt(1/n_b + 1/n_f) ≤ std`` (for ``n ≥ 2``), so 3 std is ≥ 3 of those
@@ -35,7 +36,8 @@ Statuses and exit code
 ----------------------
 ``ok``, ``improved``, ``REGRESSION``, ``MISSING`` (the benchmark ran but a baseline group or metric is
 absent from the fresh records), ``not run`` (no fresh record of that benchmark at all, e.g. its package
-is not installed), ``new`` (no baseline yet), ``info`` (metric not checked). The exit code is 1 when there
+is not installed: benchmarks are found through the ``fg2u.benchmarks`` entry points,
+:func:`fg2u.benchmarks.discover`), ``new`` (no baseline yet), ``info`` (metric not checked). The exit code is 1 when there
 is a ``REGRESSION`` or ``MISSING`` row, a benchmark command failed, a baseline line is malformed, or no
 baseline exists at all; otherwise 0.
 """
@@ -45,11 +47,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import importlib.util
 import json
 import math
 import os
-import pkgutil
 import re
 import shlex
 import subprocess
@@ -58,6 +58,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from fg2u.benchmarks import Benchmark, discover
 from fg2u.leaderboard.aggregate import (
     PROBLEM_SETTINGS,
     GroupKey,
@@ -76,7 +77,6 @@ __all__ = [
     "QUALITY_ABS_FLOOR",
     "MEMORY_REL_TOL",
     "BASELINE_FORMAT",
-    "KNOWN_BENCHMARKS",
     "Baseline",
     "Comparison",
     "metric_kind",
@@ -96,9 +96,6 @@ QUALITY_REL_FLOOR = 0.01
 QUALITY_ABS_FLOOR = 1e-6
 MEMORY_REL_TOL = 0.01
 BASELINE_FORMAT = 1
-#: Benchmark packages the regression run expects; others named ``fg2u_bench_*`` are found too.
-KNOWN_BENCHMARKS = ("vision", "pde", "lm")
-CORE_BENCHMARK = Path("packages/core/benchmarks/bench_core.py")
 
 _GATED = ("quality", "deterministic_memory")
 
@@ -107,8 +104,9 @@ def _words(name: str) -> set[str]:
     return set(w for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
 
 
-def metric_kind(name: str, settings: Mapping[str, Any] | None = None) -> str:
-    """``"quality"``, ``"deterministic_memory"``, ``"memory"``, ``"time"`` or ``"unknown"`` (module doc)."""
+def metric_kind(name: str, settings: Mapping[str, Any] | None = None, direction: str | None = None) -> str:
+    """``"quality"``, ``"deterministic_memory"``, ``"memory"``, ``"time"`` or ``"unknown"`` (module doc);
+    ``direction`` is the declared one (a benchmark's :class:`fg2u.benchmarks.Metric`), if any."""
     words = _words(name)
     if words & {"bytes", "memory", "mem"}:
         measure = str((settings or {}).get("memory_measure", "")).lower()
@@ -117,7 +115,7 @@ def metric_kind(name: str, settings: Mapping[str, Any] | None = None) -> str:
         return "memory"
     if words & {"time", "seconds", "latency", "wall", "throughput", "speedup"}:
         return "time"
-    return "quality" if metric_direction(name) is not None else "unknown"
+    return "quality" if (direction or metric_direction(name)) is not None else "unknown"
 
 
 def band(kind: str, mean: float, std: float | None) -> float:
@@ -267,9 +265,10 @@ class Comparison:
         return self.fresh.mean - self.baseline.mean
 
 
-def _compare_metric(key: GroupKey, name: str, base: MetricStats | None, fresh: MetricStats | None) -> Comparison:
+def _compare_metric(key: GroupKey, name: str, base: MetricStats | None, fresh: MetricStats | None,
+                    declared: str | None = None) -> Comparison:
     settings = key.settings_dict
-    kind = metric_kind(name, settings)
+    kind = metric_kind(name, settings, declared)
     if base is None:
         return Comparison("new", key, name, kind, None, fresh, None, "no baseline for this metric")
     if fresh is None:
@@ -277,7 +276,7 @@ def _compare_metric(key: GroupKey, name: str, base: MetricStats | None, fresh: M
         return Comparison(status, key, name, kind, base, None, None, "metric absent from the fresh records")
     if kind not in _GATED:
         return Comparison("info", key, name, kind, base, fresh, None, f"{kind}: not checked")
-    direction = metric_direction(name)
+    direction = declared or metric_direction(name)
     if base.n == 0:  # the baseline itself diverged: nothing to hold on to
         return Comparison("info", key, name, kind, base, fresh, None, "baseline has no finite value")
     width = band(kind, base.mean, base.std)
@@ -301,11 +300,14 @@ def _settings_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def compare(baselines: Sequence[Baseline], fresh: Sequence[GroupSummary]) -> list[Comparison]:
+def compare(baselines: Sequence[Baseline], fresh: Sequence[GroupSummary],
+            benchmarks: Sequence[Benchmark] = ()) -> list[Comparison]:
     """Compares fresh summaries (``include_device=False``) with baselines, metric by metric.
 
-    Returns rows sorted with failures first (see the module doc for statuses).
+    ``benchmarks``: declarations whose headline metrics' directions are used instead of the metric-name
+    rule. Returns rows sorted with failures first (see the module doc for statuses).
     """
+    declared = {(b.name, m.name): m.direction for b in benchmarks for m in b.metrics}
     fresh_by_key = {dataclasses.replace(s.key, device=None): s for s in fresh}
     base_by_key = {b.key: b for b in baselines}
     ran = {k.benchmark for k in fresh_by_key}
@@ -326,7 +328,8 @@ def compare(baselines: Sequence[Baseline], fresh: Sequence[GroupSummary]) -> lis
                                        "group absent from the fresh records" + hint))
             continue
         for m in dict.fromkeys([*base.metrics, *summary.metrics]):
-            rows.append(_compare_metric(key, m, base.metrics.get(m), summary.metrics.get(m)))
+            rows.append(_compare_metric(key, m, base.metrics.get(m), summary.metrics.get(m),
+                                        declared.get((key.benchmark, m))))
     for key, summary in fresh_by_key.items():
         if key not in base_by_key:
             rows += [Comparison("new", key, m, metric_kind(m, key.settings_dict), None, st, None, "no baseline for this group")
@@ -368,52 +371,53 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
 
 
 # --------------------------------------------------------------------------------- running benchmarks
-def _installed_benchmarks() -> list[str]:
-    found = {m.name[len("fg2u_bench_"):] for m in pkgutil.iter_modules() if m.name.startswith("fg2u_bench_")}
-    for name in KNOWN_BENCHMARKS:
-        if importlib.util.find_spec(f"fg2u_bench_{name}") is not None:
-            found.add(name)
-    return sorted(found)
-
-
 def benchmark_commands(
     out_dir: str | os.PathLike, *, seeds: Sequence[int] = (0, 1, 2), repo_root: str | os.PathLike = ".",
     python: str = sys.executable, extra: Mapping[str, Sequence[str]] | None = None,
+    benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """The commands of a regression run and messages about benchmarks that are skipped.
 
-    Every installed ``fg2u_bench_<name>`` runs ``python -m fg2u_bench_<name> --config smoke --seeds
-    <seeds> --out <out_dir>/<name>`` (plus ``extra[name]``, e.g. a data flag); the core memory benchmark,
-    if ``<repo_root>/packages/core/benchmarks/bench_core.py`` exists, runs ``--size small --out
-    <out_dir>/core`` (plus ``extra["core"]``).
+    Every benchmark (default: :func:`fg2u.benchmarks.discover`, the installed ``fg2u.benchmarks`` entry
+    points) runs its declared smoke command with ``{python}``, ``{out}`` = ``<out_dir>/<name>``,
+    ``{repo_root}`` and ``{seeds}`` filled in, plus ``extra[name]`` (e.g. a data flag). Benchmarks without
+    a smoke command, or whose ``smoke_requires`` paths are missing, are skipped with a message; so is an
+    ``extra`` entry naming no benchmark.
     """
-    extra = extra or {}
+    extra = dict(extra or {})
     out_dir = Path(out_dir)
-    installed = _installed_benchmarks()
-    commands: list[tuple[str, list[str]]] = []
-    skipped: list[str] = []
-    for name in KNOWN_BENCHMARKS:
-        if name not in installed:
-            skipped.append(f"skipping benchmark {name!r}: package fg2u_bench_{name} is not installed "
-                           f"(pip install -e packages/bench-{name})")
-    for name in installed:
-        commands.append((name, [python, "-m", f"fg2u_bench_{name}", "--config", "smoke",
-                                "--seeds", *map(str, seeds), "--out", str(out_dir / name), *extra.get(name, ())]))
-    core = Path(repo_root) / CORE_BENCHMARK
-    if core.is_file():
-        commands.append(("core", [python, str(core), "--size", "small", "--out", str(out_dir / "core"),
-                                  *extra.get("core", ())]))
+    if benchmarks is None:
+        benchmarks, issues = discover(with_issues=True)
+        skipped = [f"skipping {issue}" for issue in issues]
     else:
-        skipped.append(f"skipping the core memory benchmark: {core} does not exist")
+        skipped = []
+    commands: list[tuple[str, list[str]]] = []
+    for bench in benchmarks:
+        if bench.smoke_command is None:
+            skipped.append(f"skipping benchmark {bench.name!r}: it declares no smoke command")
+            continue
+        missing = bench.missing_requirements(repo_root=str(repo_root))
+        if missing:
+            skipped.append(f"skipping benchmark {bench.name!r}: {', '.join(missing)} does not exist "
+                           "(its smoke run needs a source checkout; pass --repo-root)")
+            continue
+        argv = bench.command(python=python, out=str(out_dir / bench.name), repo_root=str(repo_root), seeds=seeds)
+        commands.append((bench.name, argv + list(extra.get(bench.name, ()))))
+    unknown = sorted(set(extra) - {b.name for b in benchmarks})
+    if unknown:
+        skipped.append(f"--bench-args for {', '.join(map(repr, unknown))} ignored: no such benchmark is installed "
+                       f"(installed: {', '.join(b.name for b in benchmarks) or 'none'})")
     return commands, skipped
 
 
 def run_benchmarks(
     out_dir: str | os.PathLike, *, seeds: Sequence[int] = (0, 1, 2), repo_root: str | os.PathLike = ".",
     timeout_s: float | None = None, extra: Mapping[str, Sequence[str]] | None = None,
+    benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Runs :func:`benchmark_commands` (printing each), returns ``(benchmarks run, failures)``."""
-    commands, skipped = benchmark_commands(out_dir, seeds=seeds, repo_root=repo_root, extra=extra)
+    commands, skipped = benchmark_commands(out_dir, seeds=seeds, repo_root=repo_root, extra=extra,
+                                           benchmarks=benchmarks)
     for message in skipped:
         print(message, flush=True)
     ran, failures = [], []
@@ -424,6 +428,8 @@ def run_benchmarks(
             code = result.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
+        except OSError as error:
+            code = f"cannot start: {error}"
         if code != 0:
             failures.append(f"benchmark {name!r} failed (exit {code}): {shlex.join(command)}")
         ran.append(name)
@@ -444,7 +450,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed to each benchmark command")
     parser.add_argument("--quiet", action="store_true", help="leave 'ok' and 'info' rows out of the table")
     parser.add_argument("--bench-args", action="append", default=[], metavar="NAME=ARGS",
-                        help="extra arguments for one benchmark, e.g. pde='--data-dir ../shared/data/pde' (repeatable)")
+                        help="extra arguments for one benchmark's smoke command, e.g. NAME='--data-dir DIR' (repeatable)")
 
 
 def _extra_args(items: Sequence[str]) -> dict[str, list[str]]:
@@ -452,37 +458,39 @@ def _extra_args(items: Sequence[str]) -> dict[str, list[str]]:
     for item in items:
         name, sep, rest = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--bench-args wants NAME=ARGS (e.g. pde='--data-source solver'), got {item!r}")
+            raise SystemExit(f"--bench-args wants NAME=ARGS (e.g. NAME='--data-dir DIR'), got {item!r}")
         extra.setdefault(name, []).extend(shlex.split(rest))
     return extra
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``regression`` command; returns the exit code."""
+    """The ``regression`` command; returns the exit code. A benchmark plugin that cannot be loaded is a
+    failure (its baselines would otherwise pass as ``not run``)."""
     results = Path(args.results)
     baseline_dir = Path(args.baselines) if args.baselines else results / "baselines"
-    failures: list[str] = []
+    benchmarks, issues = discover(with_issues=True)
+    failures = [str(issue) for issue in issues]
     if args.fresh is not None:
-        fresh_dir = Path(args.fresh)
-        return _finish(fresh_dir, baseline_dir, args, failures)
+        return _finish(Path(args.fresh), baseline_dir, args, failures, benchmarks)
+    options = dict(seeds=args.seeds, repo_root=args.repo_root, timeout_s=args.timeout,
+                   extra=_extra_args(args.bench_args), benchmarks=benchmarks)
     if args.keep:
         fresh_dir = Path(args.keep)
         fresh_dir.mkdir(parents=True, exist_ok=True)
-        _, failures = run_benchmarks(fresh_dir, seeds=args.seeds, repo_root=args.repo_root, timeout_s=args.timeout,
-                                     extra=_extra_args(args.bench_args))
-        return _finish(fresh_dir, baseline_dir, args, failures)
+        _, ran_failures = run_benchmarks(fresh_dir, **options)
+        return _finish(fresh_dir, baseline_dir, args, failures + ran_failures, benchmarks)
     with tempfile.TemporaryDirectory(prefix="fg2u-regression-") as tmp:
-        _, failures = run_benchmarks(tmp, seeds=args.seeds, repo_root=args.repo_root, timeout_s=args.timeout,
-                                     extra=_extra_args(args.bench_args))
-        return _finish(Path(tmp), baseline_dir, args, failures)
+        _, ran_failures = run_benchmarks(tmp, **options)
+        return _finish(Path(tmp), baseline_dir, args, failures + ran_failures, benchmarks)
 
 
-def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failures: list[str]) -> int:
+def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failures: list[str],
+            benchmarks: Sequence[Benchmark] = ()) -> int:
     loaded = load_results(fresh_dir, warn=False)
     fresh, notes = summarize(loaded.records, include_device=False)
     problems = [str(i) for i in loaded.issues] + [str(n) for n in notes]
     baselines, base_issues = load_baselines(baseline_dir)
-    rows = compare(baselines, fresh)
+    rows = compare(baselines, fresh, benchmarks)
     print(f"\nregression check: {len(fresh)} fresh group(s) from {fresh_dir}, {len(baselines)} baseline group(s) from {baseline_dir}")
     print(format_table(rows, show_ok=not args.quiet))
     for p in problems:
@@ -490,7 +498,7 @@ def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failu
     if args.update_baselines:
         if failures:
             print("\n".join(failures))
-            print("not updating baselines: a benchmark command failed")
+            print("not updating baselines: a benchmark command or plugin failed")
             return 1
         if not fresh:
             print("not updating baselines: no fresh records")

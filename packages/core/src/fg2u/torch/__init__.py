@@ -21,7 +21,9 @@ Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of th
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``;
 ``key`` a ``torch.Generator`` — advanced by sampling — or an int seed; ``None`` for deterministic ones):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`TwoPhase`. Helpers:
+:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, and the combinators :class:`TwoPhase`,
+:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the PyTorch kernel of the settings
+class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
 :func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optim_transition`,
 :class:`InnerState`, :class:`TorchOps`, :mod:`fg2u.torch.optim` (``sgd``, ``momentum``, ``adam``),
 :func:`module_params`, :func:`module_buffers`, :func:`functional_model`; direction-parallel FG²U over
@@ -33,6 +35,9 @@ with ``torch.func.grad`` (as :func:`optim_transition` does) and avoid in-place u
 
 from __future__ import annotations
 
+from typing import Any
+
+from fg2u.estimators import Backend
 from fg2u.torch import optim
 from fg2u.torch.directions import TorchOps, sample_directions
 from fg2u.torch.forward import FG2U, FG2U_ZO, FGU
@@ -40,8 +45,9 @@ from fg2u.torch.implicit import ConjugateGradient, HessianFree, Neumann
 from fg2u.torch.module import functional_model, module_buffers, module_params
 from fg2u.torch.optim import InnerState, optim_transition
 from fg2u.torch.parallel import DirectionParallel, rank_seed
+from fg2u.torch.quality import gradient_quality
 from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed
-from fg2u.torch.schedule import TwoPhase
+from fg2u.torch.combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
 from fg2u.torch.unroll import meta_objective, unroll
 
 __all__ = [
@@ -55,7 +61,12 @@ __all__ = [
     "ConjugateGradient",
     "HessianFree",
     "TwoPhase",
+    "Scaled",
+    "ControlVariate",
+    "RunningControlVariate",
     "DirectionParallel",
+    "make",
+    "BACKEND",
     "rank_seed",
     "unroll",
     "meta_objective",
@@ -67,4 +78,21 @@ __all__ = [
     "module_params",
     "module_buffers",
     "functional_model",
+    "gradient_quality",
 ]
+
+BACKEND = Backend(
+    "torch",
+    (FG2U, FG2U_ZO, FGU, RGU, TRGU, RGUCheckpointed, Neumann, ConjugateGradient, HessianFree, TwoPhase, Scaled,
+     ControlVariate, RunningControlVariate),
+)
+"""Every PyTorch estimator by its registry name (see :mod:`fg2u.estimators`)."""
+
+
+def make(name: str, **settings: Any) -> Any:
+    """The PyTorch estimator registered as ``name`` with ``settings``: ``make("fg2u", num_directions=8)``.
+
+    Names: ``fg2u.estimators.names()``; display names such as ``"FG2U"`` work too. Nested estimators of
+    combinators may be names or ``{"name": ..., **settings}`` mappings.
+    """
+    return BACKEND.make(name, **settings)

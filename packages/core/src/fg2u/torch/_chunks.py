@@ -9,7 +9,7 @@ import torch
 
 from fg2u.torch._pytree import tree_unflatten
 
-__all__ = ["weighted_direction_sum"]
+__all__ = ["weighted_direction_sum", "chunked_direction_sum"]
 
 # (coefficient c_i, value l_i) of one direction, given the leaves of v_i
 PerDirection = Callable[[list], tuple[torch.Tensor, torch.Tensor]]
@@ -77,3 +77,27 @@ def weighted_direction_sum(
         if value0 is None:
             value0 = values[0]
     return tree_unflatten(totals, spec), value_sum, value0
+
+
+def chunked_direction_sum(
+    per_chunk: Callable[[list], tuple[torch.Tensor, torch.Tensor]],
+    direction_leaves: Sequence[torch.Tensor],
+    spec: Any,
+    num_directions: int,
+    chunk_size: int | None,
+) -> tuple[Any, torch.Tensor]:
+    """Returns ``(Σ_i c_i v_i, l)`` where ``(c_chunk (c,), l) = per_chunk(chunk_leaves)`` for each chunk of
+    ``chunk_size`` directions (``None``: all b at once), chunks one after the other; ``l`` is the value of the
+    first chunk (a per-problem quantity such as L(φ), the same for every chunk)."""
+    b = num_directions
+    c = b if chunk_size is None else min(int(chunk_size), b)
+    totals = [torch.zeros_like(leaf[0]) for leaf in direction_leaves]
+    value0 = None
+    for start in range(0, b, c):
+        chunk = [leaf[start : start + c] for leaf in direction_leaves]
+        coeffs, value = per_chunk(chunk)
+        for k, leaf in enumerate(chunk):
+            totals[k] = totals[k] + torch.tensordot(coeffs.to(leaf.dtype), leaf, dims=1)
+        if value0 is None:
+            value0 = value
+    return tree_unflatten(totals, spec), value0

@@ -6,7 +6,8 @@ objects, which are carried along untouched).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.utils._pytree as _pt
@@ -26,6 +27,8 @@ __all__ = [
     "batch_slice",
     "detach",
     "check_finite_result",
+    "check_finite_inputs",
+    "nonfinite_inputs",
 ]
 
 tree_flatten = _pt.tree_flatten
@@ -41,6 +44,12 @@ def _path(path: tuple) -> str:
     return _pt.keystr(path) or "<root>"
 
 
+def _list_hint(phi: PyTree) -> str:
+    if isinstance(phi, (list, tuple)) and not hasattr(phi, "_fields"):
+        return f" (phi is a Python {type(phi).__name__}: for one vector pass torch.as_tensor(phi, dtype=torch.float32))"
+    return ""
+
+
 def check_meta_params(phi: PyTree, who: str) -> tuple[list[torch.Tensor], Any]:
     """Flatten φ; every leaf must be a floating-point tensor (``TypeError`` otherwise). Returns ``(leaves, spec)``."""
     with_paths, spec = _pt.tree_flatten_with_path(phi)
@@ -50,7 +59,7 @@ def check_meta_params(phi: PyTree, who: str) -> tuple[list[torch.Tensor], Any]:
         if not isinstance(leaf, torch.Tensor):
             raise TypeError(
                 f"{who}: phi{_path(path)} must be a floating-point torch.Tensor, got {type(leaf).__name__}: "
-                f"{leaf!r}; convert it with torch.as_tensor(x, dtype=torch.float32)"
+                f"{leaf!r}; convert it with torch.as_tensor(x, dtype=torch.float32){_list_hint(phi)}"
             )
         if not leaf.is_floating_point():
             raise TypeError(
@@ -144,13 +153,62 @@ def detach(tree: PyTree) -> PyTree:
     return tree_map(lambda x: x.detach() if isinstance(x, torch.Tensor) else x, tree)
 
 
-def check_finite_result(who: str, grad: PyTree, loss: Any) -> None:
-    """``FloatingPointError`` naming the estimator and the bad leaves when the estimate or loss has NaN/inf."""
-    named = [(f"grad{_path(p)}", x) for p, x in _pt.tree_flatten_with_path(grad)[0]]
-    named.append(("outer_loss", torch.as_tensor(loss)))
-    bad = [n for n, x in named if isinstance(x, torch.Tensor) and not bool(torch.isfinite(x).all())]
+_COMPUTATION_HINT = (
+    "check the inner step size, the unroll depth and the outer loss; a hand-written Adam inner step "
+    "differentiates √v at v = 0 for a parameter whose gradient is exactly zero (inf): use "
+    "fg2u.torch.optim.adam, whose square root has a finite derivative there"
+)
+
+
+def _float_leaves(prefix: str, tree: Any) -> list[tuple[str, torch.Tensor]]:
+    return [(f"{prefix}{_pt.keystr(p)}", x) for p, x in _pt.tree_flatten_with_path(tree)[0] if is_float_tensor(x)]
+
+
+def _input_leaves(phi: PyTree, problem: Any) -> list[tuple[str, torch.Tensor]]:
+    named = _float_leaves("phi", phi) if phi is not None else []
+    for field in ("inner_batches", "outer_batch", "data"):
+        value = getattr(problem, field, None) if problem is not None else None
+        if value is not None:
+            named += _float_leaves(field, value)
+    return named
+
+
+def _bad(named: list[tuple[str, torch.Tensor]]) -> list[str]:
+    return [n for n, x in named if not bool(torch.isfinite(x.detach()).all())]
+
+
+def nonfinite_inputs(phi: PyTree, problem: Any = None) -> list[str]:
+    """Names of the tensor leaves of φ and of the problem's data that contain NaN/inf."""
+    return _bad(_input_leaves(phi, problem))
+
+
+def _input_message(who: str, bad: list[str]) -> str:
+    return (
+        f"{who}: the inputs contain NaN or inf ({', '.join(bad)}); the meta-gradient cannot be finite — "
+        "fix φ or the data before calling the estimator"
+    )
+
+
+def check_finite_inputs(who: str, phi: PyTree, problem: Any = None) -> None:
+    """``FloatingPointError`` before any computation when φ or the problem's data hold NaN/inf."""
+    bad = nonfinite_inputs(phi, problem)
     if bad:
+        raise FloatingPointError(_input_message(who, bad))
+
+
+def check_finite_result(who: str, grad: PyTree, loss: Any, *, phi: PyTree = None, problem: Any = None) -> None:
+    """``FloatingPointError`` naming the estimator and the bad leaves when the
+    estimate or loss has NaN/inf; with ``phi`` / ``problem`` given, NaN/inf inputs are named as the cause."""
+    named = [(f"grad{_path(p)}", x) for p, x in _pt.tree_flatten_with_path(grad)[0] if isinstance(x, torch.Tensor)]
+    named.append(("outer_loss", torch.as_tensor(loss)))
+    bad_out = _bad(named)
+    if not bad_out:
+        return
+    bad_in = nonfinite_inputs(phi, problem)
+    head = f"{who}: the meta-gradient estimate or the outer loss contains NaN or inf ({', '.join(bad_out)})"
+    if bad_in:
         raise FloatingPointError(
-            f"{who}: the meta-gradient estimate or the outer loss contains NaN or inf ({', '.join(bad)}); "
-            "check the inner step size, the unroll depth and the outer loss"
+            f"{head}; cause: the inputs contain NaN or inf ({', '.join(bad_in)}) — fix φ or the data"
         )
+    checked = " (φ and the data are finite)" if phi is not None or problem is not None else ""
+    raise FloatingPointError(f"{head}{checked}; {_COMPUTATION_HINT}")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 
-from fg2u._checks import check_choice, check_positive_float
-from fg2u.directions import DirectionDistribution, check_direction_settings
+from fg2u import estimators
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 from fg2u.torch._chunks import weighted_direction_sum
+from fg2u.torch._tangent import forward_estimate
 from fg2u.torch._pytree import (
     PyTree,
     check_directions,
@@ -47,53 +46,13 @@ def _finish(who: str, total: PyTree, b: int, phi: PyTree, loss: torch.Tensor, ch
 
 def _forward_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
                       chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
-    """``(Σ_i (∇L·v_i) v_i, L(φ))`` with one ``torch.func.jvp`` through the unroll per direction."""
-    objective = meta_objective(problem)
-    phi = detach(phi)
-
-    def per_direction(v_leaves: list) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, derivative = torch.func.jvp(objective, (phi,), (tree_unflatten(v_leaves, spec),))
-        return derivative, loss
-
-    # forward-mode AD records no reverse graph; no_grad also stops autograd from recording the primal
-    # loop when the problem closes over tensors that require grad (memory stays flat in T)
-    with torch.no_grad():
-        total, _, loss = weighted_direction_sum(per_direction, dir_leaves, spec, b, chunk_size, who)
-    return total, loss
+    """``(Σ_i (∇L·v_i) v_i, L(φ))``: the tangents of each chunk pushed through the unroll together by the
+    double-vjp kernel (:mod:`fg2u.torch._tangent`), with a ``torch.func.jvp`` fallback."""
+    return forward_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
 
 
-@dataclasses.dataclass(frozen=True)
-class FG2U:
-    """(FG)²U: ``ĝ = (1/b) Σ_{i<b} (∇L(φ)·v_i) v_i`` with ``E[v vᵀ] = I``, so ``E[ĝ] = ∇L(φ)``.
-
-    Each directional derivative ``∇L·v_i`` is one forward-mode ``torch.func.jvp`` through the whole
-    unrolled loop, which carries only ``(θ_t, dθ_t/dφ·v)``: memory does not grow with the unroll depth T.
-    Directions are ``torch.func.vmap``-ped inside chunks of ``chunk_size`` (``randomness="same"``: random
-    ops of the problem draw the same values for every direction of a chunk) and chunks run one after
-    the other, so the working memory is ∝ ``chunk_size`` (plus the ``b × N`` directions); ``None`` → all b
-    at once. If vmap cannot batch some operation of the problem, each chunk falls back to a loop over its
-    directions (a ``RuntimeWarning`` says so once; the result is the same).
-
-    For Rademacher directions ``E‖ĝ − ∇L‖² = (N − 1)/b · ‖∇L‖²`` (Lemma 3.1 bounds it by ``(N+1)/b``).
-
-    Args:
-      num_directions: b ≥ 1.
-      distribution: ``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"`` or a
-        :class:`fg2u.directions.DirectionDistribution`.
-      chunk_size: directions per vmapped chunk, or ``None``.
-      check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf.
-
-    The step must be differentiable by ``torch.func`` transforms: compute inner gradients with
-    ``torch.func.grad`` (as :func:`fg2u.torch.optim_transition` does), not ``torch.autograd.grad``.
-    """
-
-    num_directions: int = 1
-    distribution: str | DirectionDistribution = "rademacher"
-    chunk_size: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
+class FG2U(estimators.FG2U):
+    """PyTorch kernel of :class:`fg2u.estimators.FG2U` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key``: ``torch.Generator`` or int seed."""
@@ -113,32 +72,8 @@ class FG2U:
         return _finish("FG2U", total, b, phi, loss, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class FG2U_ZO:
-    """Zeroth-order (FG)²U: the directional derivative replaced by a finite difference of L.
-
-    * ``scheme="forward"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ))/ε · v_i``, bias ``O(ε)`` (b + 1 evaluations).
-    * ``scheme="central"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ−εv_i))/(2ε) · v_i``, bias ``O(ε²)`` (2b evaluations).
-
-    Runs under ``torch.no_grad``. Works on a :class:`fg2u.BlackBoxProblem` (``objective(φ, data)`` may
-    be any Python code returning a scalar — evaluated once per perturbation, never vmapped) or on an
-    :class:`fg2u.UnrolledProblem` (perturbations vmapped inside chunks, with the loop fallback of
-    :class:`FG2U`). ``Aux.outer_loss`` is ``L(φ)`` for the forward scheme and the mean of the ``2b``
-    perturbed values for the central one. Use float64 φ for small ``eps``: the rounding error of the
-    difference is ``O(u·|L|/ε)`` with ``u`` the unit roundoff.
-    """
-
-    num_directions: int = 1
-    eps: float = 1e-4
-    scheme: str = "forward"
-    distribution: str | DirectionDistribution = "rademacher"
-    chunk_size: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
-        check_positive_float("eps (the finite-difference step)", self.eps)
-        check_choice("scheme", self.scheme, ("forward", "central"))
+class FG2U_ZO(estimators.FG2U_ZO):
+    """PyTorch kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` for a black-box or unrolled problem; ``key``: ``torch.Generator`` or int seed."""
@@ -190,16 +125,8 @@ class FG2U_ZO:
             check_unrolled_problem(problem, "FG2U_ZO")
 
 
-@dataclasses.dataclass(frozen=True)
-class FGU:
-    """Exact ``∇L(φ)`` by forward mode: N jvps through the unroll along the standard basis of φ (the
-    full forward Jacobian, as ``torch.func.jacfwd``), vmapped.
-
-    Memory is flat in T like FG²U but the cost is N unrolls (and the vmap holds N tangents at once):
-    a reference for small N.
-    """
-
-    check_finite: bool = False
+class FGU(estimators.FGU):
+    """PyTorch kernel of :class:`fg2u.estimators.FGU` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""

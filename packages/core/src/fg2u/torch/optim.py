@@ -12,7 +12,9 @@ Semantics (step ``t = 1, 2, …``, gradient ``g``, L2 term ``g ← g + wd·p`` w
   ``buf_1 = g``, ``buf_t = μ·buf_{t−1} + (1−τ)·g``; ``d = g + μ·buf_t`` (Nesterov) or ``d = buf_t``;
   ``p ← p − lr·d``.
 * :func:`adam` — ``torch.optim.Adam`` (``amsgrad=False``): ``m ← lerp(m, g, 1−β₁)``,
-  ``v ← β₂v + (1−β₂)g²``, ``p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)``.
+  ``v ← β₂v + (1−β₂)g²``, ``p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)``, with a square root whose
+  derivative at ``v = 0`` is 0 (not inf), so a parameter with an exactly zero gradient does not turn
+  meta-gradients into NaN.
 
 ``lr`` is a positive float, a tensor (e.g. part of φ, closed over) or a schedule ``count -> lr`` where
 ``count`` is the 0-d int64 tensor of steps taken so far (0 at the first step).
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import torch
 
@@ -58,16 +61,16 @@ class InnerState(NamedTuple):
 
 
 class SGDState(NamedTuple):
-    count: torch.Tensor  # steps taken, 0-d int64
+    count: torch.Tensor  # type: ignore[assignment]  # steps taken, 0-d int64 (shadows tuple.count)
 
 
 class MomentumState(NamedTuple):
-    count: torch.Tensor
+    count: torch.Tensor  # type: ignore[assignment]  # shadows tuple.count, as in optax
     momentum_buffer: PyTree
 
 
 class AdamState(NamedTuple):
-    count: torch.Tensor
+    count: torch.Tensor  # type: ignore[assignment]  # shadows tuple.count, as in optax
     exp_avg: PyTree
     exp_avg_sq: PyTree
 
@@ -82,7 +85,8 @@ def _check_lr(lr: Any) -> None:
 def _check_unit(name: str, value: Any, *, allow_one: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}: {value!r}")
-    ok = 0 <= value <= 1 if allow_one else 0 <= value < 1
+    x = float(value)
+    ok = 0 <= x <= 1 if allow_one else 0 <= x < 1
     if not ok:
         raise ValueError(f"{name} must be in [0, 1{']' if allow_one else ')'}, got {value}")
     return float(value)
@@ -153,11 +157,31 @@ def momentum(
     return Optimizer(init, update)
 
 
+def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``√x`` with derivative 0 at ``x = 0`` instead of inf (the double-``where`` keeps NaN out of the
+    tangents and cotangents of the masked branch)."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
 def adam(
-    lr: Any = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
+    lr: Any = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    eps_root: float = 0.0,
 ) -> Optimizer:
     """Adam with ``torch.optim.Adam(lr, betas, eps, weight_decay, amsgrad=False)`` semantics (L2 weight
-    decay added to the gradient; the bias corrections are computed in float64, as torch does in Python)."""
+    decay added to the gradient; the bias corrections are computed in float64, as torch does in Python),
+    and with a derivative that stays finite at a parameter whose gradient is exactly zero.
+
+    At ``v = 0`` the derivative of ``√v`` is infinite, so a plain differentiable Adam makes every
+    meta-gradient NaN as soon as one parameter's gradient is exactly zero (a blank pixel's weight, an unused
+    embedding). Here ``√v`` is a "safe" square root: the same value everywhere, derivative ``1/(2√v)`` for
+    ``v > 0`` and ``0`` at ``v = 0`` (the zero subgradient of ``|g|`` at ``g = 0``), so the values equal
+    ``torch.optim.Adam``'s exactly and the meta-gradient is finite. ``eps_root > 0`` instead uses
+    ``√(v̂ + eps_root)`` with ``v̂ = v/(1−β₂ᵗ)``, as ``optax.adam(eps_root=...)`` (values then differ slightly).
+    """
     _check_lr(lr)
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
         raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
@@ -165,6 +189,7 @@ def adam(
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"eps must be a number > 0, got {eps!r}")
     weight_decay = _check_nonneg("weight_decay", weight_decay)
+    eps_root = _check_nonneg("eps_root", eps_root)
 
     def init(params: PyTree) -> AdamState:
         zeros = tree_map(torch.zeros_like, params)
@@ -174,14 +199,17 @@ def adam(
         g = _with_decay(grads, params, weight_decay)
         t = (state.count + 1).to(torch.float64)
         bias1 = 1 - beta1**t
-        bias2_sqrt = torch.sqrt(1 - beta2**t)
+        bias2 = 1 - beta2**t
         step_lr = _lr_at(lr, state.count)
         m = tree_map(lambda m_, g_: torch.lerp(m_, g_, 1 - beta1), state.exp_avg, g)
         v = tree_map(lambda v_, g_: beta2 * v_ + (1 - beta2) * g_ * g_, state.exp_avg_sq, g)
 
         def one(m_: torch.Tensor, v_: torch.Tensor) -> torch.Tensor:
             step_size = (step_lr / bias1).to(m_.dtype)
-            denom = torch.sqrt(v_) / bias2_sqrt.to(v_.dtype) + eps
+            if eps_root == 0:  # torch.optim.Adam's values, a finite derivative at v = 0
+                denom = _safe_sqrt(v_) / torch.sqrt(bias2).to(v_.dtype) + eps
+            else:
+                denom = torch.sqrt(v_ / bias2.to(v_.dtype) + eps_root) + eps
             return -step_size * m_ / denom
 
         updates = tree_map(one, m, v)
@@ -238,4 +266,3 @@ def optim_transition(
         return InnerState(apply_updates(state.params, updates), opt_state)
 
     return init, step
-

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from fg2u.estimator import Aux
+from fg2u.estimators import Estimator
 from fg2u.torch._pytree import PyTree, tree_flatten, tree_unflatten
 from fg2u.torch.directions import as_generator, sample_directions
 from fg2u.torch.forward import FG2U, FG2U_ZO
@@ -38,7 +39,7 @@ def rank_seed(key: Any, rank: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class DirectionParallel:
+class DirectionParallel(Estimator):
     """Runs an :class:`FG2U` or :class:`FG2U_ZO` estimator with its b directions split over the ranks.
 
     Args:
@@ -57,6 +58,15 @@ class DirectionParallel:
                 "DirectionParallel spreads random directions over processes, so it wraps FG2U or FG2U_ZO; "
                 f"got {type(self.estimator).__name__}"
             )
+
+    @property
+    def display_name(self) -> str:  # type: ignore[override]
+        """Records name it like the wrapped estimator (same estimate); ``settings()`` adds the world size."""
+        return self.estimator.display_name
+
+    def settings(self) -> dict[str, Any]:
+        world = dist.get_world_size(self.group) if dist.is_available() and dist.is_initialized() else None
+        return {**self.estimator.settings(), "direction_parallel_world_size": world}
 
     def _world(self) -> tuple[int, int]:
         if not dist.is_available() or not dist.is_initialized():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Callable
 
 import torch
 
-from fg2u._checks import check_positive_int
+from fg2u import estimators
 from fg2u.estimator import Aux
 from fg2u.torch._pytree import (
     PyTree,
@@ -44,14 +43,8 @@ def value_and_grad(who: str, objective: Callable[[PyTree], torch.Tensor], phi: P
     return grad, Aux(outer_loss=loss)
 
 
-@dataclasses.dataclass(frozen=True)
-class RGU:
-    """Exact ``∇L(φ)`` by reverse mode (``torch.autograd``) through the whole unrolled loop.
-
-    Autograd stores the intermediates of all T inner steps: memory ∝ T.
-    """
-
-    check_finite: bool = False
+class RGU(estimators.RGU):
+    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -59,20 +52,8 @@ class RGU:
         return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite)
 
 
-@dataclasses.dataclass(frozen=True)
-class TRGU:
-    """Truncated reverse mode: backprop through the last ``K = truncation`` inner steps only.
-
-    ``θ_{T−K}`` is computed under ``torch.no_grad`` and treated as a constant; the direct dependence of
-    the last K steps and of F on φ is kept, so ``dθ_T/dφ ≈ Σ_{t ≥ T−K} (Π_{s>t} ∂Φ_s/∂θ) ∂Φ_t/∂φ``.
-    ``K ≥ T`` is exactly RGU (including the dependence of ``init`` on φ). Memory ∝ K.
-    """
-
-    truncation: int
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive_int("truncation (K, the number of differentiated steps)", self.truncation)
+class TRGU(estimators.TRGU):
+    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(truncated ∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -162,25 +143,8 @@ def _checkpointed_segment(problem: Any, state: PyTree, phi_leaves: list, phi_spe
     return tree_unflatten(rebuild(out, list(non_tensor_out)), state_spec)
 
 
-@dataclasses.dataclass(frozen=True)
-class RGUCheckpointed:
-    """Exact ``∇L(φ)`` by reverse mode with rematerialisation (segment checkpointing).
-
-    The unroll is split into segments of ``S = segment_length`` steps (default ``⌈√T⌉``; the last segment
-    holds the remaining ``T mod S`` steps when S does not divide T). Each segment runs under
-    a rematerialising autograd function (the reentrant-checkpoint scheme; ``torch.utils.checkpoint``'s
-    non-reentrant variant needs saved-tensor hooks, which ``torch.func.grad`` inside a step does not
-    support, and its reentrant variant refuses ``torch.autograd.grad``): only segment boundaries are
-    stored in the forward pass and the backward pass recomputes one segment at a time. Memory ∝ ``T/S + S`` (∝ √T by default) for about
-    one extra forward unroll. Random ops inside ``step`` are replayed with the saved RNG state.
-    """
-
-    segment_length: int | None = None
-    check_finite: bool = False
-
-    def __post_init__(self) -> None:
-        if self.segment_length is not None:
-            check_positive_int("segment_length", self.segment_length)
+class RGUCheckpointed(estimators.RGUCheckpointed):
+    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults)."""
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""

@@ -1,0 +1,65 @@
+"""Every meta-gradient estimator, defined once: settings, defaults, validation and docstring.
+
+The classes here hold settings only; ``fg2u.jax`` and ``fg2u.torch`` subclass each of them with the numeric
+kernel (same names, same fields and defaults), and build them by name with ``make``::
+
+    import fg2u.jax as fj
+    est = fj.make("fg2u", num_directions=8)          # == fj.FG2U(num_directions=8)
+    state = est.init(phi)
+    grad, aux, state = est.estimate(problem, phi, key, state)
+
+| name | class | computes | memory in T | bias |
+|---|---|---|---|---|
+| ``fg2u`` | :class:`FG2U` | ``(1/b) Σ (∇L·v) v``, jvps through the unroll | flat | none |
+| ``fg2u_zo`` | :class:`FG2U_ZO` | finite differences of L along v | flat | O(ε) / O(ε²) |
+| ``fgu`` | :class:`FGU` | exact, N jvps | flat | none |
+| ``rgu`` | :class:`RGU` | exact, reverse mode | ∝ T | none |
+| ``trgu`` | :class:`TRGU` | reverse mode through the last K steps | ∝ K | truncation |
+| ``rgu_checkpointed`` | :class:`RGUCheckpointed` | exact, √T rematerialisation | ∝ √T | none |
+| ``neumann`` | :class:`Neumann` | implicit, Neumann series | flat | fixed point, truncation |
+| ``conjugate_gradient`` | :class:`ConjugateGradient` | implicit, CG | flat | fixed point, truncation |
+| ``hessian_free`` | :class:`HessianFree` | implicit, identity inverse | flat | fixed point, identity |
+| ``two_phase`` | :class:`TwoPhase` | ``first`` then ``second`` (stateful) | of the active one | of the active one |
+| ``scaled`` | :class:`Scaled` | ``scale ·`` an estimator | of the inner one | of the inner one |
+| ``control_variate`` | :class:`ControlVariate` | FG²U around a surrogate | FG²U + surrogate | none |
+| ``running_control_variate`` | :class:`RunningControlVariate` | FG²U around its running mean (stateful) | FG²U + φ | none |
+
+To add an estimator: one settings class here (``@register("name")``, a frozen dataclass), one kernel class per
+backend (a subclass with ``__call__``, or with ``ops`` for a combinator written over
+:class:`~fg2u.estimators.base.TreeOps`), listed in the backend's ``__init__``, and its tests. Benchmarks pick it
+up by name.
+"""
+
+# Registration order (forward, reverse, implicit, combinators) is the order of ``names()``.
+from fg2u.estimators.base import Estimator, TreeOps, describe_settings  # isort: skip
+from fg2u.estimators.forward import FG2U, FG2U_ZO, FGU, RandomDirections  # isort: skip
+from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed  # isort: skip
+from fg2u.estimators.implicit import ConjugateGradient, HessianFree, Neumann  # isort: skip
+from fg2u.estimators.combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase  # isort: skip
+from fg2u.estimators.registry import Backend, estimator_field, get_spec, names, normalise_name, register  # isort: skip
+
+__all__ = [
+    "Estimator",
+    "TreeOps",
+    "RandomDirections",
+    "FG2U",
+    "FG2U_ZO",
+    "FGU",
+    "RGU",
+    "TRGU",
+    "RGUCheckpointed",
+    "Neumann",
+    "ConjugateGradient",
+    "HessianFree",
+    "TwoPhase",
+    "Scaled",
+    "ControlVariate",
+    "RunningControlVariate",
+    "Backend",
+    "register",
+    "names",
+    "get_spec",
+    "normalise_name",
+    "estimator_field",
+    "describe_settings",
+]

@@ -1,0 +1,246 @@
+"""Estimators built from estimators, written once over the backend's :class:`~fg2u.estimators.base.TreeOps`.
+
+* :class:`TwoPhase` — one estimator for the first meta steps, another afterwards (state: the step counter).
+* :class:`Scaled` — an estimator's estimate times a constant (e.g. to put an implicit estimate in units of the
+  meta-gradient).
+* :class:`ControlVariate` — FG²U with a cheap surrogate ``c`` (Hessian-free, TRGU) as control variate:
+  ``ĝ = s·c + (1/b) Σ v vᵀ (g − s·c)``, unbiased.
+* :class:`RunningControlVariate` — the same with ``c`` the running mean of the previous meta steps' estimates:
+  no extra computation, state across meta steps.
+
+A backend class of a combinator only sets ``ops``; the combinators are callable like any estimator and expose
+``init`` / ``estimate`` for their state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from fg2u._checks import check_callable, check_nonnegative_int
+from fg2u.estimator import Aux
+from fg2u.estimators.base import Estimator
+from fg2u.estimators.forward import RandomDirections
+from fg2u.estimators.registry import estimator_field, register
+
+PyTree = Any
+
+__all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate"]
+
+
+def _check_estimator(name: str, value: Any) -> None:
+    check_callable(name, value)
+    for method in ("init", "estimate"):
+        if not callable(getattr(value, method, None)):
+            raise TypeError(
+                f"{name} must be an estimator with init/estimate (e.g. fg2u.jax.RGU()), got {type(value).__name__}"
+            )
+
+
+@register("two_phase")
+@dataclasses.dataclass(frozen=True)
+class TwoPhase(Estimator):
+    """``first`` for the first ``switch_step`` meta steps, then ``second`` (the paper's two-phase paradigm: a
+    cheap Hessian-free or truncated estimator for warm-up, then FG²U).
+
+    State: ``(meta_step, first_state, second_state)``; ``meta_step`` counts the calls of :meth:`estimate`
+    (one per meta step) and may be traced (inside ``jax.jit`` both estimators are compiled and one runs;
+    their outputs must have the same shapes and dtypes, which holds for the estimators of one backend on
+    the same problem). Called without state it is ``first``.
+    """
+
+    first: Any = estimator_field()
+    second: Any = estimator_field()
+    switch_step: int = 0
+    stateful = True
+
+    def __post_init__(self) -> None:
+        _check_estimator("first", self.first)
+        _check_estimator("second", self.second)
+        check_nonnegative_int("switch_step", self.switch_step)
+
+    def init(self, phi: PyTree) -> tuple:
+        return (self._require_ops().counter(0), self.first.init(phi), self.second.init(phi))
+
+    def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
+        ops = self._require_ops()
+        step, first_state, second_state = state
+
+        def run_first() -> tuple:
+            grad, aux, new_first = self.first.estimate(problem, phi, key, first_state)
+            return grad, aux, new_first, second_state
+
+        def run_second() -> tuple:
+            grad, aux, new_second = self.second.estimate(problem, phi, key, second_state)
+            return grad, aux, first_state, new_second
+
+        grad, aux, first_state, second_state = ops.cond(step < self.switch_step, run_first, run_second)
+        return grad, aux, (step + 1, first_state, second_state)
+
+
+@register("scaled")
+@dataclasses.dataclass(frozen=True)
+class Scaled(Estimator):
+    """``scale · estimator``: e.g. an implicit estimate linearised at a step with learning rate η, rescaled by
+    1/η so that every estimator reports meta-gradients in the same units. Records name it like ``estimator``
+    with ``scale`` among the settings. The state is ``estimator``'s.
+    """
+
+    estimator: Any = estimator_field()
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_estimator("estimator", self.estimator)
+        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale)) or isinstance(self.scale, bool):
+            raise TypeError(f"scale must be a finite number, got {self.scale!r}")
+
+    @property
+    def display_name(self) -> str:  # type: ignore[override]
+        return self.estimator.display_name
+
+    @property
+    def stateful(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.estimator, "stateful", False))
+
+    def settings(self) -> dict[str, Any]:
+        return {**self.estimator.settings(), "scale": self.scale}
+
+    def init(self, phi: PyTree) -> Any:
+        return self.estimator.init(phi)
+
+    def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
+        grad, aux, state = self.estimator.estimate(problem, phi, key, state)
+        return self._require_ops().scale(grad, self.scale), aux, state
+
+
+def _controlled(ops: Any, estimator: Any, problem: Any, phi: PyTree, key: Any, control: PyTree,
+                scale: float | None) -> tuple[PyTree, Aux]:
+    """``s·c + (1/b) Σ_i v_i v_iᵀ (g − s·c)`` from ``estimator``'s b directions, ``c = control``.
+
+    With a fixed ``scale`` s it is one call of ``estimator.with_directions``. With ``scale=None`` the directions
+    are split into halves A and B; half A uses ``s_B = ⟨ĝ_B, c⟩/‖c‖²`` estimated from half B's plain estimate
+    and vice versa (cross-fitting), so each half's scale is independent of its own directions and the mean of
+    the two halves stays unbiased: ``E[ĝ_A | B] = s_B c + g − s_B c = g``.
+    """
+    b = estimator.num_directions
+    directions = ops.sample_directions(estimator.distribution, key, b, phi)
+    if scale is not None:
+        grad, aux = estimator.with_directions(problem, phi, directions)
+        correction = ops.sub(control, ops.project(directions, control))
+        return ops.add(grad, ops.scale(correction, scale)), aux
+    half = b // 2
+    first, second = ops.take(directions, 0, half), ops.take(directions, half, b)
+    grad_a, aux = estimator.with_directions(problem, phi, first)
+    grad_b, _ = estimator.with_directions(problem, phi, second)
+    norm2 = ops.vdot(control, control)
+    safe = ops.where(norm2 > 0, norm2, 1.0)
+    s_b = ops.where(norm2 > 0, ops.vdot(grad_b, control) / safe, 0.0)
+    s_a = ops.where(norm2 > 0, ops.vdot(grad_a, control) / safe, 0.0)
+    fixed_a = ops.add(grad_a, ops.scale(ops.sub(control, ops.project(first, control)), s_b))
+    fixed_b = ops.add(grad_b, ops.scale(ops.sub(control, ops.project(second, control)), s_a))
+    weight_a = half / b
+    return ops.add(ops.scale(fixed_a, weight_a), ops.scale(fixed_b, 1.0 - weight_a)), aux
+
+
+def _check_random(name: str, value: Any, scale: float | None) -> None:
+    _check_estimator(name, value)
+    if not isinstance(value, RandomDirections):
+        raise TypeError(f"{name} must be FG2U or FG2U_ZO (an estimator over random directions), "
+                        f"got {type(value).__name__}")
+    if scale is None and value.num_directions < 2:
+        raise ValueError(
+            f"{name}.num_directions must be >= 2 when scale=None (the scale is cross-fitted on two halves of the "
+            f"directions); got {value.num_directions}. Use more directions or a fixed scale"
+        )
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                              or not math.isfinite(scale)):
+        raise TypeError(f"scale must be None (cross-fitted) or a finite number, got {scale!r}")
+
+
+@register("control_variate")
+@dataclasses.dataclass(frozen=True)
+class ControlVariate(Estimator):
+    """FG²U with a surrogate meta-gradient ``c`` as control variate (unbiased):
+
+        ĝ = s·c + (1/b) Σ_i v_i v_iᵀ (g − s·c)       (the directional derivatives g·v_i by forward mode)
+
+    ``E[ĝ] = s·c + (g − s·c) = g`` for any ``c`` and ``s`` independent of the directions. Its error is that of
+    FG²U applied to the residual ``g − s·c``: ``E‖ĝ − g‖² = (N − 1)/b · ‖g − s·c‖²`` (Rademacher), so it wins when
+    the surrogate is well aligned with ``g``: with ``s`` optimal, by the factor ``1 − cos²(g, c)``.
+
+    Args:
+      estimator: the FG2U / FG2U_ZO estimator (its b directions).
+      surrogate: a cheap deterministic estimator computed on the same problem (e.g. ``Scaled(HessianFree())`` or
+        ``TRGU(K)``); it costs one surrogate evaluation per estimate.
+      scale: ``s``; ``None`` cross-fits it on two halves of the directions (see :func:`_controlled`) so that it
+        is not estimated from the directions it multiplies.
+    Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``.
+    """
+
+    estimator: Any = estimator_field()
+    surrogate: Any = estimator_field()
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_random("estimator", self.estimator, self.scale)
+        _check_estimator("surrogate", self.surrogate)
+
+    def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
+        ops = self._require_ops()
+        surrogate_key, direction_key = ops.split_key(key, 2)
+        control, _, state = self.surrogate.estimate(problem, phi, surrogate_key, state)
+        grad, aux = _controlled(ops, self.estimator, problem, phi, direction_key, control, self.scale)
+        return grad, aux, state
+
+    def init(self, phi: PyTree) -> Any:
+        return self.surrogate.init(phi)
+
+
+@register("running_control_variate")
+@dataclasses.dataclass(frozen=True)
+class RunningControlVariate(Estimator):
+    """FG²U whose control variate is the running mean of its own previous estimates (no extra computation):
+
+        c_k = m_k / (1 − β^k),   m_{k+1} = β m_k + (1 − β) ĝ_k,     ĝ_k = s·c_k + (1/b) Σ v vᵀ (g_k − s·c_k).
+
+    ``c_k`` depends only on earlier meta steps' directions, so ``E[ĝ_k | past] = g_k``: unbiased. Its error is
+    ``(N − 1)/b · ‖g_k − s·c_k‖²``: it helps when consecutive meta-gradients are correlated (slowly moving φ, a
+    shared component across inner initialisations) and can hurt when they are not (``‖g − c‖ > ‖g‖``); the
+    cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds about
+    ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16. At the first meta step ``c = 0`` (plain FG²U).
+
+    State: ``(m, k)`` — the un-normalised running mean (like φ) and the number of estimates folded in.
+    Memory: FG²U's plus one copy of φ.
+
+    Args:
+      estimator: the FG2U / FG2U_ZO estimator.
+      decay: β in [0, 1).
+      scale: ``s`` (default 1: ``c`` is in the units of the meta-gradient); ``None`` cross-fits it on two
+        halves of the directions.
+    """
+
+    estimator: Any = estimator_field()
+    decay: float = 0.9
+    scale: float | None = 1.0
+    stateful = True
+
+    def __post_init__(self) -> None:
+        _check_random("estimator", self.estimator, self.scale)
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or not 0 <= self.decay < 1:
+            raise ValueError(f"decay must be a number in [0, 1), got {self.decay!r}")
+
+    def init(self, phi: PyTree) -> tuple:
+        ops = self._require_ops()
+        return (ops.zeros_like(phi), ops.counter(0))
+
+    def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
+        ops = self._require_ops()
+        mean, count = state
+        correction = 1.0 - self.decay ** ops.to_float(count)
+        control = ops.scale(mean, ops.where(count > 0, 1.0 / ops.where(count > 0, correction, 1.0), 0.0))
+        grad, aux = _controlled(ops, self.estimator, problem, phi, key, control, self.scale)
+        mean = ops.add(ops.scale(mean, self.decay), ops.scale(grad, 1.0 - self.decay))
+        return grad, aux, (mean, count + 1)
+
+

@@ -1,0 +1,105 @@
+"""Forward-mode estimators: FG²U, FG²U-ZO (finite differences) and FGU (the exact forward Jacobian)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fg2u._checks import check_choice, check_positive_float
+from fg2u.directions import DirectionDistribution, check_direction_settings
+from fg2u.estimator import Aux
+from fg2u.estimators.base import Estimator
+from fg2u.estimators.registry import register
+
+PyTree = Any
+
+__all__ = ["FG2U", "FG2U_ZO", "FGU", "RandomDirections"]
+
+
+class RandomDirections(Estimator):
+    """Mixin of the estimators that average over b random directions (FG2U, FG2U_ZO).
+
+    Backends implement ``with_directions(problem, φ, directions)``: the estimate for explicit directions (a
+    pytree like φ whose leaves have a leading axis b), which the distributed wrappers use.
+    """
+
+    def with_directions(self, problem: Any, phi: PyTree, directions: PyTree) -> tuple[PyTree, Aux]:
+        """The estimate for explicit ``directions`` (pytree like φ, every leaf with a leading axis b)."""
+        raise NotImplementedError(self._settings_only_message())
+
+
+@register("fg2u")
+@dataclasses.dataclass(frozen=True)
+class FG2U(RandomDirections):
+    """(FG)²U: ``ĝ = (1/b) Σ_{i<b} (∇L(φ)·v_i) v_i`` with ``E[v vᵀ] = I``, so ``E[ĝ] = ∇L(φ)``.
+
+    Each directional derivative ``∇L·v_i`` is one forward-mode pass (a jvp) through the whole unroll, which
+    carries only ``(θ_t, dθ_t/dφ·v)``: the memory does not grow with the unroll depth T. Directions are
+    vectorised inside chunks of ``chunk_size`` and the chunks run one after the other, so the working memory
+    is ∝ ``chunk_size``; ``None`` → all b at once.
+
+    For Rademacher directions ``E‖ĝ − ∇L‖² = (N − 1)/b · ‖∇L‖²`` (Lemma 3.1 bounds it by ``(N+1)/b``).
+    Memory: O(|θ| + |φ|) per direction in a chunk, independent of T. Bias: none.
+
+    Args:
+      num_directions: b ≥ 1.
+      distribution: ``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"`` or a
+        :class:`fg2u.directions.DirectionDistribution`.
+      chunk_size: directions per vectorised chunk, or ``None``.
+      check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
+
+    Backend notes: JAX uses ``jax.jvp`` through a ``lax.scan``; PyTorch propagates tangents with
+    ``torch.func`` (steps must be differentiable by ``torch.func``: compute inner gradients with
+    ``torch.func.grad`` as :func:`fg2u.torch.optim_transition` does).
+    """
+
+    num_directions: int = 1
+    distribution: str | DirectionDistribution = "rademacher"
+    chunk_size: int | None = None
+    check_finite: bool = False
+
+    def __post_init__(self) -> None:
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
+
+
+@register("fg2u_zo")
+@dataclasses.dataclass(frozen=True)
+class FG2U_ZO(RandomDirections):
+    """Zeroth-order (FG)²U: the directional derivative replaced by a finite difference of L.
+
+    * ``scheme="forward"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ))/ε · v_i``, bias ``O(ε)`` (b + 1 evaluations).
+    * ``scheme="central"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ−εv_i))/(2ε) · v_i``, bias ``O(ε²)`` (2b evaluations).
+
+    Works on a :class:`fg2u.BlackBoxProblem` (only L(φ) can be evaluated: an external solver, a simulator) or
+    on an :class:`fg2u.UnrolledProblem`. ``Aux.outer_loss`` is ``L(φ)`` for the forward scheme and the mean of
+    the ``2b`` perturbed values for the central one. Use float64 φ for small ``eps``: the rounding error of
+    the difference is ``O(u·|L|/ε)`` with ``u`` the unit roundoff.
+
+    Backend notes: in JAX the objective must be traceable — wrap an external solver in
+    ``jax.pure_callback(..., vmap_method="sequential")``; in PyTorch a black-box objective may be any Python
+    code returning a scalar (evaluated once per perturbation, never vmapped).
+    """
+
+    num_directions: int = 1
+    eps: float = 1e-4
+    scheme: str = "forward"
+    distribution: str | DirectionDistribution = "rademacher"
+    chunk_size: int | None = None
+    check_finite: bool = False
+
+    def __post_init__(self) -> None:
+        check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
+        check_positive_float("eps (the finite-difference step)", self.eps)
+        check_choice("scheme", self.scheme, ("forward", "central"))
+
+
+@register("fgu")
+@dataclasses.dataclass(frozen=True)
+class FGU(Estimator):
+    """Exact ``∇L(φ)`` by forward mode: N jvps through the unroll along the standard basis of φ (the full
+    forward Jacobian).
+
+    Memory is flat in T like FG²U but the cost is N unrolls: a reference for small N. Bias: none (exact).
+    """
+
+    check_finite: bool = False

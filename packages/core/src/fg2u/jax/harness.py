@@ -1,0 +1,71 @@
+"""One jitted meta step for :func:`fg2u.harness.run_meta_loop`: gradient accumulation, the estimator's state and
+an optax meta optimiser."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fg2u._checks import check_positive_int
+
+PyTree = Any
+
+__all__ = ["make_meta_step", "merge_states"]
+
+
+def merge_states(states: PyTree) -> PyTree:
+    """The estimator state after a meta step with accumulation: ``states`` has a leading axis A (one per estimate,
+    all started from the same state); floating leaves are averaged (exact for states affine in the estimate,
+    e.g. a running mean), other leaves (counters) are taken from the first."""
+    def merge(x: jax.Array) -> jax.Array:
+        return jnp.mean(x, axis=0).astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else x[0]
+
+    return jax.tree_util.tree_map(merge, states)
+
+
+def make_meta_step(
+    estimator: Any,
+    make_problem: Callable[[PyTree], Any],
+    optimizer: optax.GradientTransformation,
+    *,
+    grad_accumulation: int = 1,
+    project: Callable[[PyTree], PyTree] | None = None,
+) -> Callable:
+    """A jitted ``(φ, opt_state, est_state, key, inputs) -> (φ, opt_state, est_state, outer_loss)``.
+
+    ``inputs`` is a pytree whose leaves have a leading axis ``grad_accumulation`` (A): estimate ``a`` is
+    ``estimator.estimate(make_problem(inputs[a]), φ, key_a, est_state)`` with its own split ``key_a`` of ``key``.
+    The mean of the A estimates goes to ``optimizer``; ``project`` (e.g. a clip to the feasible set) is applied
+    to φ after the update. ``outer_loss`` is the mean L(φ) before the update. Every estimate starts from the
+    same ``est_state``; the returned state is :func:`merge_states` of theirs. Start with
+    ``est_state = estimator.init(φ)`` and ``opt_state = optimizer.init(φ)``.
+    """
+    check_positive_int("grad_accumulation", grad_accumulation)
+
+    def meta_step(phi: PyTree, opt_state: Any, est_state: Any, key: Any, inputs: PyTree) -> tuple:
+        def one(key_a: Any, inputs_a: PyTree) -> tuple:
+            grad, aux, new_state = estimator.estimate(make_problem(inputs_a), phi, key_a, est_state)
+            return grad, aux.outer_loss, new_state
+
+        if grad_accumulation == 1:
+            grad, loss, est_state_new = one(key, jax.tree_util.tree_map(lambda x: x[0], inputs))
+        else:
+            def body(g_acc: PyTree, xs: tuple) -> tuple:
+                g, loss, new_state = one(*xs)
+                return jax.tree_util.tree_map(jnp.add, g_acc, g), (loss, new_state)
+
+            zeros = jax.tree_util.tree_map(jnp.zeros_like, phi)
+            g_sum, (losses, states) = jax.lax.scan(body, zeros, (jax.random.split(key, grad_accumulation), inputs))
+            grad = jax.tree_util.tree_map(lambda g: g / grad_accumulation, g_sum)
+            loss = jnp.mean(losses)
+            est_state_new = merge_states(states)
+        updates, opt_state = optimizer.update(grad, opt_state, phi)
+        phi = optax.apply_updates(phi, updates)
+        if project is not None:
+            phi = project(phi)
+        return phi, opt_state, est_state_new, loss
+
+    return jax.jit(meta_step)

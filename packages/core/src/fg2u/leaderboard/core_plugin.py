@@ -1,0 +1,45 @@
+"""The core's own benchmarks, declared like any other (entry points ``fg2u.benchmarks: core`` and
+``scaling`` in the core's ``pyproject.toml``; see :mod:`fg2u.benchmarks`).
+
+* ``core`` — ``packages/core/benchmarks/bench_core.py``: compiled (XLA) temporary memory of every JAX
+  estimator and peak RSS of the torch backend against the unroll depth T, at meta-dimension N. Its smoke
+  run (``--size small``) needs a source checkout; without the script the regression check says so.
+* ``scaling`` — ``packages/core/benchmarks/bench_scaling.py``: direction-parallel FG²U against the
+  number of devices (no smoke run: it spawns processes and is not a regression signal).
+"""
+
+from __future__ import annotations
+
+from fg2u.benchmarks import Benchmark, Metric
+
+_BENCH_CORE = "{repo_root}/packages/core/benchmarks/bench_core.py"
+
+CORE = Benchmark(
+    name="core",
+    title="Memory of every estimator against the unroll depth T (synthetic problem)",
+    smoke_command=("{python}", _BENCH_CORE, "--size", "small", "--out", "{out}"),
+    smoke_requires=(_BENCH_CORE,),
+    metrics=(
+        Metric("compiled_temp_bytes", "lower", "bytes", "compiled temporary memory (XLA)", columns=("num_steps",)),
+        Metric("peak_rss_delta_bytes", "lower", "bytes", "peak RSS increase", columns=("num_steps",)),
+    ),
+    columns=("num_steps",),
+    tables=("task", "config", "meta_dim"),
+    labels={"num_steps": "T", "meta_dim": "N"},
+    order=10,
+    yardsticks=("plain-unroll",),  # the forward unroll alone: no meta-gradient
+)
+
+SCALING = Benchmark(
+    name="scaling",
+    title="Direction-parallel FG²U against the number of devices",
+    smoke_command=None,
+    metrics=(
+        Metric("wall_time_s", "lower", "s", "wall time per estimate", columns=("num_devices",)),
+        Metric("compiled_temp_bytes", "lower", "bytes", "compiled temporary memory per device", columns=("num_devices",)),
+    ),
+    columns=("num_devices",),
+    tables=("task", "config"),
+    labels={"num_devices": "devices"},
+    order=90,
+)

@@ -1,0 +1,243 @@
+"""Gradient quality: how close an estimator's meta-gradient is to an exact reference (backend-agnostic).
+
+The backend kernels (:func:`fg2u.jax.gradient_quality`, :func:`fg2u.torch.gradient_quality`) run each
+estimator ``num_repeats`` times with fresh random keys (and, optionally, a fresh problem per repeat),
+flatten every estimate ĝ_r and the matching reference g_r (RGU by default) to float64 vectors of length N,
+and hand them to :func:`summarize`, which computes per repeat
+
+    cosine_r         = ⟨ĝ_r, g_r⟩ / (‖ĝ_r‖ ‖g_r‖)      (0 when either vector is zero)
+    relative_error_r = ‖ĝ_r − g_r‖ / ‖g_r‖
+    norm_ratio_r     = ‖ĝ_r‖ / ‖g_r‖
+
+and their mean and standard deviation over repeats (``ddof = 1`` when there are ≥ 2 repeats), plus the
+memory and seconds per estimate the kernel measured. The result is a :class:`GradientQuality`; use
+:func:`format_table` to print several and :meth:`GradientQuality.metrics` for a result record.
+
+For FG²U with b directions the variance is known in closed form (:func:`fg2u_expected_squared_error`):
+with Rademacher tangents E‖ĝ − g‖² = (N − 1)/b · ‖g‖², with Gaussian tangents (N + 1)/b · ‖g‖², so the
+expected relative squared error is about N/b and the cosine to the exact gradient about √(b/N) when b ≪ N.
+Standard library and NumPy only (no JAX or PyTorch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "GradientQuality",
+    "cosine",
+    "relative_error",
+    "norm_ratio",
+    "summarize",
+    "format_table",
+    "fg2u_expected_squared_error",
+    "fg2u_expected_cosine",
+]
+
+
+def _vector(name: str, value: Any) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64).reshape(-1)
+    if array.size == 0:
+        raise ValueError(f"{name} is empty; pass the flattened meta-gradient (a vector with N ≥ 1 entries)")
+    if not np.all(np.isfinite(array)):
+        raise FloatingPointError(f"{name} contains NaN or inf; the estimate cannot be compared to the reference")
+    return array
+
+
+def _pair(estimate: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
+    est, ref = _vector("estimate", estimate), _vector("reference", reference)
+    if est.shape != ref.shape:
+        raise ValueError(f"estimate has {est.size} entries but the reference has {ref.size}; both must be "
+                         "flattened meta-gradients of the same φ")
+    return est, ref
+
+
+def cosine(estimate: Any, reference: Any) -> float:
+    """⟨ĝ, g⟩ / (‖ĝ‖‖g‖) of two flattened gradients (any array-likes of equal size); 0 if either is zero."""
+    est, ref = _pair(estimate, reference)
+    denominator = float(np.linalg.norm(est) * np.linalg.norm(ref))
+    return float(est @ ref / denominator) if denominator > 0 else 0.0
+
+
+def relative_error(estimate: Any, reference: Any) -> float:
+    """‖ĝ − g‖ / ‖g‖ (inf when g = 0 and ĝ ≠ 0, 0 when both are zero)."""
+    est, ref = _pair(estimate, reference)
+    num, den = float(np.linalg.norm(est - ref)), float(np.linalg.norm(ref))
+    if den == 0.0:
+        return 0.0 if num == 0.0 else math.inf
+    return num / den
+
+
+def norm_ratio(estimate: Any, reference: Any) -> float:
+    """‖ĝ‖ / ‖g‖ (inf when g = 0 and ĝ ≠ 0, 1 when both are zero)."""
+    est, ref = _pair(estimate, reference)
+    num, den = float(np.linalg.norm(est)), float(np.linalg.norm(ref))
+    if den == 0.0:
+        return 1.0 if num == 0.0 else math.inf
+    return num / den
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientQuality:
+    """Quality of one estimator's meta-gradient against a reference, over ``num_repeats`` repeats.
+
+    Attributes:
+      name: the estimator's label.
+      reference: the reference's label (``"RGU"``, ``"FGU"`` …).
+      num_repeats: R, the number of estimates compared (each with a fresh key / problem).
+      meta_dim: N, the number of entries of the flattened meta-gradient.
+      cosine_mean, cosine_std: mean and standard deviation (ddof = 1; 0 when R = 1) of the cosine.
+      relative_error_mean, relative_error_std: of ‖ĝ − g‖/‖g‖.
+      norm_ratio_mean, norm_ratio_std: of ‖ĝ‖/‖g‖.
+      memory_bytes: memory of one estimate (``memory_measure`` says which: XLA compiled temp bytes in
+        JAX, peak-RSS growth in torch), or None when not measured.
+      memory_measure: how ``memory_bytes`` was measured.
+      seconds_per_estimate: median wall-clock seconds of one estimate over the repeats (compilation
+        excluded).
+      compile_seconds: seconds spent compiling (JAX) before the first estimate, or None.
+      cosines, relative_errors, norm_ratios: the per-repeat values.
+      settings: free-form settings of the estimator (JSON-serialisable), for records.
+    """
+
+    name: str
+    reference: str
+    num_repeats: int
+    meta_dim: int
+    cosine_mean: float
+    cosine_std: float
+    relative_error_mean: float
+    relative_error_std: float
+    norm_ratio_mean: float
+    norm_ratio_std: float
+    memory_bytes: int | None
+    memory_measure: str
+    seconds_per_estimate: float
+    compile_seconds: float | None = None
+    cosines: tuple[float, ...] = ()
+    relative_errors: tuple[float, ...] = ()
+    norm_ratios: tuple[float, ...] = ()
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Numeric fields as a flat dict for :func:`fg2u.records.make_record` (``metrics=``)."""
+        out = {
+            "cosine_mean": self.cosine_mean, "cosine_std": self.cosine_std,
+            "relative_error_mean": self.relative_error_mean, "relative_error_std": self.relative_error_std,
+            "norm_ratio_mean": self.norm_ratio_mean, "norm_ratio_std": self.norm_ratio_std,
+            "seconds_per_estimate": self.seconds_per_estimate, "num_repeats": float(self.num_repeats),
+            "meta_dim": float(self.meta_dim),
+        }
+        if self.memory_bytes is not None:
+            out["memory_bytes"] = float(self.memory_bytes)
+        if self.compile_seconds is not None:
+            out["compile_seconds"] = self.compile_seconds
+        return {k: float(v) for k, v in out.items() if math.isfinite(float(v))}
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+def summarize(
+    name: str,
+    estimates: Sequence[Any],
+    references: Sequence[Any] | Any,
+    *,
+    reference_name: str = "RGU",
+    memory_bytes: int | None = None,
+    memory_measure: str = "not measured",
+    seconds: Sequence[float] | float = math.nan,
+    compile_seconds: float | None = None,
+    settings: dict[str, Any] | None = None,
+) -> GradientQuality:
+    """The :class:`GradientQuality` of ``estimates`` against ``references``.
+
+    Args:
+      name: label of the estimator.
+      estimates: R flattened estimates ĝ_r (array-likes of N entries each).
+      references: R matching references g_r, or a single reference used for every repeat (when the
+        problem is the same in every repeat and only the random key changes).
+      memory_bytes, memory_measure: what the backend measured (see :class:`GradientQuality`).
+      seconds: per-estimate wall-clock seconds (a sequence: its median is kept, robust to a slow first
+        call and to other processes on shared CPUs) or one value.
+    """
+    estimates = list(estimates)
+    if not estimates:
+        raise ValueError("estimates is empty: run the estimator at least once (num_repeats >= 1)")
+    if isinstance(references, (list, tuple)):
+        references = list(references)
+        if len(references) != len(estimates):
+            raise ValueError(f"got {len(estimates)} estimates but {len(references)} references; pass one "
+                             "reference per repeat or a single reference for all")
+    else:
+        references = [references] * len(estimates)
+    cos = tuple(cosine(e, r) for e, r in zip(estimates, references))
+    rel = tuple(relative_error(e, r) for e, r in zip(estimates, references))
+    ratio = tuple(norm_ratio(e, r) for e, r in zip(estimates, references))
+    seconds_median = float(np.median(seconds)) if np.ndim(seconds) else float(seconds)
+    (cm, cs), (em, es), (rm, rs) = _mean_std(cos), _mean_std(rel), _mean_std(ratio)
+    return GradientQuality(
+        name=name, reference=reference_name, num_repeats=len(estimates),
+        meta_dim=int(np.asarray(estimates[0]).size),
+        cosine_mean=cm, cosine_std=cs, relative_error_mean=em, relative_error_std=es,
+        norm_ratio_mean=rm, norm_ratio_std=rs,
+        memory_bytes=None if memory_bytes is None else int(memory_bytes), memory_measure=memory_measure,
+        seconds_per_estimate=seconds_median, compile_seconds=compile_seconds,
+        cosines=cos, relative_errors=rel, norm_ratios=ratio, settings=dict(settings or {}),
+    )
+
+
+def _format_bytes(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value / 2**20:.2f} MiB"
+
+
+def format_table(results: Iterable[GradientQuality]) -> str:
+    """A Markdown table: estimator, cosine, relative error, norm ratio (mean ± std), memory, s/estimate."""
+    lines = [
+        "| estimator | cosine to reference | relative error | norm ratio | memory | s / estimate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for q in results:
+        lines.append(
+            f"| {q.name} | {q.cosine_mean:.3f} ± {q.cosine_std:.3f} | {q.relative_error_mean:.3g} ± "
+            f"{q.relative_error_std:.2g} | {q.norm_ratio_mean:.3g} ± {q.norm_ratio_std:.2g} | "
+            f"{_format_bytes(q.memory_bytes)} | {q.seconds_per_estimate:.3g} |"
+        )
+    return "\n".join(lines)
+
+
+def fg2u_expected_squared_error(grad_norm_sq: float, meta_dim: int, num_directions: int,
+                                distribution: str = "rademacher") -> float:
+    """E‖ĝ − g‖² of FG²U with b i.i.d. tangents, ĝ = (1/b) Σ_i v_i v_iᵀ g, for an exact directional derivative.
+
+    Each term v vᵀ g has mean g and E‖v vᵀ g‖² = E[‖v‖² (vᵀg)²]: N‖g‖² for Rademacher (‖v‖² = N),
+    (N + 2)‖g‖² for a standard Gaussian, N‖g‖² for the sphere of radius √N; subtracting ‖g‖² and
+    dividing by b gives (N − 1)/b · ‖g‖², (N + 1)/b · ‖g‖² and (N − 1)/b · ‖g‖² respectively.
+    """
+    if meta_dim < 1 or num_directions < 1:
+        raise ValueError(f"meta_dim and num_directions must be >= 1, got {meta_dim} and {num_directions}")
+    extra = {"rademacher": -1, "gaussian": 1, "sphere": -1}
+    if distribution not in extra:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {sorted(extra)}")
+    return (meta_dim + extra[distribution]) / num_directions * float(grad_norm_sq)
+
+
+def fg2u_expected_cosine(meta_dim: int, num_directions: int, distribution: str = "rademacher") -> float:
+    """First-order approximation of E[cos(ĝ, g)] for FG²U: ‖g‖/√(‖g‖² + E‖ĝ − g‖²) = 1/√(1 + (N ∓ 1)/b).
+
+    Exact in the limit of many repeats for the ratio of expectations, an approximation (accurate when
+    N ≫ 1) for the expectation of the ratio. Independent of g.
+    """
+    return 1.0 / math.sqrt(1.0 + fg2u_expected_squared_error(1.0, meta_dim, num_directions, distribution))

@@ -1,0 +1,242 @@
+"""Forward-mode tangents through an unrolled loop by the double-vjp trick, one step's graph at a time.
+
+For a transition ``θ' = Φ(θ, φ)`` the tangent ``Z' = ∂Φ/∂θ·Z + ∂Φ/∂φ·v`` is a Jacobian-vector product.
+PyTorch's forward-mode AD (``torch.func.jvp``) pays a large per-operation overhead on dual tensors, and
+more when the step itself calls ``torch.func.grad``. Reverse mode is cheaper per operation, and a jvp is
+the derivative of a vjp with respect to its (dummy) cotangent:
+
+    g(u) = (∂Φ/∂θ)ᵀ u, (∂Φ/∂φ)ᵀ u         (one backward pass with ``create_graph=True``; linear in u)
+    ∂/∂u ⟨g(u), (Z, v)⟩ = ∂Φ/∂θ·Z + ∂Φ/∂φ·v   (a second backward pass, through the first one)
+
+The graph recorded at step t covers that step only and is freed before step t + 1, so memory does not
+grow with T (it holds θ_t, the c tangents of a chunk and one step's intermediates). Several directions
+share the primal pass and the first backward; the second backward is batched over them with
+``torch.autograd.grad(..., is_grads_batched=True)`` (a vmap over the cotangents), falling back to one
+backward per direction where the graph has no batching rule. At the end,
+``∇L·v = ∇_θF(θ_T, φ)·Z_T + ∇_φF(θ_T, φ)·v`` takes one plain backward pass of F, shared by all directions.
+
+The step must be differentiable twice by ``torch.autograd`` (steps that compute inner gradients with
+``torch.func.grad`` or with ``torch.autograd.grad(create_graph=True)`` both are). Random operations inside
+the step draw once per step and are shared by the directions (as ``vmap(randomness="same")`` would).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import torch
+
+from fg2u.torch import _chunks
+from fg2u.torch._chunks import chunked_direction_sum, weighted_direction_sum
+from fg2u.torch._pytree import PyTree, check_same_structure, detach, tree_flatten, tree_unflatten
+from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, meta_objective
+
+__all__ = ["directional_derivatives", "forward_estimate"]
+
+
+def _batched_grad(outputs: list, inputs: list, cotangents: list, batched: bool) -> list:
+    """``[Σ_j ∂outputs_j/∂inputs_k · cotangents_j]_k``, each with the leading batch axis when ``batched``;
+    ``None`` for an input the outputs do not depend on.
+
+    Batched: ``torch.func.vmap`` over the cotangents of one backward pass (what ``is_grads_batched`` does);
+    if vmap cannot batch some backward formula of the graph, one backward pass per direction (a
+    ``RuntimeWarning`` says so once; same result, slower).
+    """
+    if not batched:
+        return list(torch.autograd.grad(outputs, inputs, grad_outputs=cotangents, allow_unused=True))
+
+    used = [True] * len(inputs)
+
+    def one(*ws: torch.Tensor) -> tuple:
+        grads = torch.autograd.grad(outputs, inputs, grad_outputs=list(ws), allow_unused=True, retain_graph=True)
+        for k, g in enumerate(grads):  # known while tracing: vmap cannot return None, so mark and zero-fill
+            used[k] = used[k] and g is not None
+        return tuple(torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs))
+
+    try:
+        stacked = torch.func.vmap(one)(*cotangents)
+        return [g if u else None for g, u in zip(stacked, used)]
+    except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
+        _warn_loop(err)
+    c = cotangents[0].shape[0]
+    columns = [torch.autograd.grad(outputs, inputs, grad_outputs=[w[i] for w in cotangents], allow_unused=True,
+                                   retain_graph=i < c - 1) for i in range(c)]
+    return [None if columns[0][k] is None else torch.stack([col[k] for col in columns]) for k in range(len(inputs))]
+
+
+def _warn_loop(err: BaseException) -> None:
+    if "FG2U" in _chunks._warned:
+        return
+    _chunks._warned.add("FG2U")
+    warnings.warn(
+        f"FG2U: torch.func.vmap could not batch the directions of this problem ({type(err).__name__}: "
+        f"{str(err).splitlines()[0][:200]}); falling back to a loop over the directions of each chunk "
+        "(same result, slower)",
+        RuntimeWarning,
+        stacklevel=6,
+    )
+
+
+def _tangent_map(outputs: list, inputs: list, tangents: list, batched: bool) -> list:
+    """``[Σ_k ∂outputs_j/∂inputs_k · tangents_k]_j`` (a jvp) by two vjps; ``None`` where it is identically zero.
+
+    ``outputs``: tensors that require grad, computed from ``inputs`` (leaves requiring grad) in the current
+    graph; ``tangents[k]`` matches ``inputs[k]`` (with a leading batch axis when ``batched``).
+    """
+    dummies = [torch.zeros_like(o, requires_grad=True) for o in outputs]
+    pulled = torch.autograd.grad(outputs, inputs, grad_outputs=dummies, create_graph=True, allow_unused=True)
+    pairs = [(g, w) for g, w in zip(pulled, tangents) if g is not None and g.requires_grad]
+    if not pairs:
+        return [None] * len(outputs)
+    return _batched_grad([g for g, _ in pairs], dummies, [w for _, w in pairs], batched)
+
+
+def _is_float(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_floating_point()
+
+
+def _differentiable(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and x.is_floating_point() and x.requires_grad
+
+
+def _slicer(inner_batches: Any):
+    """``t ↦ inner_batches[t]`` with the pytree flattened once (not per step)."""
+    if inner_batches is None:
+        return lambda t: None
+    leaves, spec = tree_flatten(inner_batches)
+    tensors = [isinstance(x, torch.Tensor) for x in leaves]
+    return lambda t: tree_unflatten([x[t] if is_t else x for x, is_t in zip(leaves, tensors)], spec)
+
+
+def directional_derivatives(problem: Any, phi_leaves: Sequence[torch.Tensor], spec: Any,
+                            directions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(∇L(φ)·v_i for i < c, L(φ))`` for the ``c`` directions ``directions`` (leaves of φ, leading axis c).
+
+    Args:
+      problem: an :class:`fg2u.UnrolledProblem`.
+      phi_leaves, spec: the flattened meta-parameters φ.
+      directions: one tensor per leaf of φ, shape ``(c, *leaf.shape)``, dtype of the leaf.
+
+    Returns ``(derivatives (c,), loss ())``, both detached, in φ's dtype. The computation runs the primal
+    loop once, whatever c, with the tangents ``Z_t ∈ R^{c × |θ|}`` alongside (see the module docstring).
+    """
+    num_steps = check_unrolled_problem(problem, "FG2U")
+    c = int(directions[0].shape[0])
+    batched = c > 1
+
+    def tangents_of(vs: Sequence[torch.Tensor]) -> list:
+        return list(vs) if batched else [v[0] for v in vs]
+
+    phi_req = [p.detach().requires_grad_(True) for p in phi_leaves]
+    phi = tree_unflatten(phi_req, spec)
+    v_phi = tangents_of(directions)
+    batch_at = _slicer(problem.inner_batches)
+
+    # θ_0 = init(φ): Z_0 = ∂init/∂φ · v (None when θ_0 does not depend on φ)
+    with torch.enable_grad():
+        state = problem.init(phi)
+    leaves, state_spec = tree_flatten(state)
+    outs = [i for i, x in enumerate(leaves) if _differentiable(x)]
+    z: list = [None] * len(leaves)
+    if outs:
+        for i, zi in zip(outs, _tangent_map([leaves[i] for i in outs], phi_req, v_phi, batched)):
+            z[i] = zi
+    leaves = [x.detach() if isinstance(x, torch.Tensor) else x for x in leaves]
+
+    for t in range(num_steps):
+        # every float leaf of θ_t is a fresh leaf requiring grad (a step may differentiate through it with
+        # torch.autograd.grad); only those with a non-zero tangent enter the tangent map
+        leaves = [x.detach().requires_grad_(True) if _is_float(x) else x for x in leaves]
+        moving = [i for i, zi in enumerate(z) if zi is not None]
+        inputs = [leaves[i] for i in moving]
+        with torch.enable_grad():
+            new_state = problem.step(tree_unflatten(leaves, state_spec), phi, batch_at(t))
+        new_leaves, new_spec = tree_flatten(new_state)
+        if t == 0:
+            check_same_structure(new_state, tree_unflatten(leaves, state_spec), "the state returned by step",
+                                 "the state passed to step")
+        outs = [i for i, x in enumerate(new_leaves) if _differentiable(x)]
+        new_z: list = [None] * len(new_leaves)
+        if outs:
+            mapped = _tangent_map([new_leaves[i] for i in outs], inputs + phi_req,
+                                  [z[i] for i in moving] + v_phi, batched)
+            for i, zi in zip(outs, mapped):
+                new_z[i] = zi
+        z = new_z
+        leaves = [x.detach() if isinstance(x, torch.Tensor) else x for x in new_leaves]
+        del new_state, new_leaves, inputs
+
+    # ∇L·v = ∇_θF·Z_T + ∇_φF·v: one backward pass of F, then dot products with the c tangents
+    moving = [i for i, zi in enumerate(z) if zi is not None]
+    inputs = [leaves[i].requires_grad_(True) for i in moving]
+    with torch.enable_grad():
+        loss = _as_scalar(problem.outer_loss(tree_unflatten(leaves, state_spec), phi, problem.outer_batch),
+                          "outer_loss", phi)
+        wrt = inputs + phi_req
+        grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if loss.requires_grad
+                 else [None] * len(wrt))
+    derivative = torch.zeros(c, dtype=loss.dtype, device=loss.device)
+    for g, w in zip(grads, [z[i] for i in moving] + v_phi):
+        if g is not None:
+            w = w if batched else w.unsqueeze(0)
+            derivative = derivative + (w.reshape(c, -1) @ g.reshape(-1).to(w.dtype)).to(loss.dtype)
+    return derivative.detach(), loss.detach()
+
+
+_warned: set[str] = set()
+
+
+def _jvp_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
+                  chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
+    """The reference path: one ``torch.func.jvp`` through the whole unroll per direction, vmapped in chunks."""
+    objective = meta_objective(problem)
+    phi = detach(phi)
+
+    def per_direction(v_leaves: list) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, derivative = torch.func.jvp(objective, (phi,), (tree_unflatten(v_leaves, spec),))
+        return derivative, loss
+
+    # forward-mode AD records no reverse graph; no_grad also stops autograd from recording the primal
+    # loop when the problem closes over tensors that require grad (memory stays flat in T)
+    with torch.no_grad():
+        total, _, loss = weighted_direction_sum(per_direction, dir_leaves, spec, b, chunk_size, who)
+    return total, loss
+
+
+def forward_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
+                     chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
+    """``(Σ_i (∇L·v_i) v_i, L(φ))`` over the ``b`` directions ``dir_leaves`` (leaves of φ, leading axis b).
+
+    Chunks of ``chunk_size`` directions (``None``: all b) run one after the other, each through
+    :func:`directional_derivatives` (one primal loop per chunk, tangents batched). When the step cannot be
+    differentiated twice by ``torch.autograd`` (e.g. a custom ``autograd.Function`` without double backward),
+    a ``RuntimeWarning`` says so once and every chunk uses ``torch.func.jvp`` instead (same result, slower).
+    """
+    if torch._C._functorch.peek_interpreter_stack() is not None:
+        # inside a torch.func transform of the estimator itself (e.g. vmap over many estimates): autograd
+        # graphs cannot be built there, forward mode composes
+        return _jvp_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
+    phi_leaves = [p.detach() for p in tree_flatten(phi)[0]]
+
+    def per_chunk(chunk: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return directional_derivatives(problem, phi_leaves, spec, chunk)
+
+    try:
+        return chunked_direction_sum(per_chunk, dir_leaves, spec, b, chunk_size)
+    except (RuntimeError, NotImplementedError) as err:
+        kernel_error = err
+    try:
+        result = _jvp_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
+    except Exception:
+        raise kernel_error  # noqa: B904 - the problem is genuinely broken: report the first error
+    if who not in _warned:
+        _warned.add(who)
+        warnings.warn(
+            f"{who}: the step could not be differentiated twice by torch.autograd "
+            f"({type(kernel_error).__name__}: {str(kernel_error).splitlines()[0][:200]}); using torch.func.jvp "
+            "through the unroll instead (same result, slower)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return result

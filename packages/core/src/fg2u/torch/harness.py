@@ -1,0 +1,64 @@
+"""One meta step for :func:`fg2u.harness.run_meta_loop` in PyTorch: gradient accumulation, the estimator's state
+and a ``torch.optim`` meta optimiser over the leaves of φ."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+from fg2u._checks import check_positive_int
+from fg2u.torch._pytree import PyTree, is_float_tensor, tree_flatten, tree_map, tree_unflatten
+
+__all__ = ["make_meta_step", "merge_states"]
+
+
+def merge_states(states: Sequence[PyTree]) -> PyTree:
+    """The estimator state after a meta step with accumulation (all estimates started from the same state):
+    floating tensors are averaged (exact for states affine in the estimate), other leaves taken from the first."""
+    if len(states) == 1:
+        return states[0]
+    flat = [tree_flatten(s)[0] for s in states]
+    spec = tree_flatten(states[0])[1]
+    merged = [torch.stack(list(xs)).mean(0) if is_float_tensor(xs[0]) else xs[0] for xs in zip(*flat)]
+    return tree_unflatten(merged, spec)
+
+
+def make_meta_step(
+    estimator: Any,
+    make_problem: Callable[[Any], Any],
+    optimizer: torch.optim.Optimizer,
+    phi: PyTree,
+    *,
+    project: Callable[[PyTree], None] | None = None,
+) -> Callable:
+    """``step(est_state, keys, inputs) -> (est_state, outer_loss)`` updating ``phi`` (tensor leaves, in place).
+
+    ``inputs`` is a sequence of A problem inputs (gradient accumulation, A = ``len(inputs)``) and ``keys`` as many
+    generators or int seeds: estimate ``a`` is ``estimator.estimate(make_problem(inputs[a]), φ, keys[a],
+    est_state)``. The mean estimate becomes ``.grad`` of φ's leaves (which ``optimizer`` must hold) and
+    ``optimizer.step()`` runs; ``project(phi)`` may then modify φ in place under ``torch.no_grad``.
+    """
+    leaves = tree_flatten(phi)[0]
+
+    def step(est_state: Any, keys: Sequence[Any], inputs: Sequence[Any]) -> tuple[Any, float]:
+        check_positive_int("len(inputs) (gradient accumulation)", len(inputs))
+        if len(keys) != len(inputs):
+            raise ValueError(f"one key per accumulated estimate: got {len(keys)} keys for {len(inputs)} inputs")
+        total, losses, states = None, [], []
+        for key, inp in zip(keys, inputs):
+            grad, aux, new_state = estimator.estimate(make_problem(inp), phi, key, est_state)
+            total = grad if total is None else tree_map(torch.add, total, grad)
+            losses.append(float(aux.outer_loss))
+            states.append(new_state)
+        mean = tree_flatten(tree_map(lambda g: g / len(inputs), total))[0]
+        for p, g in zip(leaves, mean):
+            p.grad = g.detach().to(p.dtype)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if project is not None:
+            with torch.no_grad():
+                project(phi)
+        return merge_states(states), sum(losses) / len(losses)
+
+    return step

@@ -1,0 +1,201 @@
+"""Gradient quality of PyTorch meta-gradient estimators on the user's own problem (see :mod:`fg2u.quality`).
+
+:func:`gradient_quality` runs every estimator ``num_repeats`` times with fresh ``torch.Generator`` seeds,
+compares each estimate with an exact reference (:class:`~fg2u.torch.RGU` by default, or
+:class:`~fg2u.torch.FGU`), and returns a :class:`fg2u.quality.GradientQuality` per estimator: cosine,
+relative error and norm ratio (mean ± std over repeats), memory and median seconds per estimate.
+
+Memory is the growth of the process's resident set size while the estimator runs: freed heap memory is
+returned to the OS (``malloc_trim``), the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``,
+Linux), and the result is ``VmHWM − VmRSS`` before the first repeat (``/proc/self/status``). It includes
+everything the estimator allocates (activations stored for backward, tangents, temporaries); the
+allocator's caching makes it coarse (a few MiB). Where the reset is unavailable (macOS, containers that
+forbid it) ``memory_bytes`` is None.
+
+A problem that changes between repeats is passed as ``make_problem(inputs) -> UnrolledProblem`` together
+with ``inputs`` (one per repeat); each repeat then gets its own reference.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fg2u._checks import check_positive_int
+from fg2u.problem import BlackBoxProblem, UnrolledProblem
+from fg2u.quality import GradientQuality, summarize
+
+from ._pytree import tree_flatten
+from .reverse import RGU
+
+__all__ = ["gradient_quality", "flatten_gradient", "rss_bytes", "peak_rss_reset"]
+
+MEMORY_MEASURE = "peak RSS growth of the process during the estimates (VmHWM after − VmRSS before)"
+
+
+def flatten_gradient(grad: Any) -> np.ndarray:
+    """A pytree of tensors as one float64 NumPy vector (leaves in ``torch.utils._pytree`` order)."""
+    leaves, _ = tree_flatten(grad)
+    tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
+    if not tensors:
+        raise TypeError(f"the estimate holds no tensors (got {type(grad).__name__}); an estimator must return a "
+                        "pytree of tensors shaped like φ")
+    return np.concatenate([t.detach().to("cpu", torch.float64).reshape(-1).numpy() for t in tensors])
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Current resident set size (``VmRSS``), or None where ``/proc`` is unavailable."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else kib * 1024
+
+
+def peak_rss_reset() -> bool:
+    """Collects garbage, returns freed heap to the OS and resets the peak-RSS counter; True if reset."""
+    gc.collect()
+    try:
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _label(estimator: Any) -> str:
+    value = getattr(estimator, "display_name", None)
+    if callable(value):
+        try:
+            value = value()
+        except TypeError:
+            value = None
+    return value if isinstance(value, str) and value else type(estimator).__name__
+
+
+def _named_estimators(estimators: Any) -> list[tuple[str, Any]]:
+    if isinstance(estimators, Mapping):
+        items = list(estimators.items())
+    elif callable(estimators):
+        items = [(_label(estimators), estimators)]
+    else:
+        items = [(_label(e), e) for e in estimators]
+    if not items:
+        raise ValueError("estimators is empty: pass a dict {label: estimator} or a list of estimators")
+    for label, est in items:
+        if not callable(est):
+            raise TypeError(f"estimator {label!r} is not callable; expected est(problem, phi, key) -> (grad, aux)")
+    labels = [label for label, _ in items]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"estimator labels must be unique, got {labels}; pass a dict {{label: estimator}}")
+    return items
+
+
+def gradient_quality(
+    problem: UnrolledProblem | BlackBoxProblem | Callable[[Any], Any],
+    phi: Any,
+    estimators: Mapping[str, Any] | Sequence[Any] | Any,
+    *,
+    reference: Any = None,
+    reference_name: str | None = None,
+    num_repeats: int = 5,
+    seed: int = 0,
+    inputs: Sequence[Any] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    measure_memory: bool = True,
+    progress: bool = False,
+) -> list[GradientQuality]:
+    """Cosine, relative error, norm ratio, memory and seconds of each estimator against ``reference``.
+
+    Args:
+      problem: an :class:`fg2u.UnrolledProblem` (or BlackBoxProblem) fixed across repeats, or a function
+        ``inputs_r -> problem`` (then ``inputs`` is required and R = ``len(inputs)``).
+      phi: the meta-parameters φ (pytree of float tensors, N entries in all).
+      estimators: ``{label: est}`` or a list (labelled by class name); ``est(problem, phi, key) -> (grad, aux)``.
+      reference: exact estimator, :class:`fg2u.torch.RGU` by default; deterministic on a fixed problem
+        ⇒ computed once.
+      num_repeats: R ≥ 1 estimates per estimator (fixed problem).
+      seed: repeat r gives every estimator ``torch.Generator().manual_seed(seed + r)`` (common random
+        numbers across estimators); the reference gets seed ``seed + 10⁶ + r``.
+      inputs: per-repeat inputs for a function ``problem``.
+      settings: optional ``{label: settings dict}`` stored in the results.
+      measure_memory: measure peak-RSS growth (Linux); otherwise ``memory_bytes`` is None.
+      progress: show a tqdm bar.
+
+    Returns:
+      one :class:`fg2u.quality.GradientQuality` per estimator, in order.
+    """
+    items = _named_estimators(estimators)
+    if isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
+        if inputs is not None:
+            raise ValueError("inputs is only used with a function problem; got a fixed problem and inputs")
+        check_positive_int("num_repeats", num_repeats)
+        make_problem, per_repeat, fixed = (lambda _: problem), [None] * num_repeats, True
+    elif callable(problem):
+        if inputs is None:
+            raise ValueError("problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}]")
+        per_repeat, fixed, make_problem = list(inputs), False, problem
+        if not per_repeat:
+            raise ValueError("inputs is empty; pass one input per repeat")
+    else:
+        raise TypeError(f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
+                        f"problem, got {type(problem).__name__}")
+    reference = RGU() if reference is None else reference
+    reference_name = reference_name or _label(reference)
+
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    bar = tqdm(total=(len(items) + 1) * len(per_repeat), desc="gradient quality", disable=not progress,
+               leave=False, dynamic_ncols=True)
+    deterministic = fixed and not hasattr(reference, "num_directions")
+    references: list[np.ndarray] = []
+    for r, inp in enumerate(per_repeat):
+        if deterministic and references:
+            references.append(references[0])
+        else:
+            grad, _ = reference(make_problem(inp), phi, torch.Generator().manual_seed(seed + 1_000_000 + r))
+            references.append(flatten_gradient(grad))
+        bar.update(1)
+
+    results = []
+    for label, est in items:
+        problems = [make_problem(inp) for inp in per_repeat]
+        reset = measure_memory and peak_rss_reset()
+        before = rss_bytes() if reset else None
+        estimates, seconds = [], []
+        for r, prob in enumerate(problems):
+            t0 = time.perf_counter()
+            grad, _ = est(prob, phi, torch.Generator().manual_seed(seed + r))
+            estimates.append(flatten_gradient(grad))
+            seconds.append(time.perf_counter() - t0)
+            del grad
+            bar.update(1)
+        peak = _status_kib("VmHWM") if before is not None else None
+        memory = None if peak is None or before is None else max(peak * 1024 - before, 0)
+        results.append(summarize(
+            label, estimates, references, reference_name=reference_name, memory_bytes=memory,
+            memory_measure=MEMORY_MEASURE if memory is not None else "not measured (needs Linux /proc)",
+            seconds=seconds, settings=dict((settings or {}).get(label, {})),
+        ))
+    bar.close()
+    return results
+

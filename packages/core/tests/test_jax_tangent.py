@@ -1,0 +1,81 @@
+"""JAX FG²U draws its directions chunk by chunk: v_i depends on (key, i) only, memory does not grow with b.
+
+Oracles: the explicit-direction path ``with_directions(sample_directions(key))`` (independently summed),
+the exact gradient from RGU for the directional derivatives, and XLA's compiled memory analysis.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+jax = pytest.importorskip("jax")
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fg2u  # noqa: E402
+import fg2u.jax as fj  # noqa: E402
+from fg2u.jax._chunks import KeyedDirections, drawn_per_direction  # noqa: E402
+from fg2u.directions import get_distribution  # noqa: E402
+
+N = 64
+
+
+def _problem(num_steps: int = 5, n: int = N):
+    a = jnp.linspace(0.5, 1.5, n)
+    y = jnp.cos(jnp.arange(n, dtype=jnp.float32))
+    return fg2u.UnrolledProblem(
+        init=lambda phi: jnp.zeros_like(phi),
+        step=lambda th, phi, _: th - 0.1 * (a * th + 0.1 * jnp.sin(th) - phi),
+        outer_loss=lambda th, phi, _: 0.5 * jnp.sum((th - y) ** 2),
+        num_steps=num_steps,
+    ), jnp.sin(jnp.arange(n, dtype=jnp.float32))
+
+
+def test_keyed_draw_equals_sample_directions_for_every_chunk_size(distribution="rademacher"):
+    problem, phi = _problem()
+    key = jax.random.key(4)
+    dirs = fj.sample_directions(distribution, key, 7, like=phi)
+    want, _ = jax.jit(fj.FG2U(7).with_directions)(problem, phi, dirs)
+    for chunk in (None, 3):  # 3 does not divide 7: the padded indices are drawn and masked out
+        got, _ = jax.jit(fj.FG2U(7, distribution=distribution, chunk_size=chunk).__call__)(problem, phi, key)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=1e-6)
+    # each direction is a function of (key, i): the first 3 of 7 are the 3 of a b = 3 draw
+    for dist in ("rademacher", "gaussian", "sphere"):
+        seven, three = (fj.sample_directions(dist, key, b, like=phi) for b in (7, 3))
+        np.testing.assert_allclose(np.asarray(three), np.asarray(seven[:3]), rtol=1e-6, atol=0)
+
+
+def test_keyed_directions_are_valid_draws_and_estimate_is_exact_in_expectation():
+    """Rademacher entries are ±1; Σ_i (∇L·v_i) v_i / b over many directions approaches ∇L (E[vvᵀ] = I)."""
+    problem, phi = _problem(n=8)
+    lazy = KeyedDirections(get_distribution("rademacher"), jax.random.key(0), 4000, phi)
+    v = np.asarray(lazy.all())
+    assert set(np.unique(v)) == {-1.0, 1.0}
+    cov = v.T @ v / v.shape[0]
+    assert np.max(np.abs(cov - np.eye(8))) < 5 * (1 / np.sqrt(4000))  # entries' standard error 1/√b
+    exact, _ = jax.jit(fj.RGU())(problem, phi, None)
+    est, _ = jax.jit(fj.FG2U(4000, chunk_size=500).__call__)(problem, phi, jax.random.key(0))
+    # per coordinate the estimator's std is ≤ ‖∇L‖/√b (Rademacher variance (‖g‖² − g_k²)/b)
+    assert np.max(np.abs(np.asarray(est) - np.asarray(exact))) < 5 * float(jnp.linalg.norm(exact)) / np.sqrt(4000)
+
+
+def test_orthogonal_is_still_drawn_jointly():
+    assert drawn_per_direction("rademacher") and not drawn_per_direction("orthogonal")
+    problem, phi = _problem(n=8)
+    exact, _ = jax.jit(fj.RGU())(problem, phi, None)
+    got, _ = jax.jit(fj.FG2U(8, distribution="orthogonal", chunk_size=3).__call__)(problem, phi, jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(exact), rtol=1e-4, atol=1e-5)  # a full orthogonal block
+
+
+def test_compiled_memory_does_not_grow_with_b_at_fixed_chunk_size():
+    n = 20_000
+    problem, phi = _problem(num_steps=3, n=n)
+
+    def temp(b: int) -> int:
+        fn = jax.jit(fj.FG2U(b, chunk_size=1).__call__)
+        return fn.lower(problem, phi, jax.random.key(0)).compile().memory_analysis().temp_size_in_bytes
+
+    t2, t32 = temp(2), temp(32)
+    assert t32 - t2 <= 16 * 32, (t2, t32)  # only the O(b) index and mask arrays grow, not O(b × N)
+    assert t32 < 16 * n * 4  # far below the 32 × N floats that drawing all directions at once would need

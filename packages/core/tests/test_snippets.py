@@ -1,0 +1,40 @@
+"""Every Python snippet a user reads runs: the README's, the core README's and each docs page's.
+
+The ```python blocks of one page run in order in one namespace (like a notebook). A block that includes
+a file (``--8<--``: the examples, run by test_examples.py) is skipped, as is a block directly preceded by
+the line ``<!-- snippet: skip -->``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+PAGES = [ROOT / "README.md", ROOT / "packages" / "core" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"(<!-- snippet: skip -->\s*)?^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks(page: Path) -> list[str]:
+    text = page.read_text(encoding="utf-8")
+    return [code for skip, code in BLOCK.findall(text) if not skip and "--8<--" not in code]
+
+
+PAGES_WITH_CODE = [p for p in PAGES if python_blocks(p)]
+
+
+def test_the_docs_have_snippets():
+    names = {p.name for p in PAGES_WITH_CODE}
+    assert {"README.md", "getting-started.md", "recipes.md", "records.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_snippets_run(page):
+    namespace: dict = {"__name__": f"snippets_{page.stem}"}
+    for i, code in enumerate(python_blocks(page)):
+        try:
+            exec(compile(code, f"{page.relative_to(ROOT)}[block {i}]", "exec"), namespace)  # noqa: S102
+        except Exception as exc:  # noqa: BLE001 - re-raised with the page and block named
+            raise AssertionError(f"{page.relative_to(ROOT)}, python block {i} failed: {exc!r}\n{code}") from exc
