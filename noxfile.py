@@ -3,6 +3,7 @@
     nox -s tests            every package's tests (core + backends + benchmarks)
     nox -s bench_vision     the main job: dataset condensation on the embedded digits data (cpu config)
     nox -s bench_core       memory / time of every estimator versus unroll depth T and meta-dimension N
+    nox -s bench_peers      fg2u versus TorchOpt, higher, jax.grad(lax.scan) and JAXopt on one bi-level problem
     nox -s bench_pde        PDE coefficient discovery (Burgers, Allen-Cahn, KdV)
     nox -s bench_lm         CaMeLS online LM adaptation
     nox -s bench_scaling    direction-parallel FG²U versus number of (simulated) devices
@@ -67,6 +68,23 @@ def bench_core(session: nox.Session) -> None:
     session.run("python", f"{CORE}/benchmarks/bench_core.py", *session.posargs)
 
 
+# The peers of bench_peers, pinned to the versions the package index has. TorchOpt and JAXopt are installed
+# with --no-deps (TorchOpt would otherwise resolve its own torch; JAXopt its own jax/jaxlib), plus their
+# small pure-Python dependencies; torch stays torch==2.13.0.
+PEERS = ["torchopt==0.7.3", "higher==0.2.1", "jaxopt==0.8.5"]
+PEER_DEPS = ["optree==0.20.0", "graphviz==0.21"]
+
+
+@nox.session
+def bench_peers(session: nox.Session) -> None:
+    """fg2u (both backends) versus TorchOpt, higher, jax.grad through lax.scan and JAXopt: memory, time,
+    agreement; records to results/core/peers.jsonl (default: sizes small and large, T = 10, 100, 1000)."""
+    _install_core(session, "jax,torch,progress")
+    session.install("--no-deps", *PEERS)
+    session.install(*PEER_DEPS)
+    session.run("python", f"{CORE}/benchmarks/bench_peers.py", *(session.posargs or ["--out", "results/core"]))
+
+
 @nox.session
 def bench_vision(session: nox.Session) -> None:
     """The main job: dataset condensation (default: cpu config on the embedded digits data)."""
@@ -82,7 +100,7 @@ def bench_pde(session: nox.Session) -> None:
     against the authors' .mat files)."""
     _install_core(session, "jax,progress")
     _install_bench(session, "pde")
-    session.run("python", "-m", "fg2u_bench_pde", *(session.posargs or ["--config", "cpu"]))
+    session.run("python", "-m", "fg2u_bench_pde", *(session.posargs or ["--config", "cpu", "--seeds", "0", "1", "2"]))
 
 
 @nox.session
@@ -90,8 +108,12 @@ def bench_lm(session: nox.Session) -> None:
     """CaMeLS online LM adaptation (default: cpu config, sparse-facts stream, 3 seeds in 2 processes)."""
     _install_core(session, "torch,progress")
     _install_bench(session, "lm")
-    session.run("python", "-m", "fg2u_bench_lm",
-                *(session.posargs or ["--config", "cpu", "--seeds", "0", "1", "2", "--jobs", "2"]))
+    session.run(
+        "python",
+        "-m",
+        "fg2u_bench_lm",
+        *(session.posargs or ["--config", "cpu", "--seeds", "0", "1", "2", "--jobs", "2"]),
+    )
 
 
 @nox.session
@@ -179,7 +201,8 @@ def build(session: nox.Session) -> None:
     (wheel,) = glob.glob("dist/fg2u-*.whl")
     session.run(python, "-m", "pip", "install", "-q", wheel, external=True)
     session.run(
-        python, "-c",
+        python,
+        "-c",
         "import sys, fg2u; from importlib.metadata import version; "
         "assert not {'jax', 'torch'} & set(sys.modules), 'import fg2u must not import a backend'; "
         "assert version('fg2u') == fg2u.__version__; print('fg2u', fg2u.__version__, 'imports alone')",

@@ -24,8 +24,9 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    splits = data.make_synthetic_splits(num_qa_tune=0, num_meta_train=6, num_meta_val=0, num_test=0, num_locality=3,
-                                        seed=0, questions_per_document=2)
+    splits = data.make_synthetic_splits(
+        num_qa_tune=0, num_meta_train=6, num_meta_val=0, num_test=0, num_locality=3, seed=0, questions_per_document=2
+    )
     tok = train_tokenizer(splits.all_texts(), vocab_size=300, min_frequency=1)
     base = models.build_base_model("tiny", tok, n_positions=64, seed=0)
     wm = models.build_weight_model("tiny", tok, n_positions=64, seed=1)
@@ -33,10 +34,18 @@ def tiny():
     with torch.no_grad():
         wm.head[2].weight.normal_(0, 0.5)
         wm.head[2].bias.fill_(0.1)
-    spec = camels.CamelsSpec(num_steps=2, inner_lr=0.5, kl_coef=0.1, max_doc_tokens=28, max_qa_tokens=20,
-                             questions_per_step=2, locality_texts=2)
-    problem = camels.make_task(base, wm, models.param_dict(base), tok, splits.meta_train, splits.locality, spec,
-                               random.Random(0))
+    spec = camels.CamelsSpec(
+        num_steps=2,
+        inner_lr=0.5,
+        kl_coef=0.1,
+        max_doc_tokens=28,
+        max_qa_tokens=20,
+        questions_per_step=2,
+        locality_texts=2,
+    )
+    problem = camels.make_task(
+        base, wm, models.param_dict(base), tok, splits.meta_train, splits.locality, spec, random.Random(0)
+    )
     return tok, base, wm, spec, problem, splits
 
 
@@ -126,7 +135,7 @@ def test_meta_gradient_matches_finite_difference(tiny):
     grad, _ = RGU()(problem, phi, None)
     gen = torch.Generator().manual_seed(1)
     v = {k: torch.randn(p.shape, generator=gen) for k, p in phi.items()}
-    v_norm = math.sqrt(sum(float((x ** 2).sum()) for x in v.values()))
+    v_norm = math.sqrt(sum(float((x**2).sum()) for x in v.values()))
     v = {k: x / v_norm for k, x in v.items()}
     eps = 1e-2
     with torch.no_grad():
@@ -176,9 +185,20 @@ def test_meta_train_carries_the_base_model_and_records_validation(tiny):
         wm2 = models.build_weight_model("tiny", tok, n_positions=64, seed=2)
         phi_before = {k: v.clone() for k, v in models.param_dict(wm2).items()}
         calls = []
-        history = camels.meta_train(base, wm2, tok, splits.meta_train, splits.locality, RGU(), spec, meta_steps=3,
-                                    outer_lr=1e-2, carry_reset=4, validate=lambda: calls.append(1) or 1.0,
-                                    validate_every=2)
+        history = camels.meta_train(
+            base,
+            wm2,
+            tok,
+            splits.meta_train,
+            splits.locality,
+            RGU(),
+            spec,
+            meta_steps=3,
+            outer_lr=1e-2,
+            carry_reset=4,
+            validate=lambda: calls.append(1) or 1.0,
+            validate_every=2,
+        )
     finally:
         camels.make_task = real_make_task
     assert starts[0][0] is None and starts[2][0] is None  # 2 + 2 documents streamed → reset before step 3

@@ -21,7 +21,9 @@ def test_generator_is_seeded_and_answers_come_from_the_text():
 
 
 def test_synthetic_splits_are_disjoint():
-    s = data.make_synthetic_splits(num_qa_tune=20, num_meta_train=10, num_meta_val=5, num_test=5, num_locality=4, seed=0)
+    s = data.make_synthetic_splits(
+        num_qa_tune=20, num_meta_train=10, num_meta_val=5, num_test=5, num_locality=4, seed=0
+    )
     assert (len(s.qa_tune), len(s.meta_train), len(s.meta_val), len(s.test), len(s.locality)) == (20, 10, 5, 5, 4)
     ids = [d.doc_id for part in (s.qa_tune, s.meta_train, s.meta_val, s.test) for d in part]
     assert len(ids) == len(set(ids))
@@ -29,39 +31,86 @@ def test_synthetic_splits_are_disjoint():
     test_q = {q.question for d in s.test for q in d.qa}
     other_q = {q.question for part in (s.qa_tune, s.meta_train, s.meta_val) for d in part for q in d.qa}
     assert not test_q & other_q
-    s2 = data.make_synthetic_splits(num_qa_tune=2, num_meta_train=2, num_meta_val=1, num_test=1, num_locality=1,
-                                    seed=0, questions_per_document=2)
+    s2 = data.make_synthetic_splits(
+        num_qa_tune=2, num_meta_train=2, num_meta_val=1, num_test=1, num_locality=1, seed=0, questions_per_document=2
+    )
     assert all(len(d.qa) == 2 for d in s2.meta_train)
 
 
 def _squad_blob():
-    return {"version": "1.1", "data": [
-        {"title": "A", "paragraphs": [
-            {"context": "Alpha is a city. It has a river.",
-             "qas": [{"id": "1", "question": "What is Alpha?", "answers": [{"text": "a city", "answer_start": 9},
-                                                                        {"text": "a city", "answer_start": 9},
-                                                                        {"text": "city", "answer_start": 11}]},
-                     {"id": "2", "question": "What does it have?", "answers": [{"text": "a river", "answer_start": 24}]}]},
-            {"context": "Beta was founded in 1901.",
-             "qas": [{"id": "3", "question": "When was Beta founded?", "answers": [{"text": "1901", "answer_start": 20}]},
-                     {"id": "4", "question": "Impossible?", "answers": []}]}]},
-        {"title": "B", "paragraphs": [
-            {"context": "Gamma plays chess.",
-             "qas": [{"id": "5", "question": "What does Gamma play?", "answers": [{"text": "chess", "answer_start": 12}]}]}]},
-    ]}
+    return {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "A",
+                "paragraphs": [
+                    {
+                        "context": "Alpha is a city. It has a river.",
+                        "qas": [
+                            {
+                                "id": "1",
+                                "question": "What is Alpha?",
+                                "answers": [
+                                    {"text": "a city", "answer_start": 9},
+                                    {"text": "a city", "answer_start": 9},
+                                    {"text": "city", "answer_start": 11},
+                                ],
+                            },
+                            {
+                                "id": "2",
+                                "question": "What does it have?",
+                                "answers": [{"text": "a river", "answer_start": 24}],
+                            },
+                        ],
+                    },
+                    {
+                        "context": "Beta was founded in 1901.",
+                        "qas": [
+                            {
+                                "id": "3",
+                                "question": "When was Beta founded?",
+                                "answers": [{"text": "1901", "answer_start": 20}],
+                            },
+                            {"id": "4", "question": "Impossible?", "answers": []},
+                        ],
+                    },
+                ],
+            },
+            {
+                "title": "B",
+                "paragraphs": [
+                    {
+                        "context": "Gamma plays chess.",
+                        "qas": [
+                            {
+                                "id": "5",
+                                "question": "What does Gamma play?",
+                                "answers": [{"text": "chess", "answer_start": 12}],
+                            }
+                        ],
+                    }
+                ],
+            },
+        ],
+    }
 
 
 def test_squad_loader_groups_by_context(tmp_path):
     path = tmp_path / "train.json"
     path.write_text(json.dumps(_squad_blob()))
     docs = data.load_squad_json(path)
-    assert [d.text for d in docs] == ["Alpha is a city. It has a river.", "Beta was founded in 1901.", "Gamma plays chess."]
+    assert [d.text for d in docs] == [
+        "Alpha is a city. It has a river.",
+        "Beta was founded in 1901.",
+        "Gamma plays chess.",
+    ]
     assert docs[0].qa[0].answers == ("a city", "city")  # duplicates removed, order kept
     assert [len(d.qa) for d in docs] == [2, 1, 1]  # unanswerable question skipped
     dev = tmp_path / "dev.json"
     dev.write_text(json.dumps(_squad_blob()))
-    splits = data.camels_squad_splits(path, dev, ranges={"qa_tune": (0, 2), "qa_val": (2, 3), "meta_train": (3, 4),
-                                                         "meta_val": (4, 4)})
+    splits = data.camels_squad_splits(
+        path, dev, ranges={"qa_tune": (0, 2), "qa_val": (2, 3), "meta_train": (3, 4), "meta_val": (4, 4)}
+    )
     assert [d.text for d in splits.qa_tune] == ["Alpha is a city. It has a river."]
     assert splits.locality == ("Beta was founded in 1901.",)
     assert [d.text for d in splits.meta_train] == ["Gamma plays chess."]
@@ -77,11 +126,17 @@ def test_squad_loader_rejects_bad_json(tmp_path):
 
 def test_streamingqa_loader_inline_and_by_evidence_id(tmp_path):
     q = tmp_path / "q.jsonl"
-    q.write_text("\n".join(json.dumps(r) for r in [
-        {"question": "Who won?", "answers": ["Delta"], "evidence_id": "e1"},
-        {"question": "When?", "answers": ["Monday"], "answers_additional": ["on Monday"], "evidence_id": "e1"},
-        {"question": "Where?", "answers": "Oslo", "text": "The match was in Oslo."},
-    ]) + "\n")
+    q.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"question": "Who won?", "answers": ["Delta"], "evidence_id": "e1"},
+                {"question": "When?", "answers": ["Monday"], "answers_additional": ["on Monday"], "evidence_id": "e1"},
+                {"question": "Where?", "answers": "Oslo", "text": "The match was in Oslo."},
+            ]
+        )
+        + "\n"
+    )
     d = tmp_path / "docs.jsonl"
     d.write_text(json.dumps({"id": "e1", "text": "Delta won on Monday."}) + "\n")
     docs = data.load_streamingqa_jsonl(q, d)
@@ -150,12 +205,14 @@ def test_sparse_stream_facts_are_a_small_random_part_of_the_text():
         first_positions.add(d.fact_spans[0][0] == 0)
     assert 0.08 <= fact_chars / total_chars <= 0.22  # facts are 10–20 % of the text
     assert first_positions == {True, False}  # facts at random positions, not always first
-    s = data.make_synthetic_splits(num_qa_tune=5, num_meta_train=5, num_meta_val=2, num_test=3, num_locality=2,
-                                   seed=0, stream="sparse")
+    s = data.make_synthetic_splits(
+        num_qa_tune=5, num_meta_train=5, num_meta_val=2, num_test=3, num_locality=2, seed=0, stream="sparse"
+    )
     assert s.name == "synthetic-sparse-facts" and all(d.answer_spans for d in s.test)
     with pytest.raises(ValueError, match="stream"):
-        data.make_synthetic_splits(num_qa_tune=1, num_meta_train=1, num_meta_val=1, num_test=1, num_locality=1,
-                                   stream="nope")
+        data.make_synthetic_splits(
+            num_qa_tune=1, num_meta_train=1, num_meta_val=1, num_test=1, num_locality=1, stream="nope"
+        )
 
 
 def test_span_token_mask_marks_exactly_the_answer_tokens():
@@ -181,14 +238,38 @@ def _dev_blob(num_articles=12):
     arts = []
     for a in range(num_articles):
         long = " ".join(f"Sentence {k} of article {a}." for k in range(60))  # > max_chars
-        arts.append({"title": f"T{a}", "paragraphs": [
-            {"context": f"Article {a} is about topic {a}. It has a river called R{a}.",
-             "qas": [{"id": f"{a}-1", "question": f"What is article {a} about?",
-                      "answers": [{"text": f"topic {a}", "answer_start": len(f"Article {a} is about ")}]}]},
-            {"context": long, "qas": [
-                {"id": f"{a}-2", "question": "late?", "answers": [{"text": "Sentence 59", "answer_start": long.index("Sentence 59")}]},
-                {"id": f"{a}-3", "question": "early?", "answers": [{"text": "Sentence 1", "answer_start": long.index("Sentence 1 ")}]}]},
-        ]})
+        arts.append(
+            {
+                "title": f"T{a}",
+                "paragraphs": [
+                    {
+                        "context": f"Article {a} is about topic {a}. It has a river called R{a}.",
+                        "qas": [
+                            {
+                                "id": f"{a}-1",
+                                "question": f"What is article {a} about?",
+                                "answers": [{"text": f"topic {a}", "answer_start": len(f"Article {a} is about ")}],
+                            }
+                        ],
+                    },
+                    {
+                        "context": long,
+                        "qas": [
+                            {
+                                "id": f"{a}-2",
+                                "question": "late?",
+                                "answers": [{"text": "Sentence 59", "answer_start": long.index("Sentence 59")}],
+                            },
+                            {
+                                "id": f"{a}-3",
+                                "question": "early?",
+                                "answers": [{"text": "Sentence 1", "answer_start": long.index("Sentence 1 ")}],
+                            },
+                        ],
+                    },
+                ],
+            }
+        )
     return {"version": "1.1", "data": arts}
 
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-from fg2u_bench_lm.evaluate import (exact_match, normalize_answer, prefix_exact_match, score_predictions,
-                                    token_f1)
+from fg2u_bench_lm.evaluate import exact_match, normalize_answer, prefix_exact_match, score_predictions, token_f1
 
 
 def test_normalize_answer_squad_rules():

@@ -13,8 +13,23 @@ from fg2u_bench_pde.equations import UnstableSettingError
 
 
 def test_smoke_run_writes_a_record_and_improves_the_coefficient(tmp_path, capsys):
-    rc = main(["--config", "smoke", "--equations", "kdv", "--estimators", "fg2u_zo_forward", "--seeds", "0",
-               "--data-source", "solver", "--out", str(tmp_path), "--no-progress"])
+    rc = main(
+        [
+            "--config",
+            "smoke",
+            "--equations",
+            "kdv",
+            "--estimators",
+            "fg2u_zo_forward",
+            "--seeds",
+            "0",
+            "--data-source",
+            "solver",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     (record,) = read_records(tmp_path / "smoke.jsonl")
     assert (record.benchmark, record.task, record.config, record.estimator) == ("pde", "kdv", "smoke", "FG2U_ZO")
@@ -25,7 +40,12 @@ def test_smoke_run_writes_a_record_and_improves_the_coefficient(tmp_path, capsys
     assert m["target_coefficient"] == 0.0025
     st = record.settings
     assert (st["setting"], st["observation_layout"], st["num_observations"], st["unknowns"]) == ("paper", "grid", 64, 1)
-    assert (st["directions"], st["num_directions"], st["solves_per_step"], st["deviation"]) == ("rademacher", 1, 2, "none")
+    assert (st["directions"], st["num_directions"], st["solves_per_step"], st["deviation"]) == (
+        "rademacher",
+        1,
+        2,
+        "none",
+    )
     # 4 Adam steps of size ≈ lr = 0.1 in log δ from δ0 = 0.0073: the coefficient must move towards δ*
     assert abs(m["coefficient"] - 0.0025) < abs(m["initial_coefficient"] - 0.0025)
     assert record.settings["memory_measure"] == "peak_rss" and record.peak_memory_bytes > 0
@@ -62,8 +82,7 @@ def test_missing_reference_data_names_the_file(tmp_path, capsys):
 def test_a_step_that_makes_the_coefficient_negative_raises_naming_the_setting():
     from fg2u_bench_pde.run import build_task, run_one
 
-    config = get_config("smoke").replace(parametrisation="identity",
-                                         outer=OuterConfig(steps=3, lr={"kdv": 1.0}))
+    config = get_config("smoke").replace(parametrisation="identity", outer=OuterConfig(steps=3, lr={"kdv": 1.0}))
     with jax.enable_x64(True):
         task = build_task(config, "kdv", "solver")
         with pytest.raises(UnstableSettingError, match=r"kdv with fg2u_zo_forward .*parametrisation identity"):
@@ -71,10 +90,30 @@ def test_a_step_that_makes_the_coefficient_negative_raises_naming_the_setting():
 
 
 def test_two_unknowns_and_the_quadrature_record_their_cost(tmp_path):
-    rc = main(["--config", "smoke", "--setting", "raissi", "--equations", "burgers", "--estimators", "zo_quadrature",
-               "fg2u_zo_central", "--seeds", "1", "--init-scan", "3", "--outer-steps", "2", "--num-observations", "200",
-               "--out", str(tmp_path),
-               "--no-progress"])
+    rc = main(
+        [
+            "--config",
+            "smoke",
+            "--setting",
+            "raissi",
+            "--equations",
+            "burgers",
+            "--estimators",
+            "zo_quadrature",
+            "fg2u_zo_central",
+            "--seeds",
+            "1",
+            "--init-scan",
+            "3",
+            "--outer-steps",
+            "2",
+            "--num-observations",
+            "200",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     quad, central = read_records(tmp_path / "smoke.jsonl")
     for r in (quad, central):

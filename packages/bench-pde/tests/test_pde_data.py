@@ -10,8 +10,10 @@ from fg2u_bench_pde.observations import sample_observations
 from fg2u_bench_pde.reference import ENV_VAR, MissingDataError, load_reference
 
 DATA_DIR = Path(os.environ.get(ENV_VAR, Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "pde"))
-needs_data = pytest.mark.skipif(not (DATA_DIR / "burgers.mat").is_file(),
-                                reason=f"reference data absent: put the .mat files in {DATA_DIR} or set {ENV_VAR}")
+needs_data = pytest.mark.skipif(
+    not (DATA_DIR / "burgers.mat").is_file(),
+    reason=f"reference data absent: put the .mat files in {DATA_DIR} or set {ENV_VAR}",
+)
 
 
 @needs_data
@@ -47,7 +49,9 @@ def test_malformed_file_is_rejected(tmp_path):
     scipy.io.savemat(tmp_path / "burgers.mat", {"x": np.zeros((1, 4)), "tt": np.zeros((1, 3))})
     with pytest.raises(ValueError, match="missing"):
         load_reference("burgers", tmp_path)
-    scipy.io.savemat(tmp_path / "burgers.mat", {"x": np.zeros((1, 4)), "tt": np.arange(3.0)[None], "uu": np.zeros((3, 4))})
+    scipy.io.savemat(
+        tmp_path / "burgers.mat", {"x": np.zeros((1, 4)), "tt": np.arange(3.0)[None], "uu": np.zeros((3, 4))}
+    )
     with pytest.raises(ValueError, match="shape"):
         load_reference("burgers", tmp_path)
 

@@ -1,7 +1,5 @@
 """PINN inner problem: exact IC/BC, residual derivatives, and consistent meta-gradients (FG2U vs RGU)."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,8 +30,7 @@ def test_initial_condition_and_boundary_are_exact(name):
     np.testing.assert_allclose(u0, eq.initial_condition(x), atol=1e-15)
     at = jax.vmap(lambda xx: pinn_apply(params, eq, 0.7, xx))
     if name in ("burgers", "allen_cahn"):  # Dirichlet: u(t, ±1) = u0(±1) = 0 and −1
-        np.testing.assert_allclose(at(jnp.array([-1.0, 1.0])), eq.initial_condition(jnp.array([-1.0, 1.0])),
-                                   atol=1e-15)
+        np.testing.assert_allclose(at(jnp.array([-1.0, 1.0])), eq.initial_condition(jnp.array([-1.0, 1.0])), atol=1e-15)
     else:  # periodic features: u(t, -1) = u(t, 1)
         a, b = at(jnp.array([-1.0, 1.0]))
         assert abs(a - b) < 1e-14

@@ -81,7 +81,9 @@ def _reference(name):
     from fg2u_bench_pde.reference import load_reference
 
     if not (DATA_DIR / get_equation(name).reference_file).is_file():
-        pytest.skip(f"reference data absent: put {get_equation(name).reference_file} in {DATA_DIR} or set FG2U_PDE_DATA")
+        pytest.skip(
+            f"reference data absent: put {get_equation(name).reference_file} in {DATA_DIR} or set FG2U_PDE_DATA"
+        )
     return load_reference(name, DATA_DIR)
 
 
@@ -144,8 +146,10 @@ def test_the_nonlinear_coefficient_scales_the_advection():
     u = solve(eq, 0.05, SpectralSettings(32, 0.1, 4, 10), x, nonlinear_scale=0.0)
     exact = -np.exp(-0.05 * np.pi**2 * 0.1 * np.arange(4))[:, None] * np.sin(np.pi * x)[None, :]
     np.testing.assert_allclose(u, exact, atol=1e-12)
-    np.testing.assert_array_equal(solve(eq, 0.05, SpectralSettings(32, 0.1, 4, 10), x),
-                                  solve(eq, 0.05, SpectralSettings(32, 0.1, 4, 10), x, nonlinear_scale=1.0))
+    np.testing.assert_array_equal(
+        solve(eq, 0.05, SpectralSettings(32, 0.1, 4, 10), x),
+        solve(eq, 0.05, SpectralSettings(32, 0.1, 4, 10), x, nonlinear_scale=1.0),
+    )
 
 
 def test_bad_settings_raise_clear_errors():

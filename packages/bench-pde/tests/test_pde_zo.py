@@ -121,7 +121,8 @@ def test_two_unknown_objective_gradient_matches_jax_grad():
 
     for seed in range(2):
         g, _ = FG2U_ZO(num_directions=2, distribution="orthogonal", eps=1e-6, scheme="central")(
-            problem, phi, jax.random.PRNGKey(seed))
+            problem, phi, jax.random.PRNGKey(seed)
+        )
         np.testing.assert_allclose(np.asarray(g), exact, rtol=1e-5)
     # the loss vanishes at the generating coefficients
     assert float(problem.objective(jnp.log(jnp.array([0.8, 0.05])), problem.data)) < 1e-20

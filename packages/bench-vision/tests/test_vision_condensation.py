@@ -10,8 +10,15 @@ import pytest
 
 import fg2u.jax as fj
 from fg2u_bench_vision.condensation import (
-    CondensationSetup, cosine_lr, implicit_rescale, init_synthetic, make_meta_step, make_problem, meta_optimizer,
-    sample_meta_inputs, synthetic_labels,
+    CondensationSetup,
+    cosine_lr,
+    implicit_rescale,
+    init_synthetic,
+    make_meta_step,
+    make_problem,
+    meta_optimizer,
+    sample_meta_inputs,
+    synthetic_labels,
 )
 from fg2u_bench_vision.configs import get_config
 from fg2u_bench_vision.data import load_digits
@@ -23,8 +30,15 @@ U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 @pytest.fixture(scope="module")
 def tiny():
     data = load_digits()
-    setup = CondensationSetup(model=ConvNet(10, width=4, depth=1), image_shape=(8, 8, 1), ipc=1, inner_steps=3,
-                              inner_lr=0.1, inner_momentum=0.9, weight_decay=1e-3)
+    setup = CondensationSetup(
+        model=ConvNet(10, width=4, depth=1),
+        image_shape=(8, 8, 1),
+        ipc=1,
+        inner_steps=3,
+        inner_lr=0.1,
+        inner_momentum=0.9,
+        weight_decay=1e-3,
+    )
     rng = np.random.default_rng(0)
     phi = jnp.asarray(init_synthetic(rng, setup))
     params0, real_x, real_y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, 64)
@@ -45,7 +59,7 @@ def test_unroll_matches_hand_written_momentum_sgd(tiny) -> None:
             g = jax.grad(lambda q: cross_entropy(setup.model.apply({"params": q}, phi), labels))(p)
             g = jax.tree_util.tree_map(lambda gi, pi: gi + setup.weight_decay * pi, g, p)
             m = jax.tree_util.tree_map(lambda mi, gi: setup.inner_momentum * mi + gi, m, g)
-            p = jax.tree_util.tree_map(lambda pi, mi: pi - lr_t * mi, p, m)
+            p = jax.tree_util.tree_map(lambda pi, mi, lr=lr_t: pi - lr * mi, p, m)
         return cross_entropy(setup.model.apply({"params": p}, rx), ry)
 
     np.testing.assert_allclose(loss, float(jax.jit(manual)(phi)), rtol=1e-5)
@@ -54,8 +68,9 @@ def test_unroll_matches_hand_written_momentum_sgd(tiny) -> None:
 def test_cosine_schedule_and_implicit_rescale(tiny) -> None:
     setup = tiny[0]
     lr = cosine_lr(0.1, 3)
-    np.testing.assert_allclose([float(lr(c)) for c in range(5)],
-                               [0.1, 0.075, 0.025, 0.025, 0.025], rtol=1e-6)  # clamped at T-1 = 2
+    np.testing.assert_allclose(
+        [float(lr(c)) for c in range(5)], [0.1, 0.075, 0.025, 0.025, 0.025], rtol=1e-6
+    )  # clamped at T-1 = 2
     assert implicit_rescale(setup) == pytest.approx(1 / 0.025)
 
 
@@ -104,15 +119,16 @@ def test_meta_step_with_accumulation_clips_to_unit_interval(tiny) -> None:
     data = load_digits()
     rng = np.random.default_rng(4)
     opt = meta_optimizer(config)
-    step = make_meta_step(setup, fj.HessianFree(), opt, grad_accumulation=2, scale=2.0)
-    state = opt.init(phi)
+    estimator = fj.Scaled(fj.HessianFree(), 2.0)
+    step = make_meta_step(setup, estimator, opt, grad_accumulation=2)
+    state, est_state = opt.init(phi), estimator.init(phi)
     p = phi
     for i in range(2):
         inputs = sample_meta_inputs(setup, rng, data.x_train, data.y_train, 32, grad_accumulation=2)
-        p, state, loss = step(p, state, jax.random.PRNGKey(i), *inputs, np.int32(i))
+        p, state, est_state, loss = step(p, state, est_state, jax.random.PRNGKey(i), *inputs)
         assert np.isfinite(float(loss))
     p = np.asarray(p)
     assert p.min() >= 0.0 and p.max() <= 1.0
     assert np.mean((p == 0.0) | (p == 1.0)) > 0.5  # the step size 5 pushed most pixels onto the bounds
     # the jitted meta step is cached per settings: same object for the same arguments
-    assert make_meta_step(setup, fj.HessianFree(), opt, grad_accumulation=2, scale=2.0) is step
+    assert make_meta_step(setup, fj.Scaled(fj.HessianFree(), 2.0), opt, grad_accumulation=2) is step

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from fg2u_bench_vision.model import (
-    Conv3x3, ConvNet, InstanceNorm, cross_entropy, default_depth, param_shapes, sample_params,
+    Conv3x3,
+    ConvNet,
+    InstanceNorm,
+    cross_entropy,
+    default_depth,
+    param_shapes,
+    sample_params,
 )
 
 
@@ -68,8 +74,9 @@ def test_conv3x3_matches_flax_conv() -> None:
     b = ConvNet(10, width=4, depth=2, conv_impl="xla")
     p = sample_params(a, (8, 8, 1), np.random.default_rng(4))
     img = np.random.default_rng(5).random((2, 8, 8, 1)).astype(np.float32)
-    np.testing.assert_allclose(jax.jit(a.apply)({"params": p}, img), jax.jit(b.apply)({"params": p}, img),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(a.apply)({"params": p}, img), jax.jit(b.apply)({"params": p}, img), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_norm_order_flag_changes_the_function() -> None:

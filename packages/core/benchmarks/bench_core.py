@@ -106,26 +106,33 @@ def run_jax(size: str, out_dir: Path, repeats: int, only: list[str] | None = Non
     for meta_dim in SIZES[size]["meta_dims"]:
         for num_steps in SIZES[size]["num_steps"]:
             problem, phi = make_problem(num_steps, meta_dim)
-            plain = lambda phi: fj.meta_objective(problem)(phi)  # noqa: E731
+            plain = lambda phi, problem=problem: fj.meta_objective(problem)(phi)  # noqa: E731
             plain_memory, plain_time = measure(plain, phi, repeats=repeats)
             records.append(_record(size, "plain-unroll", {}, num_steps, meta_dim, plain_memory, plain_time))
-            print(f"  T={num_steps:5d} N={meta_dim:7d} {'plain unroll (no gradient)':24s} "
-                  f"temp={plain_memory['compiled_temp_bytes']:>12,d} B time={plain_time * 1e3:9.2f} ms", flush=True)
+            print(
+                f"  T={num_steps:5d} N={meta_dim:7d} {'plain unroll (no gradient)':24s} "
+                f"temp={plain_memory['compiled_temp_bytes']:>12,d} B time={plain_time * 1e3:9.2f} ms",
+                flush=True,
+            )
             for name, estimator in estimators(num_steps, meta_dim).items():
                 if only is not None and name not in only:
                     continue
-                fn = lambda phi, key, estimator=estimator: estimator(problem, phi, key)  # noqa: E731
+                fn = lambda phi, key, estimator=estimator, problem=problem: estimator(problem, phi, key)  # noqa: E731
                 memory, seconds = measure(fn, phi, key, repeats=repeats)
                 settings = _settings(estimator)
                 metrics_extra = {"time_ratio_to_plain_unroll": seconds / plain_time}
                 if name.startswith("FG2U"):
                     b = estimator.num_directions
                     metrics_extra["time_per_direction_ratio"] = seconds / b / plain_time
-                    metrics_extra["temp_memory_ratio_to_plain_unroll"] = (
-                        memory["compiled_temp_bytes"] / max(plain_memory["compiled_temp_bytes"], 1))
+                    metrics_extra["temp_memory_ratio_to_plain_unroll"] = memory["compiled_temp_bytes"] / max(
+                        plain_memory["compiled_temp_bytes"], 1
+                    )
                 records.append(_record(size, name, settings, num_steps, meta_dim, memory, seconds, metrics_extra))
-                print(f"  T={num_steps:5d} N={meta_dim:7d} {name:24s} temp={memory['compiled_temp_bytes']:>12,d} B "
-                      f"time={seconds * 1e3:9.2f} ms", flush=True)
+                print(
+                    f"  T={num_steps:5d} N={meta_dim:7d} {name:24s} temp={memory['compiled_temp_bytes']:>12,d} B "
+                    f"time={seconds * 1e3:9.2f} ms",
+                    flush=True,
+                )
     append_records(out_dir / f"{size}.jsonl", records)
     return records
 
@@ -138,24 +145,51 @@ def run_torch(size: str, out_dir: Path) -> list:
         for num_steps in SIZES[size]["num_steps"]:
             for name in ("FG2U", "RGU", "RGUCheckpointed"):
                 result = subprocess.run(
-                    [sys.executable, str(script), "--estimator", name, "--num-steps", str(num_steps),
-                     "--meta-dim", str(meta_dim), "--num-directions", str(NUM_DIRECTIONS)],
-                    capture_output=True, text=True, check=True,
+                    [
+                        sys.executable,
+                        str(script),
+                        "--estimator",
+                        name,
+                        "--num-steps",
+                        str(num_steps),
+                        "--meta-dim",
+                        str(meta_dim),
+                        "--num-directions",
+                        str(NUM_DIRECTIONS),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 measured = json.loads(result.stdout.strip().splitlines()[-1])
-                records.append(make_record(
-                    benchmark="core", task="memory-torch", dataset="synthetic", config=size,
-                    estimator=name,
-                    settings={"backend": "torch", "num_steps": num_steps, "meta_dim": meta_dim,
-                              "num_directions": NUM_DIRECTIONS, "memory_measure": "peak_rss_minus_baseline"},
-                    seed=0,
-                    metrics={"peak_rss_delta_bytes": measured["peak_rss_delta_bytes"],
-                             "wall_time_s": measured["wall_time_s"]},
-                    peak_memory_bytes=measured["peak_rss_delta_bytes"],
-                    wall_time_s=measured["wall_time_s"],
-                ))
-                print(f"  torch T={num_steps:5d} N={meta_dim:7d} {name:16s} "
-                      f"peak RSS delta={measured['peak_rss_delta_bytes']:>12,d} B", flush=True)
+                records.append(
+                    make_record(
+                        benchmark="core",
+                        task="memory-torch",
+                        dataset="synthetic",
+                        config=size,
+                        estimator=name,
+                        settings={
+                            "backend": "torch",
+                            "num_steps": num_steps,
+                            "meta_dim": meta_dim,
+                            "num_directions": NUM_DIRECTIONS,
+                            "memory_measure": "peak_rss_minus_baseline",
+                        },
+                        seed=0,
+                        metrics={
+                            "peak_rss_delta_bytes": measured["peak_rss_delta_bytes"],
+                            "wall_time_s": measured["wall_time_s"],
+                        },
+                        peak_memory_bytes=measured["peak_rss_delta_bytes"],
+                        wall_time_s=measured["wall_time_s"],
+                    )
+                )
+                print(
+                    f"  torch T={num_steps:5d} N={meta_dim:7d} {name:16s} "
+                    f"peak RSS delta={measured['peak_rss_delta_bytes']:>12,d} B",
+                    flush=True,
+                )
     append_records(out_dir / f"{size}.jsonl", records)
     return records
 
@@ -165,15 +199,27 @@ def _settings(estimator) -> dict:
 
     if not dataclasses.is_dataclass(estimator):
         return {}
-    return {f.name: getattr(estimator, f.name) for f in dataclasses.fields(estimator)
-            if isinstance(getattr(estimator, f.name), (int, float, str, bool, type(None)))}
+    return {
+        f.name: getattr(estimator, f.name)
+        for f in dataclasses.fields(estimator)
+        if isinstance(getattr(estimator, f.name), (int, float, str, bool, type(None)))
+    }
 
 
 def _record(size, name, settings, num_steps, meta_dim, memory, seconds, extra=None):
     return make_record(
-        benchmark="core", task="memory-jax", dataset="synthetic", config=size, estimator=name,
-        settings={**settings, "backend": "jax", "num_steps": num_steps, "meta_dim": meta_dim,
-                  "memory_measure": "xla_compiled_temp_bytes"},
+        benchmark="core",
+        task="memory-jax",
+        dataset="synthetic",
+        config=size,
+        estimator=name,
+        settings={
+            **settings,
+            "backend": "jax",
+            "num_steps": num_steps,
+            "meta_dim": meta_dim,
+            "memory_measure": "xla_compiled_temp_bytes",
+        },
         seed=0,
         metrics={**memory, "wall_time_s": seconds, **(extra or {})},
         peak_memory_bytes=memory["compiled_temp_bytes"],
@@ -188,8 +234,10 @@ def summarise(records: list) -> None:
     steps = sorted({r.settings["num_steps"] for r in jax_records})
     dims = sorted({r.settings["meta_dim"] for r in jax_records})
     lo, hi = steps[0], steps[-1]
-    print(f"\nratios between T={hi} and T={lo} (compiled temp memory; sqrt ratio {math.sqrt(hi / lo):.1f}, "
-          f"linear ratio {hi / lo:.0f}):")
+    print(
+        f"\nratios between T={hi} and T={lo} (compiled temp memory; sqrt ratio {math.sqrt(hi / lo):.1f}, "
+        f"linear ratio {hi / lo:.0f}):"
+    )
     for n in dims:
         for name in ("FG2U", "RGU", "RGUCheckpointed", "TRGU(K=10)"):
             a, b = by.get((name, lo, n)), by.get((name, hi, n))
@@ -200,9 +248,11 @@ def summarise(records: list) -> None:
             for name in ("FG2U", *(f"FG2U(b={b})" for b in MEMORY_DIRECTIONS)):
                 fg = by.get((name, t, n))
                 if fg:
-                    print(f"  N={n:7d} T={t:5d} {name:10s} (chunk_size=1, b={fg.settings['num_directions']:2d}): time per "
-                          f"direction / plain unroll = {fg.metrics['time_per_direction_ratio']:.2f}, compiled temp "
-                          f"memory / plain unroll = {fg.metrics['temp_memory_ratio_to_plain_unroll']:.2f}")
+                    print(
+                        f"  N={n:7d} T={t:5d} {name:10s} (chunk_size=1, b={fg.settings['num_directions']:2d}): time per "
+                        f"direction / plain unroll = {fg.metrics['time_per_direction_ratio']:.2f}, compiled temp "
+                        f"memory / plain unroll = {fg.metrics['temp_memory_ratio_to_plain_unroll']:.2f}"
+                    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,14 +261,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/core"))
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--torch", action="store_true", help="also measure the torch backend (peak RSS)")
-    parser.add_argument("--estimators", nargs="+", default=None, metavar="NAME",
-                        help="only these JAX estimators (e.g. FG2U 'FG2U(b=1)' 'FG2U(b=16)' RGU); default: all")
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these JAX estimators (e.g. FG2U 'FG2U(b=1)' 'FG2U(b=16)' RGU); default: all",
+    )
     parser.add_argument("--meta-dims", type=int, nargs="+", default=None, help="override the size's N values")
     parser.add_argument("--num-steps", type=int, nargs="+", default=None, help="override the size's T values")
     args = parser.parse_args(argv)
     if args.meta_dims or args.num_steps:
-        SIZES[args.size] = {"num_steps": tuple(args.num_steps or SIZES[args.size]["num_steps"]),
-                            "meta_dims": tuple(args.meta_dims or SIZES[args.size]["meta_dims"])}
+        SIZES[args.size] = {
+            "num_steps": tuple(args.num_steps or SIZES[args.size]["num_steps"]),
+            "meta_dims": tuple(args.meta_dims or SIZES[args.size]["meta_dims"]),
+        }
     print(f"bench_core: size={args.size}, JAX {jax.__version__} on {jax.devices()[0].platform}", flush=True)
     records = run_jax(args.size, args.out, args.repeats, args.estimators)
     if args.torch:

@@ -38,8 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,14 @@ from torch_memory import (  # noqa: E402
     peak_rss_bytes,
 )
 
-TORCH_IMPLS = ("fg2u.torch-FG2U", "fg2u.torch-RGU", "fg2u.torch-RGUCheckpointed", "fg2u.torch-RGU[autograd-step]",
-               "torchopt-MetaSGD", "higher")
+TORCH_IMPLS = (
+    "fg2u.torch-FG2U",
+    "fg2u.torch-RGU",
+    "fg2u.torch-RGUCheckpointed",
+    "fg2u.torch-RGU[autograd-step]",
+    "torchopt-MetaSGD",
+    "higher",
+)
 JAX_IMPLS = ("fg2u.jax-FG2U", "fg2u.jax-RGU", "jax-grad-scan", "jaxopt-GD-unrolled")
 IMPLS = JAX_IMPLS + TORCH_IMPLS
 FORWARD = ("fg2u.torch-FG2U", "fg2u.jax-FG2U")  # memory flat in T: the only ones run at large T = 1000
@@ -65,8 +72,11 @@ RTOL = 1e-3
 def make_fg2u_estimator(backend: str, name: str) -> Any:
     """The fg2u estimators of this benchmark (the one place they are constructed)."""
     mod = __import__(f"fg2u.{backend}", fromlist=["FG2U"])
-    return {"FG2U": lambda: mod.FG2U(num_directions=1), "RGU": lambda: mod.RGU(),
-            "RGUCheckpointed": lambda: mod.RGUCheckpointed()}[name]()
+    return {
+        "FG2U": lambda: mod.FG2U(num_directions=1),
+        "RGU": lambda: mod.RGU(),
+        "RGUCheckpointed": lambda: mod.RGUCheckpointed(),
+    }[name]()
 
 
 # --------------------------------------------------------------------------------------------- torch
@@ -96,6 +106,7 @@ def _torch_setup(impl: str, size: str, num_steps: int) -> Callable[[], dict]:
 
         name = impl.split("-", 1)[1]
         if name == "RGU[autograd-step]":
+
             def step(p: dict, phi: dict, batch: Any) -> dict:
                 p = {k: v if v.requires_grad else v.requires_grad_(True) for k, v in p.items()}
                 with torch.enable_grad():
@@ -107,14 +118,16 @@ def _torch_setup(impl: str, size: str, num_steps: int) -> Callable[[], dict]:
             outer = lambda p, phi, _: tf.cross_entropy(mlp(p, xv), yv)  # noqa: E731
             est = make_fg2u_estimator("torch", "RGU")
         else:
+
             def inner_loss(p: dict, phi: dict, batch: Any) -> Any:
                 return tf.cross_entropy(mlp(p, batch[0]), batch[1]) + decay(p, phi)
 
             init, step = ft.optim_transition(inner_loss, ft.optim.sgd(LR), p0)
             outer = lambda s, phi, _: tf.cross_entropy(mlp(s.params, xv), yv)  # noqa: E731
             est = make_fg2u_estimator("torch", name)
-        problem = fg2u.UnrolledProblem(init=init, step=step, outer_loss=outer, num_steps=num_steps,
-                                       inner_batches=(x, y))
+        problem = fg2u.UnrolledProblem(
+            init=init, step=step, outer_loss=outer, num_steps=num_steps, inner_batches=(x, y)
+        )
         return lambda: numpy(est(problem, phi0, 1)[0])
 
     if impl == "torchopt-MetaSGD":
@@ -195,12 +208,18 @@ def _jax_setup(impl: str, size: str, num_steps: int) -> tuple[Callable[[], dict]
         import fg2u.jax as fj
 
         init, step = fj.optax_transition(inner_loss, optax.sgd(LR), p0)
-        problem = fg2u.UnrolledProblem(init=init, step=step, num_steps=num_steps, inner_batches=(x, y),
-                                       outer_loss=lambda s, phi, _: ce(mlp(s.params, xv), yv))
+        problem = fg2u.UnrolledProblem(
+            init=init,
+            step=step,
+            num_steps=num_steps,
+            inner_batches=(x, y),
+            outer_loss=lambda s, phi, _: ce(mlp(s.params, xv), yv),
+        )
         est = make_fg2u_estimator("jax", impl.split("-", 1)[1])
         fn = jax.jit(lambda problem, phi, key: est(problem, phi, key)[0])
         args = (problem, phi0, jax.random.key(1))
     elif impl == "jax-grad-scan":
+
         def meta_loss(phi: dict, x: Any, y: Any) -> Any:
             def body(p: dict, batch: Any) -> tuple:
                 g = jax.grad(inner_loss)(p, phi, batch)
@@ -213,8 +232,9 @@ def _jax_setup(impl: str, size: str, num_steps: int) -> tuple[Callable[[], dict]
     elif impl == "jaxopt-GD-unrolled":
         import jaxopt
 
-        solver = jaxopt.GradientDescent(fun=inner_loss, stepsize=LR, acceleration=False, maxiter=num_steps,
-                                        implicit_diff=False)
+        solver = jaxopt.GradientDescent(
+            fun=inner_loss, stepsize=LR, acceleration=False, maxiter=num_steps, implicit_diff=False
+        )
 
         def meta_loss(phi: dict, x: Any, y: Any) -> Any:
             state0 = solver.init_state(p0, phi, (x[0], y[0]))
@@ -274,11 +294,18 @@ def measure_here(impl: str, size: str, num_steps: int, repeats: int, grad_path: 
     if grad_path is not None:
         np.savez(grad_path, **grads)
     return {
-        "impl": impl, "size": size, "num_steps": num_steps, "meta_dim": int(sum(int(np.prod(s)) for s in
-                                                                              shapes(size).values())),
-        "batch": BATCH, "threads": 1, "seconds": min(times), "seconds_all": times,
-        "peak_rss_delta_bytes": max(peak - baseline, 0), "peak_reset": peak_reset,
-        "xla_temp_bytes": temp, "versions": versions,
+        "impl": impl,
+        "size": size,
+        "num_steps": num_steps,
+        "meta_dim": int(sum(int(np.prod(s)) for s in shapes(size).values())),
+        "batch": BATCH,
+        "threads": 1,
+        "seconds": min(times),
+        "seconds_all": times,
+        "peak_rss_delta_bytes": max(peak - baseline, 0),
+        "peak_reset": peak_reset,
+        "xla_temp_bytes": temp,
+        "versions": versions,
     }
 
 
@@ -286,10 +313,24 @@ def measure(impl: str, size: str, num_steps: int, repeats: int, timeout: float) 
     """One configuration in a fresh subprocess: ``(measurement, gradient)``."""
     with tempfile.TemporaryDirectory() as tmp:
         grad_path = Path(tmp) / "grad.npz"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--one", impl, size, str(num_steps),
-               "--repeats", str(repeats), "--grad-out", str(grad_path)]
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD), "OMP_NUM_THREADS": "1",
-               "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()}
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--one",
+            impl,
+            size,
+            str(num_steps),
+            "--repeats",
+            str(repeats),
+            "--grad-out",
+            str(grad_path),
+        ]
+        env = {
+            **os.environ,
+            "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
+            "OMP_NUM_THREADS": "1",
+            "XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip(),
+        }
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if out.returncode != 0:
             raise RuntimeError(f"{impl} {size} T={num_steps} failed:\n{out.stderr[-3000:]}")
@@ -339,14 +380,25 @@ def _to_record(m: dict, config: str) -> Any:
     for k in ("grad_rel_error", "directional_rel_error"):
         if k in m:
             metrics[k] = m[k]
-    return make_record(benchmark="core", task="peers", dataset="synthetic-mlp-weight-decay", config=config,
-                       estimator=m["impl"], settings=settings, seed=0, metrics=metrics,
-                       peak_memory_bytes=m["peak_rss_delta_bytes"], wall_time_s=m["seconds"])
+    return make_record(
+        benchmark="core",
+        task="peers",
+        dataset="synthetic-mlp-weight-decay",
+        config=config,
+        estimator=m["impl"],
+        settings=settings,
+        seed=0,
+        metrics=metrics,
+        peak_memory_bytes=m["peak_rss_delta_bytes"],
+        wall_time_s=m["seconds"],
+    )
 
 
 def print_table(results: list[dict]) -> None:
-    print(f"\n{'implementation':32s} {'size':5s} {'T':>5s} {'RSS growth MiB':>15s} {'XLA temp MiB':>13s} "
-          f"{'s/meta-grad':>12s} {'rel err':>9s}  vs torchopt (mem, time)")
+    print(
+        f"\n{'implementation':32s} {'size':5s} {'T':>5s} {'RSS growth MiB':>15s} {'XLA temp MiB':>13s} "
+        f"{'s/meta-grad':>12s} {'rel err':>9s}  vs torchopt (mem, time)"
+    )
     by_key = {(m["impl"], m["size"], m["num_steps"]): m for m in results}
     for m in results:
         err = m.get("grad_rel_error", m.get("directional_rel_error"))
@@ -356,8 +408,10 @@ def print_table(results: list[dict]) -> None:
             mem = m["peak_rss_delta_bytes"] / max(ref["peak_rss_delta_bytes"], 1)
             ratio = f"{mem:7.3f}x {m['seconds'] / ref['seconds']:6.2f}x"
         temp = "" if m.get("xla_temp_bytes") is None else f"{m['xla_temp_bytes'] / 2**20:13.2f}"
-        print(f"{m['impl']:32s} {m['size']:5s} {m['num_steps']:5d} {m['peak_rss_delta_bytes'] / 2**20:15.2f} "
-              f"{temp:>13s} {m['seconds']:12.3f} {'' if err is None else f'{err:9.1e}'}  {ratio}")
+        print(
+            f"{m['impl']:32s} {m['size']:5s} {m['num_steps']:5d} {m['peak_rss_delta_bytes'] / 2**20:15.2f} "
+            f"{temp:>13s} {m['seconds']:12.3f} {'' if err is None else f'{err:9.1e}'}  {ratio}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -367,8 +421,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["small", "large"])
     parser.add_argument("--num-steps", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--large-reverse-max-t", type=int, default=100,
-                        help="largest T at which reverse-mode methods run on the large size (memory O(T·N))")
+    parser.add_argument(
+        "--large-reverse-max-t",
+        type=int,
+        default=100,
+        help="largest T at which reverse-mode methods run on the large size (memory O(T·N))",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (minimum reported)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per configuration")
     parser.add_argument("--out", type=Path, default=None, help="append records to <out>/peers.jsonl")

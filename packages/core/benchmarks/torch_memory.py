@@ -40,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 MMAP_THRESHOLD = 65536
-ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann",
-              "ConjugateGradient")
+ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann", "ConjugateGradient")
 
 
 def current_rss_bytes() -> int:
@@ -108,8 +107,15 @@ def make_estimator(name: str, num_directions: int, chunk_size: int | None, trunc
     }[name]()
 
 
-def measure_here(estimator: str, num_steps: int, meta_dim: int, num_directions: int = 4,
-                 chunk_size: int | None = None, truncation: int = 10, threads: int = 1) -> dict:
+def measure_here(
+    estimator: str,
+    num_steps: int,
+    meta_dim: int,
+    num_directions: int = 4,
+    chunk_size: int | None = None,
+    truncation: int = 10,
+    threads: int = 1,
+) -> dict:
     """Runs one configuration in *this* process and returns the measurement (call it in a fresh process)."""
     import torch
 
@@ -147,12 +153,33 @@ def measure_here(estimator: str, num_steps: int, meta_dim: int, num_directions: 
     }
 
 
-def measure(estimator: str, num_steps: int, meta_dim: int, num_directions: int = 4, chunk_size: int | None = None,
-            truncation: int = 10, threads: int = 1, timeout: float = 3600) -> dict:
+def measure(
+    estimator: str,
+    num_steps: int,
+    meta_dim: int,
+    num_directions: int = 4,
+    chunk_size: int | None = None,
+    truncation: int = 10,
+    threads: int = 1,
+    timeout: float = 3600,
+) -> dict:
     """One configuration in a fresh subprocess (so its peak RSS is its own); returns the JSON dict."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--estimator", estimator, "--num-steps", str(num_steps),
-           "--meta-dim", str(meta_dim), "--num-directions", str(num_directions), "--truncation", str(truncation),
-           "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--estimator",
+        estimator,
+        "--num-steps",
+        str(num_steps),
+        "--meta-dim",
+        str(meta_dim),
+        "--num-directions",
+        str(num_directions),
+        "--truncation",
+        str(truncation),
+        "--threads",
+        str(threads),
+    ]
     if chunk_size is not None:
         cmd += ["--chunk-size", str(chunk_size)]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
@@ -165,13 +192,30 @@ def measure(estimator: str, num_steps: int, meta_dim: int, num_directions: int =
 def _to_record(m: dict, config: str) -> Any:
     from fg2u.records import make_record
 
-    settings = {k: m[k] for k in ("backend", "num_steps", "meta_dim", "num_directions", "chunk_size", "truncation",
-                                  "threads", "memory_measure")}
+    settings = {
+        k: m[k]
+        for k in (
+            "backend",
+            "num_steps",
+            "meta_dim",
+            "num_directions",
+            "chunk_size",
+            "truncation",
+            "threads",
+            "memory_measure",
+        )
+    }
     return make_record(
-        benchmark="core", task="memory-torch", dataset="synthetic", config=config, estimator=m["estimator"],
-        settings=settings, seed=0,
+        benchmark="core",
+        task="memory-torch",
+        dataset="synthetic",
+        config=config,
+        estimator=m["estimator"],
+        settings=settings,
+        seed=0,
         metrics={"peak_rss_delta_bytes": m["peak_rss_delta_bytes"], "wall_time_s": m["wall_time_s"]},
-        peak_memory_bytes=m["peak_rss_delta_bytes"], wall_time_s=m["wall_time_s"],
+        peak_memory_bytes=m["peak_rss_delta_bytes"],
+        wall_time_s=m["wall_time_s"],
     )
 
 
@@ -179,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--estimator", choices=ESTIMATORS, help="single configuration, measured in this process")
     parser.add_argument("--num-steps", type=int, nargs="+", default=[10, 100, 1000], help="unroll depth(s) T")
-    parser.add_argument("--meta-dim", "--meta-dims", dest="meta_dims", type=int, nargs="+", default=[10_000],
-                        help="meta dimension(s) N")
+    parser.add_argument(
+        "--meta-dim", "--meta-dims", dest="meta_dims", type=int, nargs="+", default=[10_000], help="meta dimension(s) N"
+    )
     parser.add_argument("--num-directions", type=int, default=4)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--truncation", type=int, default=10)
@@ -197,22 +242,38 @@ def main(argv: list[str] | None = None) -> None:
             os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
         if args.estimator is None or len(args.num_steps) != 1 or len(args.meta_dims) != 1:
             parser.error("give --estimator, one --num-steps and one --meta-dim, or use --sweep")
-        print(json.dumps(measure_here(args.estimator, args.num_steps[0], args.meta_dims[0], args.num_directions,
-                                      args.chunk_size, args.truncation, args.threads)), flush=True)
+        print(
+            json.dumps(
+                measure_here(
+                    args.estimator,
+                    args.num_steps[0],
+                    args.meta_dims[0],
+                    args.num_directions,
+                    args.chunk_size,
+                    args.truncation,
+                    args.threads,
+                )
+            ),
+            flush=True,
+        )
         return
 
     results = []
     for meta_dim in args.meta_dims:
         for name in args.estimators:
             for num_steps in args.num_steps:
-                m = measure(name, num_steps, meta_dim, args.num_directions, args.chunk_size, args.truncation,
-                            args.threads)
+                m = measure(
+                    name, num_steps, meta_dim, args.num_directions, args.chunk_size, args.truncation, args.threads
+                )
                 results.append(m)
                 print(json.dumps(m), flush=True)
     print("\nestimator          T       N    peak RSS delta (MiB)   wall (s)", file=sys.stderr)
     for m in results:
-        print(f"{m['estimator']:16s} {m['num_steps']:5d} {m['meta_dim']:7d} {m['peak_rss_delta_bytes'] / 2**20:14.2f}"
-              f" {m['wall_time_s']:14.3f}", file=sys.stderr)
+        print(
+            f"{m['estimator']:16s} {m['num_steps']:5d} {m['meta_dim']:7d} {m['peak_rss_delta_bytes'] / 2**20:14.2f}"
+            f" {m['wall_time_s']:14.3f}",
+            file=sys.stderr,
+        )
     if args.out is not None:
         from fg2u.records import append_records
 

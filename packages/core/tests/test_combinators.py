@@ -53,7 +53,6 @@ class JaxSide:
         import jax
         import jax.numpy as jnp
 
-        jax.config.update("jax_enable_x64", True)
         self.jax, self.jnp = jax, jnp
 
     def problem(self):
@@ -62,8 +61,11 @@ class JaxSide:
         jnp = self.jnp
         a, b, c, y = (jnp.asarray(x) for x in (A, B, C, Y))
         return fg2u.UnrolledProblem(
-            init=lambda p: jnp.zeros(4, p.dtype), step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * jnp.sum((c @ th - y) ** 2), num_steps=T)
+            init=lambda p: jnp.zeros(4, p.dtype),
+            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+            outer_loss=lambda th, p, _: 0.5 * jnp.sum((c @ th - y) ** 2),
+            num_steps=T,
+        )
 
     def phi(self):
         return self.jnp.asarray(PHI)
@@ -94,8 +96,11 @@ class TorchSide:
         t = self.torch
         a, b, c, y = (t.as_tensor(x) for x in (A, B, C, Y))
         return fg2u.UnrolledProblem(
-            init=lambda p: t.zeros(4, dtype=p.dtype), step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * t.sum((c @ th - y) ** 2), num_steps=T)
+            init=lambda p: t.zeros(4, dtype=p.dtype),
+            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+            outer_loss=lambda th, p, _: 0.5 * t.sum((c @ th - y) ** 2),
+            num_steps=T,
+        )
 
     def phi(self):
         return self.torch.as_tensor(PHI)
@@ -115,7 +120,12 @@ class TorchSide:
 
 @pytest.fixture(params=["jax", "torch"])
 def side(request):
-    return JaxSide() if request.param == "jax" else TorchSide()
+    if request.param == "torch":
+        yield TorchSide()
+        return
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(True):  # float64 for this test only (a global switch would leak into other tests)
+        yield JaxSide()
 
 
 def test_oracle_matches_rgu(side):

@@ -32,6 +32,7 @@ def _rel(a, b):
 
 # ------------------------------------------------------------------ quadratic
 
+
 def quadratic_data(num_steps=25):
     rng = np.random.default_rng(0)
     a0 = rng.normal(size=(5, 5))
@@ -133,11 +134,16 @@ def mlp_torch():
         xb, yb, ib = batch
         return torch.mean(torch.sigmoid(w[ib]) * (_mlp(torch, p, xb) - yb) ** 2)
 
-    init, step = ft.optim_transition(inner_loss, ft.optim.momentum(0.1, momentum=0.9),
-                                     {k: t(v) for k, v in params.items()})
+    init, step = ft.optim_transition(
+        inner_loss, ft.optim.momentum(0.1, momentum=0.9), {k: t(v) for k, v in params.items()}
+    )
     problem = fg2u.UnrolledProblem(
-        init, step, lambda s, w, b: torch.mean((_mlp(torch, s.params, b[0]) - b[1]) ** 2), T_MLP,
-        inner_batches=(t(x[idx]), t(y[idx]), t(idx)), outer_batch=(t(xv), t(yv)),
+        init,
+        step,
+        lambda s, w, b: torch.mean((_mlp(torch, s.params, b[0]) - b[1]) ** 2),
+        T_MLP,
+        inner_batches=(t(x[idx]), t(y[idx]), t(idx)),
+        outer_batch=(t(xv), t(yv)),
     )
     return problem, t(phi)
 
@@ -149,10 +155,14 @@ def mlp_jax():
         xb, yb, ib = batch
         return jnp.mean(jax.nn.sigmoid(w[ib]) * (_mlp(jnp, p, xb) - yb) ** 2)
 
-    init, step = fj.optax_transition(inner_loss, optax.sgd(0.1, momentum=0.9),
-                                     {k: jnp.asarray(v) for k, v in params.items()})
+    init, step = fj.optax_transition(
+        inner_loss, optax.sgd(0.1, momentum=0.9), {k: jnp.asarray(v) for k, v in params.items()}
+    )
     problem = fg2u.UnrolledProblem(
-        init, step, lambda s, w, b: jnp.mean((_mlp(jnp, s.params, b[0]) - b[1]) ** 2), T_MLP,
+        init,
+        step,
+        lambda s, w, b: jnp.mean((_mlp(jnp, s.params, b[0]) - b[1]) ** 2),
+        T_MLP,
         inner_batches=(jnp.asarray(x[idx]), jnp.asarray(y[idx]), jnp.asarray(idx)),
         outer_batch=(jnp.asarray(xv), jnp.asarray(yv)),
     )

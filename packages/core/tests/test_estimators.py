@@ -12,9 +12,21 @@ import fg2u.estimators as est
 
 
 def test_every_registered_estimator_has_name_display_and_docstring():
-    assert set(est.names()) >= {"fg2u", "fg2u_zo", "fgu", "rgu", "trgu", "rgu_checkpointed", "neumann",
-                                "conjugate_gradient", "hessian_free", "two_phase", "scaled",
-                                "control_variate", "running_control_variate"}
+    assert set(est.names()) >= {
+        "fg2u",
+        "fg2u_zo",
+        "fgu",
+        "rgu",
+        "trgu",
+        "rgu_checkpointed",
+        "neumann",
+        "conjugate_gradient",
+        "hessian_free",
+        "two_phase",
+        "scaled",
+        "control_variate",
+        "running_control_variate",
+    }
     for name in est.names():
         cls = est.get_spec(name)
         assert cls.name == name and cls.display == cls.__name__
@@ -22,8 +34,16 @@ def test_every_registered_estimator_has_name_display_and_docstring():
         assert cls.__doc__ and len(cls.__doc__.strip()) > 40, f"{cls.__name__} needs a docstring"
 
 
-@pytest.mark.parametrize("alias,name", [("FG2U", "fg2u"), ("fg2u-zo", "fg2u_zo"), ("HessianFree", "hessian_free"),
-                                        ("RGUCheckpointed", "rgu_checkpointed"), (" TRGU ", "trgu")])
+@pytest.mark.parametrize(
+    "alias,name",
+    [
+        ("FG2U", "fg2u"),
+        ("fg2u-zo", "fg2u_zo"),
+        ("HessianFree", "hessian_free"),
+        ("RGUCheckpointed", "rgu_checkpointed"),
+        (" TRGU ", "trgu"),
+    ],
+)
 def test_names_are_found_by_registry_or_display_name(alias, name):
     assert est.get_spec(alias) is est.get_spec(name)
 
@@ -42,8 +62,13 @@ def test_settings_classes_validate_and_refuse_to_run_without_a_backend():
 
 def test_settings_are_json_and_name_nested_estimators():
     s = est.FG2U(8, chunk_size=2).settings()
-    assert s == {"estimator": "FG2U", "num_directions": 8, "distribution": "rademacher", "chunk_size": 2,
-                 "check_finite": False}
+    assert s == {
+        "estimator": "FG2U",
+        "num_directions": 8,
+        "distribution": "rademacher",
+        "chunk_size": 2,
+        "check_finite": False,
+    }
     two = est.TwoPhase.__new__(est.TwoPhase)  # settings() does not need a backend
     object.__setattr__(two, "first", est.HessianFree(alpha=2.0))
     object.__setattr__(two, "second", est.FG2U(4))
@@ -101,10 +126,20 @@ def test_every_estimator_follows_the_protocol(label):
     backend = _backend(label)
     for name in est.names():
         cls = backend.BACKEND.get(name)
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-        examples = {"truncation": 2, "num_terms": 2, "num_iterations": 2, "first": backend.RGU(),
-                    "second": backend.RGU(), "estimator": backend.FG2U(2), "surrogate": backend.RGU()}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        examples = {
+            "truncation": 2,
+            "num_terms": 2,
+            "num_iterations": 2,
+            "first": backend.RGU(),
+            "second": backend.RGU(),
+            "estimator": backend.FG2U(2),
+            "surrogate": backend.RGU(),
+        }
         obj = cls(**{k: examples[k] for k in required})
         assert isinstance(obj, MetaGradientEstimator)
         assert obj.display_name == cls.__name__ or name == "scaled"

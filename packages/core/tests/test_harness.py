@@ -49,8 +49,10 @@ def test_run_meta_loop_logs_times_and_stops_on_nan():
 def test_estimator_record_uses_the_objects_own_settings():
     fj = pytest.importorskip("fg2u.jax")
     rec = estimator_record(fj.Scaled(fj.HessianFree(), 2.0))
-    assert rec == {"estimator": "HessianFree",
-                   "estimator_settings": {"estimator": "HessianFree", "alpha": 1.0, "check_finite": False, "scale": 2.0}}
+    assert rec == {
+        "estimator": "HessianFree",
+        "estimator_settings": {"estimator": "HessianFree", "alpha": 1.0, "check_finite": False, "scale": 2.0},
+    }
 
 
 def test_jax_meta_step_accumulates_and_counts_meta_steps_once():
@@ -62,26 +64,30 @@ def test_jax_meta_step_accumulates_and_counts_meta_steps_once():
     import fg2u
     from fg2u.jax.harness import make_meta_step
 
-    jax.config.update("jax_enable_x64", True)
-    a, b, c = (jnp.asarray(x) for x in (A, B, C))
+    with jax.enable_x64(True):  # float64 inside this test only
+        a, b, c = (jnp.asarray(x) for x in (A, B, C))
 
-    def make_problem(y):
-        return fg2u.UnrolledProblem(init=lambda p: jnp.zeros(4, p.dtype), step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-                                    outer_loss=lambda th, p, yy: 0.5 * jnp.sum((c @ th - yy) ** 2), num_steps=T,
-                                    outer_batch=y)
+        def make_problem(y):
+            return fg2u.UnrolledProblem(
+                init=lambda p: jnp.zeros(4, p.dtype),
+                step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+                outer_loss=lambda th, p, yy: 0.5 * jnp.sum((c @ th - yy) ** 2),
+                num_steps=T,
+                outer_batch=y,
+            )
 
-    ys = np.stack([Y, -Y, 2 * Y])  # three accumulated problems (different outer targets)
-    est = fj.TwoPhase(fj.RGU(), fj.Scaled(fj.RGU(), 0.0), switch_step=2)  # exact gradient for 2 steps, then 0
-    lr = 0.05
-    step = make_meta_step(est, make_problem, optax.sgd(lr), grad_accumulation=3, project=lambda p: p - 0.0)
-    phi = jnp.asarray(PHI)
-    state, opt_state, want = est.init(phi), optax.sgd(lr).init(phi), PHI.copy()
-    for k in range(3):
-        phi, opt_state, state, loss = step(phi, opt_state, state, jax.random.PRNGKey(k), jnp.asarray(ys))
-        if k < 2:
-            want = want - lr * np.mean([_grad(want, y) for y in ys], axis=0)
-        np.testing.assert_allclose(np.asarray(phi), want, rtol=1e-9)
-        assert int(state[0]) == k + 1  # one count per meta step, not per accumulated estimate
+        ys = np.stack([Y, -Y, 2 * Y])  # three accumulated problems (different outer targets)
+        est = fj.TwoPhase(fj.RGU(), fj.Scaled(fj.RGU(), 0.0), switch_step=2)  # exact gradient for 2 steps, then 0
+        lr = 0.05
+        step = make_meta_step(est, make_problem, optax.sgd(lr), grad_accumulation=3, project=lambda p: p - 0.0)
+        phi = jnp.asarray(PHI)
+        state, opt_state, want = est.init(phi), optax.sgd(lr).init(phi), PHI.copy()
+        for k in range(3):
+            phi, opt_state, state, loss = step(phi, opt_state, state, jax.random.PRNGKey(k), jnp.asarray(ys))
+            if k < 2:
+                want = want - lr * np.mean([_grad(want, y) for y in ys], axis=0)
+            np.testing.assert_allclose(np.asarray(phi), want, rtol=1e-9)
+            assert int(state[0]) == k + 1  # one count per meta step, not per accumulated estimate
 
 
 def test_torch_meta_step_accumulates_and_merges_running_state():
@@ -94,10 +100,13 @@ def test_torch_meta_step_accumulates_and_merges_running_state():
     a, b, c = (torch.as_tensor(x) for x in (A, B, C))
 
     def make_problem(y):
-        return fg2u.UnrolledProblem(init=lambda p: torch.zeros(4, dtype=p.dtype),
-                                    step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-                                    outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2), num_steps=T,
-                                    outer_batch=y)
+        return fg2u.UnrolledProblem(
+            init=lambda p: torch.zeros(4, dtype=p.dtype),
+            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+            outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2),
+            num_steps=T,
+            outer_batch=y,
+        )
 
     phi = torch.tensor(PHI, requires_grad=True)
     lr = 0.05

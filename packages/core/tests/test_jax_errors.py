@@ -108,11 +108,22 @@ def _nan_problem():
     return _problem(outer=lambda th, phi, _: jnp.sum(jnp.log(th - 10.0)))  # log of negatives: NaN
 
 
-@pytest.mark.parametrize("est", [RGU(check_finite=True), FG2U(2, check_finite=True), FG2U_ZO(check_finite=True),
-                                 Neumann(2, check_finite=True), TRGU(2, check_finite=True)], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "est",
+    [
+        RGU(check_finite=True),
+        FG2U(2, check_finite=True),
+        FG2U_ZO(check_finite=True),
+        Neumann(2, check_finite=True),
+        TRGU(2, check_finite=True),
+    ],
+    ids=lambda e: type(e).__name__,
+)
 def test_check_finite_eager_raises_floating_point_error(est):
     name = type(est).__name__
-    with pytest.raises(FloatingPointError, match=rf"^{name}: the meta-gradient estimate or the outer loss contains NaN"):
+    with pytest.raises(
+        FloatingPointError, match=rf"^{name}: the meta-gradient estimate or the outer loss contains NaN"
+    ):
         est(_nan_problem(), PHI, KEY)
 
 
@@ -127,7 +138,13 @@ def test_check_finite_under_jit_and_off_by_default():
 
 @pytest.mark.parametrize(
     "est",
-    [FG2U(3, chunk_size=2), FG2U_ZO(3, eps=1e-2, scheme="central"), RGUCheckpointed(2), Neumann(3), ConjugateGradient(2)],
+    [
+        FG2U(3, chunk_size=2),
+        FG2U_ZO(3, eps=1e-2, scheme="central"),
+        RGUCheckpointed(2),
+        Neumann(3),
+        ConjugateGradient(2),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_jit_equals_eager(est):

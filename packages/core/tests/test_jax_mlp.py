@@ -147,8 +147,8 @@ def test_fg2u_and_zo_agree_with_rgu():
     with jax.enable_x64(True):
         prob64, phi64 = _problem("sgd", jnp.float64)
         g64, _ = jax.jit(RGU().__call__)(prob64, phi64, None)
-        zo, aux = jax.jit(FG2U_ZO(num_directions=N_TRAIN, eps=1e-4, scheme="central", distribution="orthogonal").__call__)(
-            prob64, phi64, key
-        )
+        zo, aux = jax.jit(
+            FG2U_ZO(num_directions=N_TRAIN, eps=1e-4, scheme="central", distribution="orthogonal").__call__
+        )(prob64, phi64, key)
         assert zo.dtype == jnp.float64
         assert float(jnp.abs(zo - g64).max()) <= 1e-6 * float(jnp.linalg.norm(g64))

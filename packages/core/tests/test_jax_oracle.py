@@ -94,7 +94,11 @@ def _oracle(num_steps, batches=None, truncation=None):
     r = c @ theta - y
     grad = jac.T @ (c.T @ r) + LAM * phi
     loss = 0.5 * r @ r + 0.5 * LAM * phi @ phi
-    scale = np.linalg.norm(jac, 2) * np.linalg.norm(c, 2) * (np.linalg.norm(c, 2) * np.linalg.norm(theta) + np.linalg.norm(y))
+    scale = (
+        np.linalg.norm(jac, 2)
+        * np.linalg.norm(c, 2)
+        * (np.linalg.norm(c, 2) * np.linalg.norm(theta) + np.linalg.norm(y))
+    )
     return theta, loss, grad, scale + LAM * np.linalg.norm(phi)
 
 
@@ -121,8 +125,7 @@ def test_unroll_and_meta_objective_match_closed_form():
 
 @pytest.mark.parametrize(
     "estimator",
-    [RGU(), FGU(), TRGU(T), TRGU(10 * T)]
-    + [RGUCheckpointed(s) for s in (None, 1, 4, 7, T, 3 * T)],
+    [RGU(), FGU(), TRGU(T), TRGU(10 * T)] + [RGUCheckpointed(s) for s in (None, 1, 4, 7, T, 3 * T)],
     ids=lambda e: repr(e),
 )
 def test_exact_estimators_match_closed_form(estimator):
@@ -145,7 +148,9 @@ def test_truncated_matches_its_own_closed_form(k):
 def test_fg2u_with_a_full_orthogonal_frame_is_exact():
     # (1/N) Σ_i (∇L·v_i) v_i = ∇L when the N directions are orthogonal with norm √N.
     _, _, grad, scale = _oracle(T, BATCHES)
-    g, _ = jax.jit(FG2U(num_directions=m, distribution="orthogonal").__call__)(_problem(T, JB), _phi(), jax.random.key(3))
+    g, _ = jax.jit(FG2U(num_directions=m, distribution="orthogonal").__call__)(
+        _problem(T, JB), _phi(), jax.random.key(3)
+    )
     _assert_close(g, grad, n * T * EPS32 * scale * m)
     basis = jnp.sqrt(float(m)) * jnp.eye(m)
     g, _ = jax.jit(FG2U().with_directions)(_problem(T, JB), _phi(), basis)

@@ -36,8 +36,13 @@ def _matrices(seed: int = 0):
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.normal(size=(N_THETA, N_THETA)))
     a = q @ np.diag(np.linspace(0.5, 5.0, N_THETA)) @ q.T
-    return a, rng.normal(size=(N_THETA, N_PHI)), rng.normal(size=(N_OUT, N_THETA)), rng.normal(size=N_OUT), \
-        rng.normal(size=N_PHI)
+    return (
+        a,
+        rng.normal(size=(N_THETA, N_PHI)),
+        rng.normal(size=(N_OUT, N_THETA)),
+        rng.normal(size=N_OUT),
+        rng.normal(size=N_PHI),
+    )
 
 
 A, B, C, Y, PHI = _matrices()
@@ -60,7 +65,8 @@ def make_problem(T: int, y=Y) -> fg2u.UnrolledProblem:
         init=lambda phi: jnp.zeros(N_THETA, jnp.float32),
         step=lambda theta, phi, batch: theta - ETA * (a @ theta - b @ phi),
         outer_loss=lambda theta, phi, batch: 0.5 * jnp.sum((c @ theta - batch) ** 2),
-        num_steps=T, outer_batch=jnp.asarray(y, jnp.float32),
+        num_steps=T,
+        outer_batch=jnp.asarray(y, jnp.float32),
     )
 
 
@@ -71,8 +77,9 @@ def _cos(u: np.ndarray, v: np.ndarray) -> float:
 def test_reference_to_itself_and_truncation_against_closed_form() -> None:
     T = 20
     phi = jnp.asarray(PHI, jnp.float32)
-    results = fj.gradient_quality(make_problem(T), phi, {"RGU": fj.RGU(), "TRGU K=2": fj.TRGU(truncation=2)},
-                                  num_repeats=2)
+    results = fj.gradient_quality(
+        make_problem(T), phi, {"RGU": fj.RGU(), "TRGU K=2": fj.TRGU(truncation=2)}, num_repeats=2
+    )
     rgu, trgu = results
     assert rgu.name == "RGU" and rgu.reference == "RGU" and rgu.num_repeats == 2 and rgu.meta_dim == N_PHI
     assert rgu.cosine_mean == pytest.approx(1.0, abs=1e-6) and rgu.relative_error_mean == 0.0
@@ -96,8 +103,13 @@ def test_fg2u_squared_error_matches_rademacher_variance() -> None:
     T, b, R = 10, 2, 300
     g = exact_grad(T)
     norm2, n = float(g @ g), N_PHI
-    (q,) = fj.gradient_quality(make_problem(T), jnp.asarray(PHI, jnp.float32), {"FG2U": fj.FG2U(num_directions=b)},
-                               num_repeats=R, key=jax.random.PRNGKey(7))
+    (q,) = fj.gradient_quality(
+        make_problem(T),
+        jnp.asarray(PHI, jnp.float32),
+        {"FG2U": fj.FG2U(num_directions=b)},
+        num_repeats=R,
+        key=jax.random.PRNGKey(7),
+    )
     x = (np.asarray(q.relative_errors) ** 2) * norm2  # ‖ĝ_r − g‖²
     mean = fg2u_expected_squared_error(norm2, n, b)
     sigma_u = norm2 * np.eye(n) + np.outer(g, g) - 2 * np.diag(g**2)
@@ -105,8 +117,9 @@ def test_fg2u_squared_error_matches_rademacher_variance() -> None:
     var_x = (b * var_u2 + 2 * b * (b - 1) * float(np.trace(sigma_u @ sigma_u))) / b**4
     assert abs(x.mean() - mean) < 5 * math.sqrt(var_x / R), (x.mean(), mean, math.sqrt(var_x / R))
     # more directions, better cosine (same keys: common random numbers do not matter for the order)
-    (q8,) = fj.gradient_quality(make_problem(T), jnp.asarray(PHI, jnp.float32), [fj.FG2U(num_directions=64)],
-                                num_repeats=20)
+    (q8,) = fj.gradient_quality(
+        make_problem(T), jnp.asarray(PHI, jnp.float32), [fj.FG2U(num_directions=64)], num_repeats=20
+    )
     assert q8.cosine_mean > q.cosine_mean
 
 
@@ -114,9 +127,13 @@ def test_problem_function_with_per_repeat_inputs() -> None:
     """A different target y per repeat: the reference is recomputed per repeat, TRGU's cosines follow."""
     T, K = 12, 3
     ys = [np.random.default_rng(s).normal(size=N_OUT) for s in range(3)]
-    results = fj.gradient_quality(lambda y: make_problem(T, y), jnp.asarray(PHI, jnp.float32),
-                                  {"rgu": fj.RGU(), "trgu": fj.TRGU(truncation=K)},
-                                  inputs=[jnp.asarray(y, jnp.float32) for y in ys], settings={"trgu": {"K": K}})
+    results = fj.gradient_quality(
+        lambda y: make_problem(T, y),
+        jnp.asarray(PHI, jnp.float32),
+        {"rgu": fj.RGU(), "trgu": fj.TRGU(truncation=K)},
+        inputs=[jnp.asarray(y, jnp.float32) for y in ys],
+        settings={"trgu": {"K": K}},
+    )
     rgu, trgu = results
     assert rgu.num_repeats == 3 and rgu.cosines == pytest.approx((1.0,) * 3, abs=1e-6)
     expected = [_cos(exact_grad(T, y, K), exact_grad(T, y)) for y in ys]
@@ -134,7 +151,8 @@ def test_memory_of_rgu_grows_with_T_and_fg2u_does_not() -> None:
         problem = fg2u.UnrolledProblem(
             init=lambda phi: jnp.zeros(N_THETA, jnp.float32),
             step=lambda theta, phi, batch: theta - ETA * (a @ jnp.tanh(theta) - b @ phi),
-            outer_loss=lambda theta, phi, batch: 0.5 * jnp.sum((c @ theta) ** 2), num_steps=T,
+            outer_loss=lambda theta, phi, batch: 0.5 * jnp.sum((c @ theta) ** 2),
+            num_steps=T,
         )
         rgu, fg = fj.gradient_quality(problem, phi, [fj.RGU(), fj.FG2U(num_directions=1)], num_repeats=1)
         mem[T] = (rgu.memory_bytes, fg.memory_bytes)
@@ -159,3 +177,23 @@ def test_bad_arguments_are_explained() -> None:
         fj.gradient_quality(42, phi, [fj.RGU()])
     with pytest.raises(ValueError, match="num_repeats"):
         fj.gradient_quality(make_problem(3), phi, [fj.RGU()], num_repeats=0)
+
+
+def test_stateful_estimator_keeps_its_state_across_repeats() -> None:
+    """On a fixed problem the running control variate c_k → g, so its error ‖g − c_k‖²(N − 1)/b falls far below
+    plain FG²U's (N − 1)/b ‖g‖² once warmed up; the first repeat (c = 0) is plain FG²U with the same key."""
+    if not hasattr(fj, "RunningControlVariate"):
+        pytest.skip("this fg2u.jax has no RunningControlVariate")
+    T, b, R = 10, 2, 40
+    phi = jnp.asarray(PHI, jnp.float32)
+    plain, running = fj.gradient_quality(
+        make_problem(T),
+        phi,
+        {"plain": fj.FG2U(num_directions=b), "running": fj.RunningControlVariate(fj.FG2U(num_directions=b), decay=0.9)},
+        num_repeats=R,
+        key=jax.random.PRNGKey(3),
+    )
+    assert running.relative_errors[0] == pytest.approx(plain.relative_errors[0], rel=1e-5)
+    late_plain = np.mean(np.square(plain.relative_errors[R // 2 :]))
+    late_running = np.mean(np.square(running.relative_errors[R // 2 :]))
+    assert late_running < 0.5 * late_plain, (late_running, late_plain)

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 
 import fg2u  # noqa: E402
 import fg2u.jax as fj  # noqa: E402
-from fg2u.jax._chunks import KeyedDirections, drawn_per_direction  # noqa: E402
 from fg2u.directions import get_distribution  # noqa: E402
+from fg2u.jax._chunks import KeyedDirections, drawn_per_direction  # noqa: E402
 
 N = 64
 

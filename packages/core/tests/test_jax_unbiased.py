@@ -76,14 +76,18 @@ def _errors(distribution, b, num_estimates=3000):
     est = FG2U(num_directions=b, distribution=distribution)
     keys = jax.random.split(jax.random.key(5), num_estimates)
     grads, _ = jax.jit(jax.vmap(est.__call__, in_axes=(None, None, 0)))(PROBLEM, PHI, keys)
-    flat = np.concatenate([np.asarray(grads["a"], np.float64), np.asarray(grads["b"], np.float64).reshape(num_estimates, -1)], 1)
+    flat = np.concatenate(
+        [np.asarray(grads["a"], np.float64), np.asarray(grads["b"], np.float64).reshape(num_estimates, -1)], 1
+    )
     return np.sum((flat - G) ** 2, axis=1)
 
 
 def _check_mean(errors, expected):
     stderr = errors.std(ddof=1) / math.sqrt(len(errors))
     tol = 10 * stderr + 1e3 * EPS32 * G2  # Chebyshev (1%) + float32 rounding of ĝ
-    assert abs(errors.mean() - expected) <= tol, f"mean squared error {errors.mean():.4g} vs exact {expected:.4g} ± {tol:.3g}"
+    assert abs(errors.mean() - expected) <= tol, (
+        f"mean squared error {errors.mean():.4g} vs exact {expected:.4g} ± {tol:.3g}"
+    )
     return tol
 
 
@@ -113,9 +117,9 @@ def test_orthogonal_with_b_equal_n_has_zero_variance():
 
 def test_same_directions_same_result_with_or_without_chunking():
     b = 7
-    dirs = jax.vmap(lambda k: {"a": jax.random.normal(k, (2,)), "b": jax.random.normal(jax.random.fold_in(k, 1), (2, 2))})(
-        jax.random.split(jax.random.key(2), b)
-    )
+    dirs = jax.vmap(
+        lambda k: {"a": jax.random.normal(k, (2,)), "b": jax.random.normal(jax.random.fold_in(k, 1), (2, 2))}
+    )(jax.random.split(jax.random.key(2), b))
     results = []
     for chunk in (None, 1, 3, 10):  # 3 does not divide b = 7: padded last chunk
         g, aux = jax.jit(FG2U(chunk_size=chunk).with_directions)(PROBLEM, PHI, dirs)

@@ -24,7 +24,9 @@ def _unrolled(dtype):
     def step(th, phi, _):
         return jnp.tanh(w @ th + phi) * 0.8 + 0.2 * th
 
-    return UnrolledProblem(lambda phi: jnp.ones(3, dtype) * 0.1, step, lambda th, phi, _: jnp.sum(jnp.sin(2 * th)) + jnp.sum(phi**3), 8)
+    return UnrolledProblem(
+        lambda phi: jnp.ones(3, dtype) * 0.1, step, lambda th, phi, _: jnp.sum(jnp.sin(2 * th)) + jnp.sum(phi**3), 8
+    )
 
 
 def _blackbox(dtype):

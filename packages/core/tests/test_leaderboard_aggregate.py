@@ -14,16 +14,28 @@ from fg2u.leaderboard import aggregate as agg
 from fg2u.records import ResultRecord, append_records, make_record
 
 _TEMPLATE = make_record(
-    benchmark="vision", task="condensation", dataset="digits", config="smoke", estimator="FG2U",
-    settings={}, seed=0, metrics={"test_accuracy": 0.0}, wall_time_s=1.0, device="cpu: test",
+    benchmark="vision",
+    task="condensation",
+    dataset="digits",
+    config="smoke",
+    estimator="FG2U",
+    settings={},
+    seed=0,
+    metrics={"test_accuracy": 0.0},
+    wall_time_s=1.0,
+    device="cpu: test",
 )
 
 
 def rec(estimator="FG2U", seed=0, metrics=None, settings=None, **fields) -> ResultRecord:
     """A record like ``make_record`` writes (environment fields filled once, for speed)."""
     return dataclasses.replace(
-        _TEMPLATE, estimator=estimator, seed=seed, metrics=dict(metrics or {"test_accuracy": 0.5}),
-        settings=dict(settings or {}), **fields,
+        _TEMPLATE,
+        estimator=estimator,
+        seed=seed,
+        metrics=dict(metrics or {"test_accuracy": 0.5}),
+        settings=dict(settings or {}),
+        **fields,
     )
 
 
@@ -34,10 +46,13 @@ def by_estimator(summaries, name):
 
 def test_mean_and_sample_std_match_hand_computed_values(tmp_path):
     # accuracies 0.5, 0.7, 0.9: mean 0.7, sample variance ((-.2)² + 0 + .2²) / (3 - 1) = 0.04, std 0.2
-    append_records(tmp_path / "vision" / "smoke.jsonl", [
-        rec(seed=s, metrics={"test_accuracy": a, "loss": l}, wall_time_s=t, peak_memory_bytes=m)
-        for s, a, l, t, m in [(0, 0.5, 2.0, 1.0, 100), (1, 0.7, 4.0, 2.0, 100), (2, 0.9, 9.0, 6.0, 100)]
-    ])
+    append_records(
+        tmp_path / "vision" / "smoke.jsonl",
+        [
+            rec(seed=s, metrics={"test_accuracy": a, "loss": loss}, wall_time_s=t, peak_memory_bytes=m)
+            for s, a, loss, t, m in [(0, 0.5, 2.0, 1.0, 100), (1, 0.7, 4.0, 2.0, 100), (2, 0.9, 9.0, 6.0, 100)]
+        ],
+    )
     summaries, issues = agg.aggregate(tmp_path, warn=False)
     assert issues == []
     (s,) = summaries
@@ -65,8 +80,14 @@ def test_grouping_separates_estimators_settings_and_merges_seeds():
 
 
 def test_other_fields_split_groups():
-    records = [rec(seed=0), rec(seed=1, task="other"), rec(seed=2, dataset="mnist"), rec(seed=3, config="cpu"),
-               rec(seed=4, benchmark="pde"), rec(seed=5, device="gpu: H100")]
+    records = [
+        rec(seed=0),
+        rec(seed=1, task="other"),
+        rec(seed=2, dataset="mnist"),
+        rec(seed=3, config="cpu"),
+        rec(seed=4, benchmark="pde"),
+        rec(seed=5, device="gpu: H100"),
+    ]
     summaries, _ = agg.summarize(records)
     assert len(summaries) == 6
     pooled, _ = agg.summarize([rec(seed=0), rec(seed=1, device="gpu: H100")], include_device=False)
@@ -75,8 +96,17 @@ def test_other_fields_split_groups():
 
 def test_per_run_and_bookkeeping_settings_do_not_split_groups():
     records = [
-        rec(seed=s, settings={"ipc": 1, "eval_accuracies": [s, s + 1], "image_grid": f"img{s}.png",
-                              "data_dir": f"/d{s}", "seed": s, "estimator_settings": {"loss_history": [s]}})
+        rec(
+            seed=s,
+            settings={
+                "ipc": 1,
+                "eval_accuracies": [s, s + 1],
+                "image_grid": f"img{s}.png",
+                "data_dir": f"/d{s}",
+                "seed": s,
+                "estimator_settings": {"loss_history": [s]},
+            },
+        )
         for s in range(3)
     ]
     summaries, notes = agg.summarize(records)
@@ -109,7 +139,11 @@ def test_repeated_seed_keeps_the_latest_run_and_says_so(tmp_path):
 
 
 def test_nonfinite_values_are_counted_and_left_out():
-    records = [rec(seed=0, metrics={"loss": 1.0}), rec(seed=1, metrics={"loss": 3.0}), rec(seed=2, metrics={"loss": math.nan})]
+    records = [
+        rec(seed=0, metrics={"loss": 1.0}),
+        rec(seed=1, metrics={"loss": 3.0}),
+        rec(seed=2, metrics={"loss": math.nan}),
+    ]
     (s,), _ = agg.summarize(records)
     stats = s.metrics["loss"]
     assert (stats.mean, stats.n, stats.n_nonfinite) == (2.0, 2, 1)
@@ -121,14 +155,14 @@ def test_malformed_and_partial_lines_are_skipped_with_file_and_line(tmp_path, ca
     good = rec(seed=0, metrics={"test_accuracy": 0.5})
     bad = json.loads(good.to_json())
     lines = [
-        good.to_json(),                                                     # 1 ok
-        "{not json",                                                        # 2
-        json.dumps({k: v for k, v in bad.items() if k != "metrics"}),       # 3 partial: no metrics field
+        good.to_json(),  # 1 ok
+        "{not json",  # 2
+        json.dumps({k: v for k, v in bad.items() if k != "metrics"}),  # 3 partial: no metrics field
         json.dumps({**bad, "seed": 1, "metrics": {"test_accuracy": "high"}}),  # 4 metric not a number
-        json.dumps([1, 2, 3]),                                              # 5 not an object
-        json.dumps({**bad, "seed": 2, "metrics": {}}),                      # 6 partial: no metrics
-        "",                                                                 # 7 blank: ignored
-        json.dumps({**bad, "seed": 3, "estimator": ""}),                    # 8 empty estimator
+        json.dumps([1, 2, 3]),  # 5 not an object
+        json.dumps({**bad, "seed": 2, "metrics": {}}),  # 6 partial: no metrics
+        "",  # 7 blank: ignored
+        json.dumps({**bad, "seed": 3, "estimator": ""}),  # 8 empty estimator
         json.dumps({**bad, "seed": 4, "metrics": {"test_accuracy": 0.7}}),  # 9 ok
     ]
     path.parent.mkdir(parents=True)
@@ -159,21 +193,36 @@ def test_missing_results_folder_is_reported(tmp_path):
 
 @pytest.mark.parametrize(
     "name, direction",
-    [("test_accuracy", "higher"), ("test_accuracy_mean", "higher"), ("f1", "higher"), ("em_prefix", "higher"),
-     ("grad_cosine", "higher"), ("relative_l2_error", "lower"), ("coef_rel_error", "lower"), ("top1_error", "lower"),
-     ("final_outer_loss", "lower"), ("compiled_temp_bytes", "lower"), ("peak_memory_bytes", "lower"),
-     ("wall_time_s", "lower"), ("test_accuracy_std", None), ("num_params", None)],
+    [
+        ("test_accuracy", "higher"),
+        ("test_accuracy_mean", "higher"),
+        ("f1", "higher"),
+        ("em_prefix", "higher"),
+        ("grad_cosine", "higher"),
+        ("relative_l2_error", "lower"),
+        ("coef_rel_error", "lower"),
+        ("top1_error", "lower"),
+        ("final_outer_loss", "lower"),
+        ("compiled_temp_bytes", "lower"),
+        ("peak_memory_bytes", "lower"),
+        ("wall_time_s", "lower"),
+        ("test_accuracy_std", None),
+        ("num_params", None),
+    ],
 )
 def test_metric_direction(name, direction):
     assert agg.metric_direction(name) == direction
 
 
 def test_best_is_per_comparison_group_and_metric():
-    records = [
-        rec("FG2U", s, {"test_accuracy": a, "compiled_temp_bytes": 10.0}, {"ipc": 1}) for s, a in [(0, 0.8), (1, 0.9)]
-    ] + [
-        rec("RGU", s, {"test_accuracy": a, "compiled_temp_bytes": 50.0}, {"ipc": 1}) for s, a in [(0, 0.95), (1, 0.97)]
-    ] + [rec("FG2U", 0, {"test_accuracy": 0.99}, {"ipc": 10})]  # alone in its group: never marked
+    records = (
+        [rec("FG2U", s, {"test_accuracy": a, "compiled_temp_bytes": 10.0}, {"ipc": 1}) for s, a in [(0, 0.8), (1, 0.9)]]
+        + [
+            rec("RGU", s, {"test_accuracy": a, "compiled_temp_bytes": 50.0}, {"ipc": 1})
+            for s, a in [(0, 0.95), (1, 0.97)]
+        ]
+        + [rec("FG2U", 0, {"test_accuracy": 0.99}, {"ipc": 10})]
+    )  # alone in its group: never marked
     summaries, _ = agg.summarize(records)
     best = {(k.estimator, k.settings_dict["ipc"], m) for k, m in agg.best_entries(summaries)}
     assert best == {("RGU", 1, "test_accuracy"), ("FG2U", 1, "compiled_temp_bytes")}
@@ -193,7 +242,7 @@ def test_baselines_never_win_and_memory_compares_only_equal_measures():
     records = [
         rec("FG2U", 0, {"test_accuracy": 0.6, "peak_memory_mib": 5.0}, {"memory_measure": "rss"}),
         rec("RGU", 0, {"test_accuracy": 0.5, "peak_memory_mib": 1.0}, {"memory_measure": "compiled"}),
-        rec("WholeDataset", 0, {"test_accuracy": 0.9}),                        # a declared yard stick
+        rec("WholeDataset", 0, {"test_accuracy": 0.9}),  # a declared yard stick
         rec("Random", 0, {"test_accuracy": 0.95}, {"baseline": "random subset"}),  # and one by setting
     ]
     summaries, _ = agg.summarize(records)

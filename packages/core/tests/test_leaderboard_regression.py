@@ -18,21 +18,38 @@ from fg2u.leaderboard.aggregate import load_results, summarize
 from fg2u.records import append_records, make_record
 
 _TEMPLATE = make_record(
-    benchmark="vision", task="condensation", dataset="digits", config="smoke", estimator="FG2U",
-    settings={}, seed=0, metrics={"test_accuracy": 0.0}, wall_time_s=1.0, device="cpu: test",
+    benchmark="vision",
+    task="condensation",
+    dataset="digits",
+    config="smoke",
+    estimator="FG2U",
+    settings={},
+    seed=0,
+    metrics={"test_accuracy": 0.0},
+    wall_time_s=1.0,
+    device="cpu: test",
 )
 ACC = [0.60, 0.62, 0.64]  # baseline accuracies over seeds 0, 1, 2: mean 0.62, sample std 0.02
 MEM = 2.0**20  # compiled memory of the baseline, bytes (deterministic: same for every seed)
 
 
 def rec(seed, metrics, estimator="FG2U", benchmark="vision", settings=None, **fields):
-    return dataclasses.replace(_TEMPLATE, benchmark=benchmark, estimator=estimator, seed=seed, metrics=metrics,
-                               settings=settings or {"ipc": 1}, **fields)
+    return dataclasses.replace(
+        _TEMPLATE,
+        benchmark=benchmark,
+        estimator=estimator,
+        seed=seed,
+        metrics=metrics,
+        settings=settings or {"ipc": 1},
+        **fields,
+    )
 
 
 def write_run(folder, accuracies=ACC, memory=MEM, wall=1.0, extra=()):
-    records = [rec(s, {"test_accuracy": a, "compiled_temp_bytes": memory}, wall_time_s=wall * (s + 1))
-               for s, a in enumerate(accuracies)]
+    records = [
+        rec(s, {"test_accuracy": a, "compiled_temp_bytes": memory}, wall_time_s=wall * (s + 1))
+        for s, a in enumerate(accuracies)
+    ]
     append_records(folder / "vision" / "smoke.jsonl", [*records, *extra])
     return folder
 
@@ -114,7 +131,10 @@ def test_wall_time_and_rss_are_not_gated(baseline, tmp_path):
     assert check(baseline, fresh) == 0
     assert statuses(baseline, fresh)[("FG2U", "wall_time_s")].status == "info"
     assert reg.metric_kind("peak_memory_bytes", {"memory_measure": "peak RSS"}) == "memory"
-    assert reg.metric_kind("peak_memory_bytes", {"memory_measure": "XLA compiled memory analysis"}) == "deterministic_memory"
+    assert (
+        reg.metric_kind("peak_memory_bytes", {"memory_measure": "XLA compiled memory analysis"})
+        == "deterministic_memory"
+    )
 
 
 def test_nonfinite_fresh_value_is_a_regression(baseline, tmp_path):
@@ -139,8 +159,10 @@ def test_missing_group_fails_and_unrun_benchmark_is_reported(baseline, tmp_path,
 
 def test_changed_settings_are_missing_with_a_hint(baseline, tmp_path):
     fresh = tmp_path / "changed"
-    append_records(fresh / "vision" / "smoke.jsonl",
-                   [rec(s, {"test_accuracy": a, "compiled_temp_bytes": MEM}, settings={"ipc": 2}) for s, a in enumerate(ACC)])
+    append_records(
+        fresh / "vision" / "smoke.jsonl",
+        [rec(s, {"test_accuracy": a, "compiled_temp_bytes": MEM}, settings={"ipc": 2}) for s, a in enumerate(ACC)],
+    )
     assert check(baseline, fresh) == 1
     rows = {(r.key.settings_dict["ipc"], r.metric): r for r in comparisons(baseline, fresh)}
     assert rows[(1, "test_accuracy")].status == "MISSING" and "ipc: 1 → 2" in rows[(1, "test_accuracy")].note
@@ -148,7 +170,9 @@ def test_changed_settings_are_missing_with_a_hint(baseline, tmp_path):
 
 
 def test_update_baselines_round_trip(tmp_path):
-    fresh = write_run(tmp_path / "run", extra=[rec(s, {"test_accuracy": 0.7 + s / 100}, estimator="RGU") for s in range(2)])
+    fresh = write_run(
+        tmp_path / "run", extra=[rec(s, {"test_accuracy": 0.7 + s / 100}, estimator="RGU") for s in range(2)]
+    )
     results = tmp_path / "results"
     (results / "baselines").mkdir(parents=True)
     (results / "baselines" / "lm.jsonl").write_text("keep me\n")  # a benchmark that did not run stays untouched
@@ -181,9 +205,9 @@ def test_malformed_or_absent_baselines_fail_clearly(tmp_path, capsys):
 
 
 def test_band_formula():
-    assert reg.band("quality", 0.62, 0.02) == pytest.approx(0.06)   # 3 std
+    assert reg.band("quality", 0.62, 0.02) == pytest.approx(0.06)  # 3 std
     assert reg.band("quality", 0.62, 0.0) == pytest.approx(0.0062)  # 1 % floor
-    assert reg.band("quality", 0.0, None) == 1e-6                   # absolute floor
+    assert reg.band("quality", 0.0, None) == 1e-6  # absolute floor
     assert reg.band("deterministic_memory", 1000.0, 50.0) == pytest.approx(10.0)
 
 
@@ -201,11 +225,19 @@ _STAND_IN = textwrap.dedent("""
 
 def _plugins(script):
     """Declarations like the installed ones: a script benchmark in a source checkout and a module one."""
-    core = Benchmark("core", ("{python}", "{repo_root}/bench/core.py", "--size", "small", "--out", "{out}"),
-                     (Metric("compiled_temp_bytes", "lower", "bytes"),), ("num_steps",),
-                     smoke_requires=("{repo_root}/bench/core.py",))
-    toy = Benchmark("toy", ("{python}", "-m", "fg2u_bench_toy", "--config", "smoke", "--seeds", "{seeds}",
-                            "--out", "{out}"), (Metric("test_accuracy", "higher", "%"),), ("dataset",))
+    core = Benchmark(
+        "core",
+        ("{python}", "{repo_root}/bench/core.py", "--size", "small", "--out", "{out}"),
+        (Metric("compiled_temp_bytes", "lower", "bytes"),),
+        ("num_steps",),
+        smoke_requires=("{repo_root}/bench/core.py",),
+    )
+    toy = Benchmark(
+        "toy",
+        ("{python}", "-m", "fg2u_bench_toy", "--config", "smoke", "--seeds", "{seeds}", "--out", "{out}"),
+        (Metric("test_accuracy", "higher", "%"),),
+        ("dataset",),
+    )
     return [core, toy]
 
 
@@ -214,19 +246,53 @@ def test_runner_runs_declared_smoke_commands(tmp_path, monkeypatch, capsys):
     repo = tmp_path / "repo"
     script = repo / "bench" / "core.py"
     core, toy = _plugins(script)
-    commands, skipped = reg.benchmark_commands(tmp_path / "out", seeds=(0, 1), repo_root=repo, benchmarks=[core, toy],
-                                               extra=reg._extra_args(["toy=--dataset digits", "nope=--x 1"]))
+    commands, skipped = reg.benchmark_commands(
+        tmp_path / "out",
+        seeds=(0, 1),
+        repo_root=repo,
+        benchmarks=[core, toy],
+        extra=reg._extra_args(["toy=--dataset digits", "nope=--x 1"]),
+    )
     assert [name for name, _ in commands] == ["toy"]  # the script does not exist yet
-    assert commands[0][1][1:] == ["-m", "fg2u_bench_toy", "--config", "smoke", "--seeds", "0", "1",
-                                  "--out", str(tmp_path / "out" / "toy"), "--dataset", "digits"]
+    assert commands[0][1][1:] == [
+        "-m",
+        "fg2u_bench_toy",
+        "--config",
+        "smoke",
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(tmp_path / "out" / "toy"),
+        "--dataset",
+        "digits",
+    ]
     assert "skipping benchmark 'core'" in skipped[0] and "does not exist" in skipped[0]
     assert "'nope' ignored: no such benchmark" in skipped[1]
     script.parent.mkdir(parents=True)
     script.write_text(_STAND_IN)
-    commands, skipped = reg.benchmark_commands(tmp_path / "out", repo_root=repo, benchmarks=[core],
-                                               extra={"core": ["--repeats", "1"]})
-    assert commands == [("core", [sys.executable, str(script), "--size", "small", "--out",
-                                  str(tmp_path / "out" / "core"), "--repeats", "1"])] and not skipped
+    commands, skipped = reg.benchmark_commands(
+        tmp_path / "out", repo_root=repo, benchmarks=[core], extra={"core": ["--repeats", "1"]}
+    )
+    assert (
+        commands
+        == [
+            (
+                "core",
+                [
+                    sys.executable,
+                    str(script),
+                    "--size",
+                    "small",
+                    "--out",
+                    str(tmp_path / "out" / "core"),
+                    "--repeats",
+                    "1",
+                ],
+            )
+        ]
+        and not skipped
+    )
     # the CLI discovers plugins through the entry points
     monkeypatch.setattr(reg, "discover", lambda with_issues=False: ([core], []) if with_issues else [core])
     results = tmp_path / "results"
@@ -254,8 +320,7 @@ def test_failing_benchmark_command_or_plugin_fails_the_check(tmp_path, monkeypat
 
 
 def test_declared_direction_overrides_the_metric_name_rule():
-    from fg2u.leaderboard.aggregate import MetricStats
-    from fg2u.leaderboard.aggregate import GroupKey
+    from fg2u.leaderboard.aggregate import GroupKey, MetricStats
 
     key = GroupKey("toy", "t", "d", "smoke", "FG2U")
     base, fresh = MetricStats.from_values([0.10, 0.10]), MetricStats.from_values([0.20, 0.20])

@@ -17,15 +17,28 @@ from fg2u.leaderboard.render import build_headlines, build_tables, format_stats,
 from fg2u.records import append_records, make_record
 
 _TEMPLATE = make_record(
-    benchmark="quality", task="condense", dataset="digits", config="smoke", estimator="FG2U",
-    settings={}, seed=0, metrics={"test_accuracy": 0.0}, wall_time_s=1.0, device="cpu: test",
+    benchmark="quality",
+    task="condense",
+    dataset="digits",
+    config="smoke",
+    estimator="FG2U",
+    settings={},
+    seed=0,
+    metrics={"test_accuracy": 0.0},
+    wall_time_s=1.0,
+    device="cpu: test",
 )
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 QUALITY = Benchmark(
-    name="quality", title="A quality benchmark", smoke_command=None, order=20,
+    name="quality",
+    title="A quality benchmark",
+    smoke_command=None,
+    order=20,
     metrics=(Metric("test_accuracy", "higher", "fraction", "test accuracy"),),
-    columns=("dataset", "ipc"), tables=("config",), labels={"ipc": "IPC"},
+    columns=("dataset", "ipc"),
+    tables=("config",),
+    labels={"ipc": "IPC"},
     references=(
         Reference("test_accuracy", "FG2U", 82.44, "%", {"dataset": "mnist", "ipc": 1}, "paper Table 1"),
         Reference("test_accuracy", "RGU", 92.32, "%", {"dataset": "digits", "ipc": 1}, "paper Table 1"),
@@ -33,27 +46,49 @@ QUALITY = Benchmark(
     ),
 )
 MEMORY = Benchmark(
-    name="memory", title="A memory benchmark", smoke_command=None, order=10,
+    name="memory",
+    title="A memory benchmark",
+    smoke_command=None,
+    order=10,
     metrics=(Metric("compiled_temp_bytes", "lower", "bytes", "compiled memory"),),
-    columns=("num_steps",), tables=("task", "config", "meta_dim"), labels={"num_steps": "T", "meta_dim": "N"},
+    columns=("num_steps",),
+    tables=("task", "config", "meta_dim"),
+    labels={"num_steps": "T", "meta_dim": "N"},
 )
 PLUGINS = [QUALITY, MEMORY]
 
 
 def rec(benchmark, estimator, seed, metrics, settings=None, **fields):
-    return dataclasses.replace(_TEMPLATE, benchmark=benchmark, estimator=estimator, seed=seed,
-                               metrics=metrics, settings=settings or {}, **fields)
+    return dataclasses.replace(
+        _TEMPLATE,
+        benchmark=benchmark,
+        estimator=estimator,
+        seed=seed,
+        metrics=metrics,
+        settings=settings or {},
+        **fields,
+    )
 
 
 def _records():
     quality = [rec("quality", "FG2U", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.60), (1, 0.64)]]
     quality += [rec("quality", "RGU", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.70), (1, 0.74)]]
-    quality += [rec("quality", "WholeDataset", s, {"test_accuracy": 0.97}, {"ipc": 1, "baseline": "all data"})
-                for s in (0, 1)]
+    quality += [
+        rec("quality", "WholeDataset", s, {"test_accuracy": 0.97}, {"ipc": 1, "baseline": "all data"}) for s in (0, 1)
+    ]
     memory = [
-        rec("memory", est, 0, {"compiled_temp_bytes": float(base * steps)}, {"num_steps": steps, "meta_dim": 64},
-            task="memory", dataset="synthetic", config="small")
-        for est, base in (("FG2U", 1024), ("RGU", 64 * 1024)) for steps in (4, 16, 64)
+        rec(
+            "memory",
+            est,
+            0,
+            {"compiled_temp_bytes": float(base * steps)},
+            {"num_steps": steps, "meta_dim": 64},
+            task="memory",
+            dataset="synthetic",
+            config="small",
+        )
+        for est, base in (("FG2U", 1024), ("RGU", 64 * 1024))
+        for steps in (4, 16, 64)
     ]
     return quality, memory
 
@@ -75,7 +110,12 @@ def test_headline_tables_have_estimators_as_rows_and_data_sets_as_columns(result
     root, out = results
     md = out["markdown"].read_text()
     assert out["markdown"] == root / "LEADERBOARD.md"
-    assert re.findall(r"^## (.+?)(?: —|$)", md, re.M) == ["memory", "quality", "Appendix: full tables", "Skipped records"]
+    assert re.findall(r"^## (.+?)(?: —|$)", md, re.M) == [
+        "memory",
+        "quality",
+        "Appendix: full tables",
+        "Skipped records",
+    ]
     head = md.split("## quality")[1].split("## Appendix")[0]
     assert "**quality · test accuracy (%) ↑ higher is better** — config smoke · n = 2 seeds per cell" in head
     # fraction shown in percent: RGU (0.70, 0.74) → 72 ± 2.8 (std 0.02828 x 100), best of the column
@@ -98,7 +138,9 @@ def test_appendix_has_the_full_tables_with_references_and_undeclared_benchmarks(
     assert re.findall(r"^### (\w+)", appendix, re.M) == ["memory", "quality", "other"]
     quality = appendix.split("### quality")[1].split("### other")[0]
     assert "| ours | condense | digits | smoke | 1 | RGU | 2 | **0.72 ± 0.028** |" in quality
-    assert "| _paper [1]_ |  | _mnist_ | _paper_ | _1_ | _FG2U_ | _—_ | _0.8244_ |" in quality  # in the column's fractions
+    assert (
+        "| _paper [1]_ |  | _mnist_ | _paper_ | _1_ | _FG2U_ | _—_ | _0.8244_ |" in quality
+    )  # in the column's fractions
     assert "no installed plugin declares this benchmark" in appendix.split("### other")[1]
     assert f"{root / 'quality' / 'smoke.jsonl'}:7" in out["markdown"].read_text().split("## Skipped")[1]
 
@@ -127,22 +169,38 @@ def test_png_plots_are_written_per_benchmark_and_metric(results):
 
 
 def test_rows_of_one_estimator_that_differ_in_a_setting_are_labelled_by_it():
-    records = [rec("quality", "FG2U", s, {"test_accuracy": 0.5 + 0.01 * b}, {"ipc": 1, "num_directions": b})
-               for s in (0, 1) for b in (1, 8)]
+    records = [
+        rec("quality", "FG2U", s, {"test_accuracy": 0.5 + 0.01 * b}, {"ipc": 1, "num_directions": b})
+        for s in (0, 1)
+        for b in (1, 8)
+    ]
     summaries, _ = summarize(records)
     (h,), _ = build_headlines(summaries, [QUALITY])
-    assert [cells[0].text for _, cells in h.rows] == ["FG2U (num_directions=1)", "FG2U (num_directions=8)", "RGU", "Other"]
+    assert [cells[0].text for _, cells in h.rows] == [
+        "FG2U (num_directions=1)",
+        "FG2U (num_directions=8)",
+        "RGU",
+        "Other",
+    ]
     assert h.rows[1][1][1].text == "58 ± 0" and h.rows[1][1][1].best
 
 
 def test_format_stats_units_and_flags():
-    (s,), _ = summarize([rec("memory", "RGU", i, {"compiled_temp_bytes": 3 * 2**20, "loss": v})
-                         for i, v in enumerate([1.0, float("nan")])])
+    (s,), _ = summarize(
+        [
+            rec("memory", "RGU", i, {"compiled_temp_bytes": 3 * 2**20, "loss": v})
+            for i, v in enumerate([1.0, float("nan")])
+        ]
+    )
     assert format_stats("compiled_temp_bytes", s.metrics["compiled_temp_bytes"]) == "3 ± 0 MiB"
     assert format_stats("compiled_temp_bytes", s.metrics["compiled_temp_bytes"], unit="bytes") == "3 ± 0 MiB"
     assert format_stats("loss", s.metrics["loss"], 2) == "1 (1 non-finite)"
-    (m,), _ = summarize([rec("lm", "RGU", i, {"peak_memory_mib": v, "meta_train_seconds": t})
-                         for i, (v, t) in enumerate([(1536.0, 0.002), (2560.0, 0.004)])])
+    (m,), _ = summarize(
+        [
+            rec("lm", "RGU", i, {"peak_memory_mib": v, "meta_train_seconds": t})
+            for i, (v, t) in enumerate([(1536.0, 0.002), (2560.0, 0.004)])
+        ]
+    )
     assert format_stats("peak_memory_mib", m.metrics["peak_memory_mib"]) == "2 ± 0.71 GiB"  # 1.5 and 2.5 GiB
     assert format_value(m.metrics["peak_memory_mib"], "MiB") == "2 ± 0.71 GiB (n=2)"
     assert format_stats("meta_train_seconds", m.metrics["meta_train_seconds"]) == "3 ± 1.4 ms"
@@ -151,9 +209,15 @@ def test_format_stats_units_and_flags():
 
 
 def test_reference_without_matching_column_gets_its_own():
-    lm = Benchmark("lm2", None, (Metric("f1", "higher", "%"),), ("model_size",),
-                   references=tuple(Reference("f1", e, v, "%", {"model_size": "gpt2"}, "paper") for e, v in
-                                    (("FG2U", 6.0), ("RGU", 5.0))))
+    lm = Benchmark(
+        "lm2",
+        None,
+        (Metric("f1", "higher", "%"),),
+        ("model_size",),
+        references=tuple(
+            Reference("f1", e, v, "%", {"model_size": "gpt2"}, "paper") for e, v in (("FG2U", 6.0), ("RGU", 5.0))
+        ),
+    )
     summaries, _ = summarize([rec("lm2", "FG2U", 0, {"nll": 2.0}, {"model_size": "distilgpt2"})])
     (table,) = build_tables(summaries, [lm])
     assert "f1 (paper)" in table.columns
@@ -163,12 +227,31 @@ def test_reference_without_matching_column_gets_its_own():
 def test_cli_render(tmp_path, capsys, monkeypatch):
     import fg2u.leaderboard.render as render
 
-    pde = Benchmark("pde2", None, (Metric("coef_rel_error", "lower", "fraction", "coefficient error"),), ("task",),
-                    tables=("config",), references=(Reference("coef_rel_error", "FG2U-ZO", 1.0, "%", {"task": "burgers"},
-                                                              "paper Fig. 2", approximate=True, high=3.0, decimals=0),))
+    pde = Benchmark(
+        "pde2",
+        None,
+        (Metric("coef_rel_error", "lower", "fraction", "coefficient error"),),
+        ("task",),
+        tables=("config",),
+        references=(
+            Reference(
+                "coef_rel_error",
+                "FG2U-ZO",
+                1.0,
+                "%",
+                {"task": "burgers"},
+                "paper Fig. 2",
+                approximate=True,
+                high=3.0,
+                decimals=0,
+            ),
+        ),
+    )
     monkeypatch.setattr(render, "discover", lambda with_issues=False: ([pde], []))
-    append_records(tmp_path / "pde2" / "smoke.jsonl",
-                   [rec("pde2", "fg2u_zo", s, {"coef_rel_error": e}, task="burgers") for s, e in [(0, 0.02), (1, 0.04)]])
+    append_records(
+        tmp_path / "pde2" / "smoke.jsonl",
+        [rec("pde2", "fg2u_zo", s, {"coef_rel_error": e}, task="burgers") for s, e in [(0, 0.02), (1, 0.04)]],
+    )
     assert cli(["render", "--results", str(tmp_path), "--no-plots"]) == 0
     md = (tmp_path / "LEADERBOARD.md").read_text()
     assert "| fg2u_zo | 3 ± 1.4 | _≈1–3 [1]_ |" in md  # headline in percent, the paper's range beside it

@@ -57,8 +57,16 @@ def test_bad_input_is_explained() -> None:
 def test_summarize_mean_std_and_record_metrics() -> None:
     g = np.array([1.0, 0.0])
     estimates = [np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([2.0, 0.0])]
-    q = summarize("est", estimates, g, memory_bytes=1024, memory_measure="m", seconds=[3.0, 1.0, 2.0],
-                  compile_seconds=0.5, settings={"b": 1})
+    q = summarize(
+        "est",
+        estimates,
+        g,
+        memory_bytes=1024,
+        memory_measure="m",
+        seconds=[3.0, 1.0, 2.0],
+        compile_seconds=0.5,
+        settings={"b": 1},
+    )
     assert isinstance(q, GradientQuality)
     assert q.cosines == (1.0, 0.0, 1.0)
     assert q.cosine_mean == pytest.approx(2 / 3) and q.cosine_std == pytest.approx(np.std([1, 0, 1], ddof=1))

@@ -3,6 +3,7 @@ estimator, dtypes are preserved, and `import fg2u` does not import torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -25,8 +26,17 @@ def make_problem(dtype=torch.float64, num_steps=3, **kw):
 
 
 PHI = {"w": torch.tensor([1.0, -2.0], dtype=torch.float64)}
-ALL = [ft.FG2U(2), ft.FG2U_ZO(2), ft.RGU(), ft.TRGU(1), ft.FGU(), ft.RGUCheckpointed(), ft.Neumann(2),
-       ft.ConjugateGradient(2), ft.HessianFree()]
+ALL = [
+    ft.FG2U(2),
+    ft.FG2U_ZO(2),
+    ft.RGU(),
+    ft.TRGU(1),
+    ft.FGU(),
+    ft.RGUCheckpointed(),
+    ft.Neumann(2),
+    ft.ConjugateGradient(2),
+    ft.HessianFree(),
+]
 
 
 @pytest.mark.parametrize(
@@ -139,7 +149,7 @@ def test_dtype_is_preserved(estimator, dtype):
 
 def test_estimators_are_frozen_hashable_dataclasses():
     est = ft.FG2U(4, chunk_size=2)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         est.num_directions = 3
     assert hash(est) == hash(ft.FG2U(4, chunk_size=2)) and est == ft.FG2U(4, chunk_size=2)
 

@@ -102,7 +102,7 @@ def test_rgu_matches_finite_differences(setup):
         u = u / u.norm()
         du = {"logits": u[:N_TRAIN], "log_l2": u[N_TRAIN]}
 
-        def central(step):
+        def central(step, du=du):
             plus = objective({k: phi[k] + step * du[k] for k in phi})
             minus = objective({k: phi[k] - step * du[k] for k in phi})
             return float((plus - minus) / (2 * step))
@@ -148,8 +148,9 @@ def test_float32_module_problem():
         return torch.mean(torch.sigmoid(p["logits"][ib]) * (f(params, xb) - yb) ** 2) + 0.5 * reg
 
     init, step = ft.optim_transition(inner_loss, optim.momentum(0.1, momentum=0.9), ft.module_params(net32))
-    p32 = fg2u.UnrolledProblem(init, step, lambda s, p, b: torch.mean((f(s.params, b[0]) - b[1]) ** 2), T,
-                               inner_batches, outer_batch)
+    p32 = fg2u.UnrolledProblem(
+        init, step, lambda s, p, b: torch.mean((f(s.params, b[0]) - b[1]) ** 2), T, inner_batches, outer_batch
+    )
     phi32 = {k: v.float() for k, v in phi.items()}
     exact64, _ = ft.RGU()(problem, phi, None)
     for est in (ft.RGU(), ft.FGU(), ft.RGUCheckpointed()):
@@ -182,13 +183,19 @@ def _torch_reference(opt_factory, steps, seed=0):
         (lambda p: torch.optim.SGD(p, lr=0.1), optim.sgd(0.1)),
         (lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01), optim.sgd(0.1, weight_decay=0.01)),
         (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9), optim.momentum(0.05, momentum=0.9)),
-        (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.02),
-         optim.momentum(0.05, momentum=0.8, dampening=0.3, weight_decay=0.02)),
-        (lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
-         optim.momentum(0.05, momentum=0.9, nesterov=True)),
+        (
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.02),
+            optim.momentum(0.05, momentum=0.8, dampening=0.3, weight_decay=0.02),
+        ),
+        (
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+            optim.momentum(0.05, momentum=0.9, nesterov=True),
+        ),
         (lambda p: torch.optim.Adam(p, lr=0.01), optim.adam(0.01)),
-        (lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
-         optim.adam(0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01)),
+        (
+            lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
+            optim.adam(0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
+        ),
     ],
     ids=["sgd", "sgd-wd", "momentum", "momentum-damp-wd", "nesterov", "adam", "adam-wd"],
 )
@@ -253,8 +260,9 @@ def test_truncated_rgu_is_rgu_from_a_constant_state():
     head = problem.replace(num_steps=T - k, inner_batches=tuple(x[: T - k] for x in problem.inner_batches))
     with torch.no_grad():
         theta_head = ft.unroll(head, phi)
-    tail = problem.replace(init=lambda p: theta_head, num_steps=k,
-                           inner_batches=tuple(x[T - k:] for x in problem.inner_batches))
+    tail = problem.replace(
+        init=lambda p: theta_head, num_steps=k, inner_batches=tuple(x[T - k :] for x in problem.inner_batches)
+    )
     want, _ = ft.RGU()(tail, phi, None)
     got, _ = ft.TRGU(k)(problem, phi, None)
     torch.testing.assert_close(_flat(got), _flat(want), rtol=1e-12, atol=1e-15)
@@ -274,7 +282,8 @@ def test_hessian_free_on_module_matches_autograd_mixed_derivative():
     f = ft.functional_model(net)
     xb, yb, ib = (x[-1] for x in problem.inner_batches)
     inner = torch.mean(torch.sigmoid(phi_req["logits"][ib]) * (f(params, xb) - yb) ** 2) + 0.5 * torch.exp(
-        phi_req["log_l2"]) * sum(torch.sum(p**2) for p in params.values())
+        phi_req["log_l2"]
+    ) * sum(torch.sum(p**2) for p in params.values())
     g_inner = torch.autograd.grad(inner, list(params.values()), create_graph=True)
     mixed = torch.autograd.grad(sum(torch.sum(a * b) for a, b in zip(g_inner, g_theta)), list(phi_req.values()))
     want = -torch.cat([m.reshape(-1) for m in mixed])

@@ -42,7 +42,8 @@ def make_problem(T: int, y=Y) -> fg2u.UnrolledProblem:
         init=lambda phi: torch.zeros(N_THETA, dtype=torch.float64),
         step=lambda theta, phi, batch: theta - ETA * (a @ theta - b @ phi),
         outer_loss=lambda theta, phi, batch: 0.5 * torch.sum((c @ theta - batch) ** 2),
-        num_steps=T, outer_batch=torch.tensor(y, dtype=torch.float64),
+        num_steps=T,
+        outer_batch=torch.tensor(y, dtype=torch.float64),
     )
 
 
@@ -53,8 +54,9 @@ def _cos(u, v) -> float:
 def test_reference_to_itself_and_truncation_against_closed_form() -> None:
     T, K = 20, 2
     phi = torch.tensor(PHI)
-    rgu, trgu = ft.gradient_quality(make_problem(T), phi, {"RGU": ft.RGU(), "TRGU": ft.TRGU(truncation=K)},
-                                    num_repeats=2)
+    rgu, trgu = ft.gradient_quality(
+        make_problem(T), phi, {"RGU": ft.RGU(), "TRGU": ft.TRGU(truncation=K)}, num_repeats=2
+    )
     assert rgu.cosine_mean == pytest.approx(1.0, abs=1e-12) and rgu.relative_error_mean == 0.0
     assert rgu.num_repeats == 2 and rgu.meta_dim == N_PHI and rgu.reference == "RGU"
     g, g_k = exact_grad(T), exact_grad(T, truncation=K)
@@ -69,21 +71,24 @@ def test_fg2u_squared_error_matches_rademacher_variance() -> None:
     T, b, R = 8, 2, 300
     g = exact_grad(T)
     norm2, n = float(g @ g), N_PHI
-    (q,) = ft.gradient_quality(make_problem(T), torch.tensor(PHI), [ft.FG2U(num_directions=b)], num_repeats=R,
-                               seed=3, measure_memory=False)
+    (q,) = ft.gradient_quality(
+        make_problem(T), torch.tensor(PHI), [ft.FG2U(num_directions=b)], num_repeats=R, seed=3, measure_memory=False
+    )
     assert q.name == "FG2U" and q.memory_bytes is None
     x = (np.asarray(q.relative_errors) ** 2) * norm2
     sigma_u = norm2 * np.eye(n) + np.outer(g, g) - 2 * np.diag(g**2)
-    var_x = (b * 2 * (n - 2) ** 2 * (norm2**2 - float(np.sum(g**4)))
-             + 2 * b * (b - 1) * float(np.trace(sigma_u @ sigma_u))) / b**4
+    var_x = (
+        b * 2 * (n - 2) ** 2 * (norm2**2 - float(np.sum(g**4))) + 2 * b * (b - 1) * float(np.trace(sigma_u @ sigma_u))
+    ) / b**4
     assert abs(x.mean() - fg2u_expected_squared_error(norm2, n, b)) < 5 * math.sqrt(var_x / R)
 
 
 def test_problem_function_with_per_repeat_inputs() -> None:
     T, K = 10, 3
     ys = [np.random.default_rng(s).normal(size=N_OUT) for s in range(3)]
-    rgu, trgu = ft.gradient_quality(lambda y: make_problem(T, y), torch.tensor(PHI),
-                                    {"rgu": ft.RGU(), "trgu": ft.TRGU(truncation=K)}, inputs=ys)
+    rgu, trgu = ft.gradient_quality(
+        lambda y: make_problem(T, y), torch.tensor(PHI), {"rgu": ft.RGU(), "trgu": ft.TRGU(truncation=K)}, inputs=ys
+    )
     assert rgu.cosines == pytest.approx((1.0,) * 3, abs=1e-12)
     assert trgu.cosines == pytest.approx(tuple(_cos(exact_grad(T, y, K), exact_grad(T, y)) for y in ys), abs=1e-9)
 
@@ -98,3 +103,22 @@ def test_bad_arguments_are_explained() -> None:
         ft.gradient_quality(42, phi, [ft.RGU()])
     with pytest.raises(ValueError, match="num_repeats"):
         ft.gradient_quality(make_problem(3), phi, [ft.RGU()], num_repeats=0)
+
+
+def test_stateful_estimator_keeps_its_state_across_repeats() -> None:
+    """Running control variate on a fixed problem: c_k → g, so its late errors fall far below plain FG²U's."""
+    if not hasattr(ft, "RunningControlVariate"):
+        pytest.skip("this fg2u.torch has no RunningControlVariate")
+    T, b, R = 8, 2, 40
+    plain, running = ft.gradient_quality(
+        make_problem(T),
+        torch.tensor(PHI),
+        {"plain": ft.FG2U(num_directions=b), "running": ft.RunningControlVariate(ft.FG2U(num_directions=b), decay=0.9)},
+        num_repeats=R,
+        seed=5,
+        measure_memory=False,
+    )
+    assert running.relative_errors[0] == pytest.approx(plain.relative_errors[0], rel=1e-9)
+    assert np.mean(np.square(running.relative_errors[R // 2 :])) < 0.5 * np.mean(
+        np.square(plain.relative_errors[R // 2 :])
+    )

@@ -40,7 +40,10 @@ def _mlp_problem(num_steps: int = 6, phi_in_init: bool = True):
     init_params = (lambda phi: {k: v + 0.1 * torch.tanh(phi[k]) for k, v in p0.items()}) if phi_in_init else p0
     init, step = ft.optim_transition(inner_loss, optim.momentum(0.3, momentum=0.5), init_params)
     problem = fg2u.UnrolledProblem(
-        init=init, step=step, num_steps=num_steps, inner_batches=(x, y),
+        init=init,
+        step=step,
+        num_steps=num_steps,
+        inner_batches=(x, y),
         outer_loss=lambda s, phi, b: ((net(s.params, xv) - yv) ** 2).mean() + 1e-2 * sum(v.sum() for v in phi.values()),
     )
     phi = {k: 0.05 + 0.1 * torch.rand(v.shape, generator=g) for k, v in p0.items()}
@@ -61,8 +64,12 @@ def _autograd_step_problem(num_steps: int = 5):
             (grad,) = torch.autograd.grad(loss, theta, create_graph=True)
         return theta - 0.2 * grad
 
-    problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(4), step=step, num_steps=num_steps,
-                                   outer_loss=lambda th, phi, b: ((th - target) ** 2).sum())
+    problem = fg2u.UnrolledProblem(
+        init=lambda phi: torch.zeros(4),
+        step=step,
+        num_steps=num_steps,
+        outer_loss=lambda th, phi, b: ((th - target) ** 2).sum(),
+    )
     return problem, torch.linspace(0.5, 1.5, 4)
 
 
@@ -77,7 +84,8 @@ def _directions(phi, c, seed=3):
 def _central_difference(problem, phi, v, eps=1e-5):
     objective = ft.meta_objective(problem)
     shift = lambda s: tree_flatten(phi)[1].unflatten(  # noqa: E731
-        [p + s * eps * d for p, d in zip(tree_flatten(phi)[0], tree_flatten(v)[0])])
+        [p + s * eps * d for p, d in zip(tree_flatten(phi)[0], tree_flatten(v)[0])]
+    )
     with torch.no_grad():
         return float((objective(shift(1.0)) - objective(shift(-1.0))) / (2 * eps))
 
@@ -101,8 +109,9 @@ def test_batched_directions_equal_one_at_a_time():
     dirs = tree_flatten(_directions(phi, 4))[0]
     leaves, spec = tree_flatten(phi)
     together, _ = _tangent.directional_derivatives(problem, leaves, spec, dirs)
-    single = torch.stack([_tangent.directional_derivatives(problem, leaves, spec, [d[i : i + 1] for d in dirs])[0][0]
-                          for i in range(4)])
+    single = torch.stack(
+        [_tangent.directional_derivatives(problem, leaves, spec, [d[i : i + 1] for d in dirs])[0][0] for i in range(4)]
+    )
     torch.testing.assert_close(together, single, rtol=1e-12, atol=1e-14)
 
 

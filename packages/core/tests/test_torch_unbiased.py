@@ -27,8 +27,9 @@ N = 3  # meta-dimension
 
 
 def make_problem(dtype=torch.float64, num_steps=6):
-    a = torch.tensor([[1.0, 0.3, 0.0, 0.1], [0.3, 1.5, 0.2, 0.0], [0.0, 0.2, 0.8, 0.1], [0.1, 0.0, 0.1, 1.2]],
-                     dtype=dtype)
+    a = torch.tensor(
+        [[1.0, 0.3, 0.0, 0.1], [0.3, 1.5, 0.2, 0.0], [0.0, 0.2, 0.8, 0.1], [0.1, 0.0, 0.1, 1.2]], dtype=dtype
+    )
     b = torch.tensor([[1.0, -0.5, 0.2], [0.3, 0.8, -0.4], [-0.6, 0.1, 0.9], [0.2, 0.2, 0.2]], dtype=dtype)
     problem = fg2u.UnrolledProblem(
         init=lambda p: torch.zeros(4, dtype=dtype),
@@ -77,7 +78,7 @@ def test_variance_is_n_over_b(distribution, excess, exact):
         est = ft.FG2U(num_directions=b)
         dirs = ft.sample_directions(distribution, 100 + b, repeats * b, like=phi).reshape(repeats, b, N)
         # R independent estimates in one call: vmap over the estimator itself
-        estimates = torch.func.vmap(lambda d: est.with_directions(problem, phi, d)[0])(dirs)
+        estimates = torch.func.vmap(lambda d, est=est: est.with_directions(problem, phi, d)[0])(dirs)
         sq = ((estimates - exact) ** 2).sum(dim=1)
         mse, se = float(sq.mean()), float(sq.std()) / math.sqrt(repeats)
         expected = excess / b * g2

@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.func import functional_call
@@ -71,8 +72,13 @@ def _as_rows(x: torch.Tensor) -> torch.Tensor:
     return x if x.dim() == 2 else x.unsqueeze(0)
 
 
-def weighted_document_loss(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], weights: torch.Tensor,
-                           input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def weighted_document_loss(
+    base: torch.nn.Module,
+    theta: Mapping[str, torch.Tensor],
+    weights: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
     """``Σ_j w_j nll_j / #predicted tokens`` for documents ``input_ids (B, L)`` and weights ``(B, L)``.
 
     ``weights[:, j]`` multiplies the NLL of token j (token 0 is never predicted).
@@ -87,29 +93,53 @@ def make_inner_batches(tokenizer, docs: Sequence[Document], spec: CamelsSpec) ->
     return encode_documents(tokenizer, docs, spec.max_doc_tokens, pad_to=spec.max_doc_tokens)
 
 
-def make_outer_batch(base: torch.nn.Module, theta0: Mapping[str, torch.Tensor], tokenizer,
-                     questions: Sequence[QAPair], locality: Sequence[str], spec: CamelsSpec) -> dict[str, torch.Tensor]:
+def make_outer_batch(
+    base: torch.nn.Module,
+    theta0: Mapping[str, torch.Tensor],
+    tokenizer,
+    questions: Sequence[QAPair],
+    locality: Sequence[str],
+    spec: CamelsSpec,
+) -> dict[str, torch.Tensor]:
     """QA rows (``qa_ids``, ``qa_mask``, ``answer_mask``), locality rows (``loc_ids``, ``loc_mask``) and
     the base model's log-probabilities on the locality rows ``base_logprobs (M, L−1, V)``."""
     qa = encode_qa(tokenizer, questions, spec.max_qa_tokens)
     loc = encode_texts(tokenizer, locality, spec.max_doc_tokens)
     with torch.no_grad():
-        logits = functional_call(base, dict(theta0), (loc["input_ids"],), {"attention_mask": loc["attention_mask"]}).logits
+        logits = functional_call(
+            base, dict(theta0), (loc["input_ids"],), {"attention_mask": loc["attention_mask"]}
+        ).logits
         base_logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-    return {"qa_ids": qa["input_ids"], "qa_mask": qa["attention_mask"], "answer_mask": qa["answer_mask"],
-            "loc_ids": loc["input_ids"], "loc_mask": loc["attention_mask"], "base_logprobs": base_logprobs}
+    return {
+        "qa_ids": qa["input_ids"],
+        "qa_mask": qa["attention_mask"],
+        "answer_mask": qa["answer_mask"],
+        "loc_ids": loc["input_ids"],
+        "loc_mask": loc["attention_mask"],
+        "base_logprobs": base_logprobs,
+    }
 
 
-def qa_nll(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], qa_ids: torch.Tensor, qa_mask: torch.Tensor,
-           answer_mask: torch.Tensor) -> torch.Tensor:
+def qa_nll(
+    base: torch.nn.Module,
+    theta: Mapping[str, torch.Tensor],
+    qa_ids: torch.Tensor,
+    qa_mask: torch.Tensor,
+    answer_mask: torch.Tensor,
+) -> torch.Tensor:
     """Mean NLL of the answer tokens given the question (scalar)."""
     nll = token_nll(base, theta, qa_ids, qa_mask)
     am = answer_mask[:, 1:].to(nll.dtype)
     return (nll * am).sum() / am.sum().clamp(min=1)
 
 
-def locality_kl(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], loc_ids: torch.Tensor,
-                loc_mask: torch.Tensor, base_logprobs: torch.Tensor) -> torch.Tensor:
+def locality_kl(
+    base: torch.nn.Module,
+    theta: Mapping[str, torch.Tensor],
+    loc_ids: torch.Tensor,
+    loc_mask: torch.Tensor,
+    base_logprobs: torch.Tensor,
+) -> torch.Tensor:
     """``KL(p_base ‖ p_θ)`` of the next-token distributions, averaged over the valid positions."""
     logits = functional_call(base, dict(theta), (loc_ids,), {"attention_mask": loc_mask}).logits[:, :-1]
     logp = torch.log_softmax(logits, dim=-1)
@@ -118,9 +148,16 @@ def locality_kl(base: torch.nn.Module, theta: Mapping[str, torch.Tensor], loc_id
     return (kl * valid).sum() / valid.sum().clamp(min=1)
 
 
-def make_problem(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapping[str, torch.Tensor],
-                 inner_batches: Mapping[str, torch.Tensor], outer_batch: Mapping[str, torch.Tensor],
-                 *, inner_lr: float, kl_coef: float) -> UnrolledProblem:
+def make_problem(
+    base: torch.nn.Module,
+    weight_model: torch.nn.Module,
+    theta0: Mapping[str, torch.Tensor],
+    inner_batches: Mapping[str, torch.Tensor],
+    outer_batch: Mapping[str, torch.Tensor],
+    *,
+    inner_lr: float,
+    kl_coef: float,
+) -> UnrolledProblem:
     """The CaMeLS bi-level problem (see the module docstring). ``T`` = ``inner_batches`` leading axis.
 
     The models are only used for their architecture (``functional_call``); their own parameters are
@@ -144,13 +181,27 @@ def make_problem(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: M
             loss = loss + kl_coef * locality_kl(base, theta, ob["loc_ids"], ob["loc_mask"], ob["base_logprobs"])
         return loss
 
-    return UnrolledProblem(init=init, step=step, outer_loss=outer_loss, num_steps=num_steps,
-                           inner_batches=dict(inner_batches), outer_batch=dict(outer_batch))
+    return UnrolledProblem(
+        init=init,
+        step=step,
+        outer_loss=outer_loss,
+        num_steps=num_steps,
+        inner_batches=dict(inner_batches),
+        outer_batch=dict(outer_batch),
+    )
 
 
-def make_task(base: torch.nn.Module, weight_model: torch.nn.Module, theta0: Mapping[str, torch.Tensor], tokenizer,
-              docs: Sequence[Document], locality: Sequence[str], spec: CamelsSpec, rng: random.Random,
-              theta_start: Mapping[str, torch.Tensor] | None = None) -> UnrolledProblem:
+def make_task(
+    base: torch.nn.Module,
+    weight_model: torch.nn.Module,
+    theta0: Mapping[str, torch.Tensor],
+    tokenizer,
+    docs: Sequence[Document],
+    locality: Sequence[str],
+    spec: CamelsSpec,
+    rng: random.Random,
+    theta_start: Mapping[str, torch.Tensor] | None = None,
+) -> UnrolledProblem:
     """One meta-step problem: ``spec.num_steps`` documents, up to ``questions_per_step`` of their
     questions, ``spec.locality_texts`` locality texts — all drawn with ``rng`` from the given pools.
 
@@ -219,8 +270,9 @@ def meta_train(
         step_loss = 0.0
         first = None
         for a in range(grad_accum):
-            problem = make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng,
-                                theta_start=carried)
+            problem = make_task(
+                base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng, theta_start=carried
+            )
             first = first or problem
             phi = {k: p.detach() for k, p in params.items()}
             grad, aux = estimator(problem, phi, seed * 1_000_003 + step * grad_accum + a)
@@ -237,7 +289,9 @@ def meta_train(
                 carried, streamed = None, 0
             else:
                 with torch.no_grad():
-                    carried = {k: v.detach() for k, v in unroll(first, {k: p.detach() for k, p in params.items()}).items()}
+                    carried = {
+                        k: v.detach() for k, v in unroll(first, {k: p.detach() for k, p in params.items()}).items()
+                    }
         for k, p in params.items():
             p.grad = total[k].to(p.dtype)
         opt.step()

@@ -24,8 +24,8 @@ import dataclasses
 import json
 import os
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -135,20 +135,47 @@ _CITIES = (
     "Aarhus Zagreb Seville Graz Turku"
 ).split()
 _OCCUPATIONS = (
-    "architect", "cartographer", "violinist", "marine biologist", "translator", "glassblower",
-    "astronomer", "pastry chef", "bookbinder", "geologist", "journalist", "clockmaker", "botanist",
-    "civil engineer", "photographer", "veterinarian", "sculptor", "economist", "pilot", "librarian",
+    "architect",
+    "cartographer",
+    "violinist",
+    "marine biologist",
+    "translator",
+    "glassblower",
+    "astronomer",
+    "pastry chef",
+    "bookbinder",
+    "geologist",
+    "journalist",
+    "clockmaker",
+    "botanist",
+    "civil engineer",
+    "photographer",
+    "veterinarian",
+    "sculptor",
+    "economist",
+    "pilot",
+    "librarian",
 )
 _INSTRUMENTS = ("cello", "oboe", "harp", "accordion", "trumpet", "banjo", "piano", "flute", "drums", "sitar")
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+_MONTHS = ("January February March April May June July August September October November December").split()
 _SYLLABLES = "vel or ex tan dri qua mor lin zet pra kor ven sil tor bex nar ulo fen gra dox".split()
 _SUFFIX = ("Industries", "Systems", "Labs", "Foods", "Motors", "Textiles", "Robotics", "Pharma", "Logistics")
 _PRODUCTS = (
-    "solar panels", "bicycle frames", "water filters", "hearing aids", "kitchen robots", "wool blankets",
-    "electric ferries", "weather balloons", "garden drones", "ceramic knives", "vaccine coolers",
-    "wind turbines", "reading lamps", "sailing boats", "coffee grinders",
+    "solar panels",
+    "bicycle frames",
+    "water filters",
+    "hearing aids",
+    "kitchen robots",
+    "wool blankets",
+    "electric ferries",
+    "weather balloons",
+    "garden drones",
+    "ceramic knives",
+    "vaccine coolers",
+    "wind turbines",
+    "reading lamps",
+    "sailing boats",
+    "coffee grinders",
 )
 _FILLER = (
     "The weather that season was unusually mild.",
@@ -237,9 +264,11 @@ def generate_documents(
         raise ValueError(f"num_documents must be >= 0, got {num_documents}")
     max_people = len(_FIRST) * len(_LAST)
     if num_documents > max_people:
-        raise ValueError(f"at most {max_people} distinct synthetic documents can be generated, asked for {num_documents}")
+        raise ValueError(
+            f"at most {max_people} distinct synthetic documents can be generated, asked for {num_documents}"
+        )
     rng = random.Random(seed)
-    people = [f"{f} {l}" for f in _FIRST for l in _LAST]
+    people = [f"{first} {last}" for first in _FIRST for last in _LAST]
     rng.shuffle(people)
     companies: set[str] = set()
     docs = []
@@ -273,8 +302,18 @@ _BOILERPLATE = (
     "Some names have been shortened for readability.",
     "Comments on this page are moderated before they appear.",
 )
-_STREETS = ("Mill Lane", "Harbour Road", "Station Street", "Chapel Row", "Orchard Way", "Bridge Street",
-            "Kings Avenue", "Market Square", "Linden Walk", "Quarry Hill")
+_STREETS = (
+    "Mill Lane",
+    "Harbour Road",
+    "Station Street",
+    "Chapel Row",
+    "Orchard Way",
+    "Bridge Street",
+    "Kings Avenue",
+    "Market Square",
+    "Linden Walk",
+    "Quarry Hill",
+)
 
 
 def _distractor_sentence(rng: random.Random, people: Sequence[str]) -> str:
@@ -284,27 +323,28 @@ def _distractor_sentence(rng: random.Random, people: Sequence[str]) -> str:
     city, city2 = rng.sample(_CITIES, 2)
     year = rng.randint(1850, 2020)
     month = rng.choice(_MONTHS)
-    return rng.choice((
-        f"Archive record {n} was catalogued by {other} in {month} {year}.",
-        f"The regional office reported {n} visitors and {m} phone calls that month.",
-        f"A train from {city} to {city2} left at {rng.randint(5, 11)}:{rng.randint(10, 59)} every morning.",
-        f"{other}, a neighbour, kept {m} chickens behind the house on {rng.choice(_STREETS)}.",
-        f"Ticket prices in {city} rose to {m} crowns in {year}.",
-        f"See also the list of notable residents of {city}.",
-        f"The local football club finished with {m} points in {year}.",
-        f"A census taken in {year} counted {n} households in the district.",
-        f"The library on {rng.choice(_STREETS)} lends about {n} books each year.",
-        f"{other} wrote a short review of the town museum in {year}.",
-        f"The bus to {city} costs {m} crowns and takes {rng.randint(2, 9)} hours.",
-        f"On {rng.randint(1, 28)} {month} {year} the river near {city} froze over.",
-        f"{other} from {city} donated {m} old maps to the archive.",
-        f"The museum shop sells {rng.choice(_PRODUCTS)} and postcards.",
-    ))
+    return rng.choice(
+        (
+            f"Archive record {n} was catalogued by {other} in {month} {year}.",
+            f"The regional office reported {n} visitors and {m} phone calls that month.",
+            f"A train from {city} to {city2} left at {rng.randint(5, 11)}:{rng.randint(10, 59)} every morning.",
+            f"{other}, a neighbour, kept {m} chickens behind the house on {rng.choice(_STREETS)}.",
+            f"Ticket prices in {city} rose to {m} crowns in {year}.",
+            f"See also the list of notable residents of {city}.",
+            f"The local football club finished with {m} points in {year}.",
+            f"A census taken in {year} counted {n} households in the district.",
+            f"The library on {rng.choice(_STREETS)} lends about {n} books each year.",
+            f"{other} wrote a short review of the town museum in {year}.",
+            f"The bus to {city} costs {m} crowns and takes {rng.randint(2, 9)} hours.",
+            f"On {rng.randint(1, 28)} {month} {year} the river near {city} froze over.",
+            f"{other} from {city} donated {m} old maps to the archive.",
+            f"The museum shop sells {rng.choice(_PRODUCTS)} and postcards.",
+        )
+    )
 
 
 def _sparse_facts(rng: random.Random, name: str, kind: str, company: str) -> list[tuple[str, str, QAPair]]:
     """Candidate (sentence, answer, question) triples about one entity; the answer occurs in the sentence."""
-    first = name.split()[0]
     if kind == "person":
         born, _ = _date(rng, 1900, 1990)
         city = rng.choice(_CITIES)
@@ -317,8 +357,11 @@ def _sparse_facts(rng: random.Random, name: str, kind: str, company: str) -> lis
             (f"{name} worked as a {job}.", job, QAPair(f"What was the profession of {name}?", (job, f"a {job}"))),
             (f"{name} joined {company}.", company, QAPair(f"Which company did {name} join?", (company,))),
             (f"{name} later moved to {home}.", home, QAPair(f"Where did {name} move to later?", (home,))),
-            (f"{name} played the {instrument}.", instrument,
-             QAPair(f"Which instrument did {name} play?", (instrument, f"the {instrument}"))),
+            (
+                f"{name} played the {instrument}.",
+                instrument,
+                QAPair(f"Which instrument did {name} play?", (instrument, f"the {instrument}")),
+            ),
         ]
     founded, year = _date(rng, 1850, 2015)
     city = rng.choice(_CITIES)
@@ -329,13 +372,20 @@ def _sparse_facts(rng: random.Random, name: str, kind: str, company: str) -> lis
         (f"{company} was founded on {founded}.", founded, QAPair(f"When was {company} founded?", (founded, str(year)))),
         (f"{company} is based in {city}.", city, QAPair(f"Where is {company} based?", (city,))),
         (f"{company} is known for its {product}.", product, QAPair(f"What is {company} known for?", (product,))),
-        (f"{company} employs about {staff} people.", str(staff),
-         QAPair(f"How many people does {company} employ?", (str(staff), f"about {staff}"))),
+        (
+            f"{company} employs about {staff} people.",
+            str(staff),
+            QAPair(f"How many people does {company} employ?", (str(staff), f"about {staff}")),
+        ),
     ]
 
 
 def generate_sparse_documents(
-    num_documents: int, seed: int, *, facts_per_document: int = 2, distractor_sentences: tuple[int, int] = (6, 8),
+    num_documents: int,
+    seed: int,
+    *,
+    facts_per_document: int = 2,
+    distractor_sentences: tuple[int, int] = (6, 8),
     prefix: str = "sparse",
 ) -> list[Document]:
     """Seeded documents where the answer-bearing facts are a small part of the text.
@@ -357,10 +407,12 @@ def generate_sparse_documents(
         raise ValueError(f"facts_per_document must be in 1..5, got {facts_per_document}")
     max_people = len(_FIRST) * len(_LAST)
     if num_documents > max_people - 200:
-        raise ValueError(f"at most {max_people - 200} distinct sparse documents can be generated (200 names are kept "
-                         f"for distractor sentences), asked for {num_documents}")
+        raise ValueError(
+            f"at most {max_people - 200} distinct sparse documents can be generated (200 names are kept "
+            f"for distractor sentences), asked for {num_documents}"
+        )
     rng = random.Random(seed)
-    people = [f"{f} {l}" for f in _FIRST for l in _LAST]
+    people = [f"{first} {last}" for first in _FIRST for last in _LAST]
     rng.shuffle(people)
     entities, bystanders = people[:num_documents], people[num_documents:]
     companies: set[str] = set()
@@ -373,8 +425,10 @@ def generate_sparse_documents(
         kind = "person" if rng.random() < 0.6 else "company"
         facts = rng.sample(_sparse_facts(rng, entities[i], kind, company), facts_per_document)
         n_distract = rng.randint(lo, hi)
-        pieces = [("d", rng.choice(_BOILERPLATE) if rng.random() < 0.3 else _distractor_sentence(rng, bystanders))
-                  for _ in range(n_distract)]
+        pieces = [
+            ("d", rng.choice(_BOILERPLATE) if rng.random() < 0.3 else _distractor_sentence(rng, bystanders))
+            for _ in range(n_distract)
+        ]
         for fact in facts:
             pieces.insert(rng.randint(0, len(pieces)), ("f", fact))
         text, fact_spans, answer_spans, qa = "", [], [], []
@@ -387,8 +441,15 @@ def generate_sparse_documents(
                 a = sentence.rindex(piece[1])
                 answer_spans.append((start + a, start + a + len(piece[1])))
                 qa.append(piece[2])
-        docs.append(Document(doc_id=f"{prefix}-{seed}-{i}", text=text, qa=tuple(qa), fact_spans=tuple(fact_spans),
-                             answer_spans=tuple(answer_spans)))
+        docs.append(
+            Document(
+                doc_id=f"{prefix}-{seed}-{i}",
+                text=text,
+                qa=tuple(qa),
+                fact_spans=tuple(fact_spans),
+                answer_spans=tuple(answer_spans),
+            )
+        )
     return docs
 
 
@@ -417,23 +478,24 @@ def make_synthetic_splits(
         docs = generate_documents(sum(sizes), seed, questions_per_document=questions_per_document)
         name = "synthetic-facts"
     elif stream == "sparse":
-        docs = generate_sparse_documents(sum(sizes), seed, facts_per_document=facts_per_document,
-                                         distractor_sentences=distractor_sentences)
+        docs = generate_sparse_documents(
+            sum(sizes), seed, facts_per_document=facts_per_document, distractor_sentences=distractor_sentences
+        )
         name = "synthetic-sparse-facts"
     else:
         raise ValueError(f"stream must be 'dense' or 'sparse', got {stream!r}")
     cuts, start = [], 0
     for n in sizes:
-        cuts.append(tuple(docs[start:start + n]))
+        cuts.append(tuple(docs[start : start + n]))
         start += n
     locality = tuple(d.text for d in cuts[4])
-    return Splits(qa_tune=cuts[0], meta_train=cuts[1], meta_val=cuts[2], test=cuts[3], locality=locality,
-                  name=name)
+    return Splits(qa_tune=cuts[0], meta_train=cuts[1], meta_val=cuts[2], test=cuts[3], locality=locality, name=name)
 
 
 # --------------------------------------------------------------------------------------------------
 # Real data files
 # --------------------------------------------------------------------------------------------------
+
 
 def resolve_data_file(path: str | os.PathLike | None, default_name: str, what: str) -> Path:
     """The file ``path``, or ``$FG2U_LM_DATA/default_name`` when ``path`` is None; a clear error if absent."""
@@ -493,8 +555,12 @@ def load_squad_json(path: str | os.PathLike | None) -> list[Document]:
     return _group_by_context(squad_question_records(path), "squad")
 
 
-CAMELS_SQUAD_RANGES = {"qa_tune": (0, 40006), "qa_val": (40006, 42118), "meta_train": (42118, 82011),
-                       "meta_val": (82011, 87599)}
+CAMELS_SQUAD_RANGES = {
+    "qa_tune": (0, 40006),
+    "qa_val": (40006, 42118),
+    "meta_train": (42118, 82011),
+    "meta_val": (82011, 87599),
+}
 """Question-index ranges into SQuAD v1.1 train used by CaMeLS (test = the SQuAD validation file)."""
 
 
@@ -548,8 +614,15 @@ def squad_dev_article_splits(
                 qa.append(QAPair(q["question"], tuple(dict.fromkeys(x["text"] for x in answers))))
                 spans.extend((x["answer_start"], x["answer_start"] + len(x["text"])) for x in inside)
             spans = tuple(sorted(set(spans)))
-            docs.append(Document(doc_id=f"squad-dev-{a_index}-{p_index}", text=text, qa=tuple(qa),
-                                 fact_spans=spans, answer_spans=spans))
+            docs.append(
+                Document(
+                    doc_id=f"squad-dev-{a_index}-{p_index}",
+                    text=text,
+                    qa=tuple(qa),
+                    fact_spans=spans,
+                    answer_spans=spans,
+                )
+            )
         articles.append(docs)
     if len(fractions) != 4 or any(f < 0 for f in fractions) or sum(fractions) > 1 + 1e-9:
         raise ValueError(f"fractions must be four non-negative numbers summing to <= 1, got {list(fractions)}")
@@ -561,13 +634,14 @@ def squad_dev_article_splits(
         counts[-1] = len(order) - sum(counts[:-1])
     parts, start = [], 0
     for n in counts:
-        parts.append(tuple(d for i in order[start:start + n] for d in articles[i] if d.qa))
+        parts.append(tuple(d for i in order[start : start + n] for d in articles[i] if d.qa))
         start += n
     if not all(parts):
         raise ValueError(f"{path}: too few articles ({len(articles)}) for four non-empty splits")
     locality = tuple(d.text for i in locality_ids for d in articles[i])
-    return Splits(qa_tune=parts[0], meta_train=parts[1], meta_val=parts[2], test=parts[3], locality=locality,
-                  name=label)
+    return Splits(
+        qa_tune=parts[0], meta_train=parts[1], meta_val=parts[2], test=parts[3], locality=locality, name=label
+    )
 
 
 def camels_squad_splits(
@@ -589,8 +663,14 @@ def camels_squad_splits(
     test = load_squad_json(resolve_data_file(test_path, "dev-v1.1.json", "SQuAD validation JSON"))
     part = {k: _group_by_context(records[a:b], f"squad-{k}") for k, (a, b) in ranges.items()}
     locality = tuple(d.text for d in part.get("qa_val", []))[:num_locality]
-    return Splits(qa_tune=tuple(part["qa_tune"]), meta_train=tuple(part["meta_train"]),
-                  meta_val=tuple(part["meta_val"]), test=tuple(test), locality=locality, name="squad-seq")
+    return Splits(
+        qa_tune=tuple(part["qa_tune"]),
+        meta_train=tuple(part["meta_train"]),
+        meta_val=tuple(part["meta_val"]),
+        test=tuple(test),
+        locality=locality,
+        name="squad-seq",
+    )
 
 
 def _answers_of(record: dict, where: str) -> tuple[str, ...]:
@@ -667,6 +747,6 @@ def split_documents(docs: Sequence[Document], fractions: Sequence[float], seed: 
     out, start = [], 0
     for f in fractions:
         n = int(round(f * len(docs)))
-        out.append(tuple(docs[start:start + n]))
+        out.append(tuple(docs[start : start + n]))
         start += n
     return out

@@ -20,7 +20,7 @@ import collections
 import copy
 import re
 import string
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -70,7 +70,7 @@ def prefix_exact_match(prediction: str, golds: Sequence[str]) -> float:
     words = normalize_answer(prediction).split()
     for g in _check_golds(golds):
         gw = normalize_answer(g).split()
-        if words[:len(gw)] == gw:
+        if words[: len(gw)] == gw:
             return 1.0
     return 0.0
 
@@ -129,16 +129,26 @@ class OracleWeights:
         from fg2u_bench_lm.tokenizer import span_token_mask
 
         if not all(d.fact_spans for d in docs):
-            raise ValueError("the oracle weighting needs documents with known fact spans (the synthetic "
-                             "streams); real data has none")
+            raise ValueError(
+                "the oracle weighting needs documents with known fact spans (the synthetic streams); real data has none"
+            )
         return span_token_mask(tokenizer, docs, max_doc_tokens, scope=self.scope)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         raise TypeError("OracleWeights needs the documents: use document_weights(tokenizer, docs, max_doc_tokens)")
 
 
-def adapt_model(model: torch.nn.Module, tokenizer, docs: Sequence[Document], weight_fn: WeightFn, *, lr: float,
-                max_doc_tokens: int, optimizer: str = "adam", steps_per_document: int = 1) -> torch.nn.Module:
+def adapt_model(
+    model: torch.nn.Module,
+    tokenizer,
+    docs: Sequence[Document],
+    weight_fn: WeightFn,
+    *,
+    lr: float,
+    max_doc_tokens: int,
+    optimizer: str = "adam",
+    steps_per_document: int = 1,
+) -> torch.nn.Module:
     """A copy of ``model`` fine-tuned on ``docs`` one at a time (batch 1, one pass) on the weighted NLL
     ``Σ_j w_j nll_j / #tokens``; the weights are computed once per document without gradient."""
     adapted = copy.deepcopy(model)
@@ -167,8 +177,9 @@ def adapt_model(model: torch.nn.Module, tokenizer, docs: Sequence[Document], wei
 
 
 @torch.no_grad()
-def greedy_answer(model: torch.nn.Module, tokenizer, question: str, *, max_new_tokens: int = 16,
-                  max_prompt_tokens: int = 64) -> str:
+def greedy_answer(
+    model: torch.nn.Module, tokenizer, question: str, *, max_new_tokens: int = 16, max_prompt_tokens: int = 64
+) -> str:
     """Greedy continuation of the QA prompt, stopped at eos or after ``max_new_tokens`` tokens."""
     prompt = tokenizer(qa_prompt(question), add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
     ids = torch.tensor([prompt], dtype=torch.long)
@@ -189,10 +200,20 @@ def greedy_answer(model: torch.nn.Module, tokenizer, question: str, *, max_new_t
     return tokenizer.decode(out, skip_special_tokens=True).strip()
 
 
-def evaluate_stream(model: torch.nn.Module, tokenizer, docs: Sequence[Document], weight_fn: WeightFn, *, lr: float,
-                    max_doc_tokens: int, chunk_size: int, max_new_tokens: int = 16, optimizer: str = "adam",
-                    adapt: bool = True, progress: Callable[[int], None] | None = None
-                    ) -> tuple[dict[str, float], list[dict]]:
+def evaluate_stream(
+    model: torch.nn.Module,
+    tokenizer,
+    docs: Sequence[Document],
+    weight_fn: WeightFn,
+    *,
+    lr: float,
+    max_doc_tokens: int,
+    chunk_size: int,
+    max_new_tokens: int = 16,
+    optimizer: str = "adam",
+    adapt: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict[str, float], list[dict]]:
     """Adapt-then-answer over ``docs`` in chunks of ``chunk_size`` documents.
 
     For each chunk: reset to ``model``, adapt on the chunk's documents (:func:`adapt_model`), answer all
@@ -203,15 +224,20 @@ def evaluate_stream(model: torch.nn.Module, tokenizer, docs: Sequence[Document],
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     predictions, golds, rows = [], [], []
     for start in range(0, len(docs), chunk_size):
-        chunk = docs[start:start + chunk_size]
-        adapted = adapt_model(model, tokenizer, chunk, weight_fn, lr=lr, max_doc_tokens=max_doc_tokens,
-                              optimizer=optimizer) if adapt else model.eval()
+        chunk = docs[start : start + chunk_size]
+        adapted = (
+            adapt_model(model, tokenizer, chunk, weight_fn, lr=lr, max_doc_tokens=max_doc_tokens, optimizer=optimizer)
+            if adapt
+            else model.eval()
+        )
         for d in chunk:
             for qa in d.qa:
                 pred = greedy_answer(adapted, tokenizer, qa.question, max_new_tokens=max_new_tokens)
                 predictions.append(pred)
                 golds.append(qa.answers)
-                rows.append({"doc_id": d.doc_id, "question": qa.question, "prediction": pred, "answers": list(qa.answers)})
+                rows.append(
+                    {"doc_id": d.doc_id, "question": qa.question, "prediction": pred, "answers": list(qa.answers)}
+                )
         if progress is not None:
             progress(len(chunk))
     return score_predictions(predictions, golds), rows

@@ -11,8 +11,8 @@ documents (the CaMeLS paper's signature figure), and the validation meta-objecti
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -30,9 +30,16 @@ def _matplotlib():
     return plt
 
 
-def plot_weight_heatmap(tokenizer, docs: Sequence[Document], weight_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                        path: str | os.PathLike, *, max_doc_tokens: int = 160, title: str = "learned token weights",
-                        chars_per_line: int = 110) -> Path:
+def plot_weight_heatmap(
+    tokenizer,
+    docs: Sequence[Document],
+    weight_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    max_doc_tokens: int = 160,
+    title: str = "learned token weights",
+    chars_per_line: int = 110,
+) -> Path:
     """PNG heat map of ``weight_fn(input_ids (1, L), attention_mask (1, L)) -> (1, L)`` over ``docs``.
 
     Colour = weight / (largest weight over all shown tokens); red underline = answer tokens.
@@ -48,7 +55,11 @@ def plot_weight_heatmap(tokenizer, docs: Sequence[Document], weight_fn: Callable
         batch = encode_texts(tokenizer, [d.text], max_doc_tokens)
         with torch.no_grad():
             w = weight_fn(batch["input_ids"], batch["attention_mask"])[0].float()
-        answer = span_token_mask(tokenizer, [d], max_doc_tokens, scope="answer")[0] if d.answer_spans else torch.zeros_like(w)
+        answer = (
+            span_token_mask(tokenizer, [d], max_doc_tokens, scope="answer")[0]
+            if d.answer_spans
+            else torch.zeros_like(w)
+        )
         pieces = [tokenizer.decode([int(t)]) for t in batch["input_ids"][0]]
         rows.append((pieces, w.tolist(), answer.tolist()))
     top = max(max(r[1]) for r in rows) or 1.0
@@ -93,18 +104,27 @@ def plot_weight_heatmap(tokenizer, docs: Sequence[Document], weight_fn: Callable
     return path
 
 
-def plot_meta_validation(curves: Mapping[str, Sequence[tuple[int, Sequence[tuple[int, float]]]]],
-                         path: str | os.PathLike, title: str = "validation meta-objective during meta-training") -> Path:
+def plot_meta_validation(
+    curves: Mapping[str, Sequence[tuple[int, Sequence[tuple[int, float]]]]],
+    path: str | os.PathLike,
+    title: str = "validation meta-objective during meta-training",
+) -> Path:
     """PNG of validation L(φ) versus meta step; ``curves[label] = [(seed, [(step, value), ...]), ...]``."""
     plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, runs) in enumerate(curves.items()):
-        for j, (seed, pts) in enumerate(runs):
+        for j, (_seed, pts) in enumerate(runs):
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colours[i % len(colours)], alpha=0.85,
-                    marker=".", label=label if j == 0 else None)
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                color=colours[i % len(colours)],
+                alpha=0.85,
+                marker=".",
+                label=label if j == 0 else None,
+            )
     ax.set_xlabel("meta step")
     ax.set_ylabel("validation meta-objective L(φ)")
     ax.set_title(title, fontsize=10)

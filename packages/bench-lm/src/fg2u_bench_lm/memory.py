@@ -21,8 +21,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = ["measure_in_subprocess", "sweep", "plot_memory", "worker_main"]
 
@@ -34,25 +34,33 @@ def _worker(config_name: str, estimator: str, num_steps: int, seed: int, directi
 
     torch.set_num_threads(threads)
     from fg2u.records import peak_rss_bytes
-
     from fg2u_bench_lm import camels, data, models, tokenizer
     from fg2u_bench_lm.configs import get_config
 
     cfg = get_config(config_name)
-    splits = data.make_synthetic_splits(num_qa_tune=0, num_meta_train=max(num_steps, 8), num_meta_val=0, num_test=0,
-                                        num_locality=max(cfg.spec.locality_texts, 4), seed=seed, stream=cfg.stream,
-                                        facts_per_document=cfg.facts_per_document,
-                                        distractor_sentences=tuple(cfg.distractor_sentences))
-    tok = tokenizer.train_tokenizer(splits.all_texts() + [d.text for d in data.generate_sparse_documents(200, seed + 1)],
-                                    vocab_size=cfg.vocab_size)
+    splits = data.make_synthetic_splits(
+        num_qa_tune=0,
+        num_meta_train=max(num_steps, 8),
+        num_meta_val=0,
+        num_test=0,
+        num_locality=max(cfg.spec.locality_texts, 4),
+        seed=seed,
+        stream=cfg.stream,
+        facts_per_document=cfg.facts_per_document,
+        distractor_sentences=tuple(cfg.distractor_sentences),
+    )
+    tok = tokenizer.train_tokenizer(
+        splits.all_texts() + [d.text for d in data.generate_sparse_documents(200, seed + 1)], vocab_size=cfg.vocab_size
+    )
     base = models.build_base_model(cfg.memory_model_size, tok, cfg.n_positions, seed=seed)
     weight_model = models.build_weight_model(cfg.memory_model_size, tok, cfg.n_positions, seed=seed)
     for p in list(base.parameters()) + list(weight_model.parameters()):
         p.requires_grad_(False)
     spec = camels.CamelsSpec(**{**cfg.spec.__dict__, "num_steps": num_steps})
     theta0 = models.param_dict(base)
-    problem = camels.make_task(base, weight_model, theta0, tok, splits.meta_train, splits.locality, spec,
-                               random.Random(seed))
+    problem = camels.make_task(
+        base, weight_model, theta0, tok, splits.meta_train, splits.locality, spec, random.Random(seed)
+    )
     phi = models.param_dict(weight_model)
     import fg2u.torch as fgt
 
@@ -67,19 +75,52 @@ def _worker(config_name: str, estimator: str, num_steps: int, seed: int, directi
     grad, aux = est(problem, phi, seed)
     seconds = time.perf_counter() - start
     after = peak_rss_bytes()
-    return {"estimator": estimator, "num_steps": num_steps, "peak_rss_before": before, "peak_rss_after": after,
-            "delta_bytes": after - before, "seconds": seconds, "outer_loss": float(aux.outer_loss),
-            "model_size": cfg.memory_model_size, "base_params": models.count_parameters(theta0),
-            "weight_params": models.count_parameters(phi), "directions": directions if estimator == "fg2u" else None,
-            "chunk_size": cfg.fg2u_chunk_size if estimator == "fg2u" else None,
-            "max_doc_tokens": spec.max_doc_tokens}
+    return {
+        "estimator": estimator,
+        "num_steps": num_steps,
+        "peak_rss_before": before,
+        "peak_rss_after": after,
+        "delta_bytes": after - before,
+        "seconds": seconds,
+        "outer_loss": float(aux.outer_loss),
+        "model_size": cfg.memory_model_size,
+        "base_params": models.count_parameters(theta0),
+        "weight_params": models.count_parameters(phi),
+        "directions": directions if estimator == "fg2u" else None,
+        "chunk_size": cfg.fg2u_chunk_size if estimator == "fg2u" else None,
+        "max_doc_tokens": spec.max_doc_tokens,
+    }
 
 
-def measure_in_subprocess(config_name: str, estimator: str, num_steps: int, *, seed: int = 0, directions: int = 1,
-                          threads: int = 1, timeout_s: float = 1800) -> dict:
+def measure_in_subprocess(
+    config_name: str,
+    estimator: str,
+    num_steps: int,
+    *,
+    seed: int = 0,
+    directions: int = 1,
+    threads: int = 1,
+    timeout_s: float = 1800,
+) -> dict:
     """Runs one configuration in a fresh Python process and returns its measurement dict."""
-    cmd = [sys.executable, "-m", "fg2u_bench_lm.memory", "--worker", "--config", config_name, "--estimator", estimator,
-           "--num-steps", str(num_steps), "--seed", str(seed), "--directions", str(directions), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fg2u_bench_lm.memory",
+        "--worker",
+        "--config",
+        config_name,
+        "--estimator",
+        estimator,
+        "--num-steps",
+        str(num_steps),
+        "--seed",
+        str(seed),
+        "--directions",
+        str(directions),
+        "--threads",
+        str(threads),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TRANSFORMERS_VERBOSITY="error")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
     if done.returncode != 0:
@@ -90,8 +131,17 @@ def measure_in_subprocess(config_name: str, estimator: str, num_steps: int, *, s
     return json.loads(lines[-1])
 
 
-def sweep(config_name: str, rgu_steps: Sequence[int], fg2u_steps: Sequence[int], budget_bytes: int, *, seed: int = 0,
-          directions: int = 1, threads: int = 1, progress: Callable[[str], None] | None = None) -> list[dict]:
+def sweep(
+    config_name: str,
+    rgu_steps: Sequence[int],
+    fg2u_steps: Sequence[int],
+    budget_bytes: int,
+    *,
+    seed: int = 0,
+    directions: int = 1,
+    threads: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """RGU at increasing T until the first measurement over the budget, then FG²U at each of
     ``fg2u_steps``; one dict per run, with ``"within_budget"``.
 
@@ -109,7 +159,12 @@ def sweep(config_name: str, rgu_steps: Sequence[int], fg2u_steps: Sequence[int],
             if predicted > 2 * budget_bytes or last["delta_bytes"] > budget_bytes:
                 results.append({"estimator": "rgu", "num_steps": t, "skipped": True, "predicted_bytes": int(predicted)})
                 if progress:
-                    progress(f"rgu T={t}: skipped (predicted {predicted / 2**20:.0f} MiB > budget)")
+                    why = (
+                        f"T={last['num_steps']} was already over budget"
+                        if last["delta_bytes"] > budget_bytes
+                        else "predicted over twice the budget"
+                    )
+                    progress(f"rgu T={t}: skipped ({why}; linear prediction {predicted / 2**20:.0f} MiB)")
                 continue
         last = measure_in_subprocess(config_name, "rgu", t, seed=seed, threads=threads)
         last["within_budget"] = last["delta_bytes"] <= budget_bytes
@@ -125,8 +180,12 @@ def sweep(config_name: str, rgu_steps: Sequence[int], fg2u_steps: Sequence[int],
     return results
 
 
-def plot_memory(results: Sequence[dict], path: str | os.PathLike, budget_bytes: int | None = None,
-                title: str = "CaMeLS meta-gradient: peak memory vs unroll depth") -> Path:
+def plot_memory(
+    results: Sequence[dict],
+    path: str | os.PathLike,
+    budget_bytes: int | None = None,
+    title: str = "CaMeLS meta-gradient: peak memory vs unroll depth",
+) -> Path:
     """PNG of peak-memory increase (MiB) versus T, one line per estimator."""
     import matplotlib
 
@@ -135,15 +194,18 @@ def plot_memory(results: Sequence[dict], path: str | os.PathLike, budget_bytes: 
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, marker in (("rgu", "o"), ("fg2u", "s")):
-        pts = sorted((r["num_steps"], r["delta_bytes"] / 2**20) for r in results
-                     if r["estimator"] == name and not r.get("skipped"))
+        pts = sorted(
+            (r["num_steps"], r["delta_bytes"] / 2**20)
+            for r in results
+            if r["estimator"] == name and not r.get("skipped")
+        )
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=name.upper())
         skipped = [r["num_steps"] for r in results if r["estimator"] == name and r.get("skipped")]
         for t in skipped:
             ax.axvline(t, color="grey", alpha=0.15)
     if budget_bytes:
-        ax.axhline(budget_bytes / 2**20, color="red", linestyle="--", label="budget")
+        ax.axhline(budget_bytes / 2**20, color="red", linestyle="--", label=f"budget ({budget_bytes / 2**20:.0f} MiB)")
     ax.set_xlabel("unroll depth T (documents per meta step)")
     ax.set_ylabel("peak memory increase (MiB)")
     ax.set_title(title, fontsize=10)

@@ -12,8 +12,8 @@ and vmap rules.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
@@ -39,16 +39,25 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def gpt2_config(size: str, vocab_size: int, n_positions: int, *, pad_token_id: int | None = None,
-                eos_token_id: int | None = None):
+def gpt2_config(
+    size: str, vocab_size: int, n_positions: int, *, pad_token_id: int | None = None, eos_token_id: int | None = None
+):
     """A ``GPT2Config`` of one of :data:`MODEL_SIZES`, dropout 0, eager attention."""
     from transformers import GPT2Config
 
     if size not in MODEL_SIZES:
         raise ValueError(f"unknown model size {size!r}; choose one of {sorted(MODEL_SIZES)} or pass a local model dir")
-    cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, resid_pdrop=0.0, embd_pdrop=0.0,
-                     attn_pdrop=0.0, bos_token_id=eos_token_id, eos_token_id=eos_token_id,
-                     pad_token_id=pad_token_id, **MODEL_SIZES[size])
+    cfg = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        **MODEL_SIZES[size],
+    )
     cfg._attn_implementation = "eager"
     return cfg
 
@@ -69,12 +78,18 @@ def build_base_model(size_or_dir: str | os.PathLike, tokenizer, n_positions: int
     from transformers import AutoModelForCausalLM, GPT2LMHeadModel
 
     if Path(str(size_or_dir)).is_dir():
-        model = AutoModelForCausalLM.from_pretrained(str(size_or_dir), local_files_only=True,
-                                                     attn_implementation="eager")
+        model = AutoModelForCausalLM.from_pretrained(
+            str(size_or_dir), local_files_only=True, attn_implementation="eager"
+        )
         return _no_dropout(model)
     torch.manual_seed(seed)
-    cfg = gpt2_config(str(size_or_dir), len(tokenizer), n_positions, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id)
+    cfg = gpt2_config(
+        str(size_or_dir),
+        len(tokenizer),
+        n_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     return _no_dropout(GPT2LMHeadModel(cfg))
 
 
@@ -109,8 +124,15 @@ def build_weight_model(size_or_dir: str | os.PathLike, tokenizer, n_positions: i
         backbone = AutoModel.from_pretrained(str(size_or_dir), local_files_only=True, attn_implementation="eager")
     else:
         torch.manual_seed(seed)
-        backbone = GPT2Model(gpt2_config(str(size_or_dir), len(tokenizer), n_positions,
-                                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+        backbone = GPT2Model(
+            gpt2_config(
+                str(size_or_dir),
+                len(tokenizer),
+                n_positions,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        )
     torch.manual_seed(seed + 1)
     return _no_dropout(WeightModel(_no_dropout(backbone)))
 
@@ -124,8 +146,9 @@ def count_parameters(params: Mapping[str, torch.Tensor]) -> int:
     return int(sum(p.numel() for p in params.values()))
 
 
-def token_nll(model: nn.Module, params: Mapping[str, torch.Tensor] | None, input_ids: torch.Tensor,
-              attention_mask: torch.Tensor) -> torch.Tensor:
+def token_nll(
+    model: nn.Module, params: Mapping[str, torch.Tensor] | None, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """Per-token NLL ``(N, L-1)``: entry j is −log p(x_{j+1} | x_{≤j}), 0 where x_{j+1} is padding.
 
     ``params=None`` uses the module's own parameters.
@@ -133,6 +156,7 @@ def token_nll(model: nn.Module, params: Mapping[str, torch.Tensor] | None, input
     kwargs = {"attention_mask": attention_mask}
     out = model(input_ids, **kwargs) if params is None else functional_call(model, dict(params), (input_ids,), kwargs)
     logits = out.logits[:, :-1]
-    nll = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1),
-                                      reduction="none").view(input_ids.shape[0], -1)
+    nll = nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1), reduction="none"
+    ).view(input_ids.shape[0], -1)
     return nll * attention_mask[:, 1:].to(nll.dtype)

@@ -27,8 +27,9 @@ BENCHMARK = Benchmark(
     order=40,
     yardsticks=("base", "uniform", "oracle"),  # no adaptation; uniform token weights; oracle: 1 on answer tokens
     references=tuple(
-        Reference("f1", estimator, value, "%", {"dataset": "streamingqa", "model_size": model}, _TABLE2,
-                  estimators=names)
+        Reference(
+            "f1", estimator, value, "%", {"dataset": "streamingqa", "model_size": model}, _TABLE2, estimators=names
+        )
         for model, (rgu, fg2u) in _PAPER.items()
         for estimator, value, names in (("RGU (CaMeLS impl.)", rgu, ("RGU",)), ("FG2U", fg2u, ("FG2U",)))
     ),

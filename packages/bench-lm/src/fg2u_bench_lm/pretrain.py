@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -22,10 +22,20 @@ from fg2u_bench_lm.tokenizer import encode_qa, encode_texts
 __all__ = ["pretrain_base_model"]
 
 
-def pretrain_base_model(model: torch.nn.Module, tokenizer, docs: Sequence[Document], *, steps: int, lr: float,
-                        batch_size: int = 16, max_doc_tokens: int = 96, max_qa_tokens: int = 40,
-                        document_fraction: float = 0.5, seed: int = 0,
-                        progress: Callable[[int, float], None] | None = None) -> dict:
+def pretrain_base_model(
+    model: torch.nn.Module,
+    tokenizer,
+    docs: Sequence[Document],
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int = 16,
+    max_doc_tokens: int = 96,
+    max_qa_tokens: int = 40,
+    document_fraction: float = 0.5,
+    seed: int = 0,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict:
     """AdamW (``lr``, cosine decay) for ``steps`` steps in place; returns ``{"losses", "seconds"}``.
 
     Each step is a document batch (probability ``document_fraction``; loss on every token) or a QA batch
@@ -39,12 +49,15 @@ def pretrain_base_model(model: torch.nn.Module, tokenizer, docs: Sequence[Docume
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
     losses = []
     start = time.perf_counter()
     for step in range(steps):
         if rng.random() < document_fraction:
-            batch = encode_texts(tokenizer, [d.text for d in rng.sample(list(docs), min(batch_size, len(docs)))], max_doc_tokens)
+            batch = encode_texts(
+                tokenizer, [d.text for d in rng.sample(list(docs), min(batch_size, len(docs)))], max_doc_tokens
+            )
             nll = token_nll(model, None, batch["input_ids"], batch["attention_mask"])
             loss = nll.sum() / batch["attention_mask"][:, 1:].sum().clamp(min=1)
         else:

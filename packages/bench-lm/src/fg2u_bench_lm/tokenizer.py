@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -43,8 +43,11 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 2048, min_frequency:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[PAD, EOS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[PAD, EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=EOS, unk_token=None)
@@ -56,8 +59,10 @@ def load_local_tokenizer(model_dir: str | os.PathLike):
 
     path = Path(model_dir)
     if not path.is_dir():
-        raise FileNotFoundError(f"model directory {path} does not exist; pass a local transformers model folder "
-                                "(with config.json, weights and tokenizer files) — nothing can be downloaded here")
+        raise FileNotFoundError(
+            f"model directory {path} does not exist; pass a local transformers model folder "
+            "(with config.json, weights and tokenizer files) — nothing can be downloaded here"
+        )
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tok.eos_token is None:
         raise ValueError(f"the tokenizer in {path} has no eos token; the QA format needs one")
@@ -77,12 +82,14 @@ def _pad(rows: list[list[int]], pad_id: int, max_length: int) -> tuple[torch.Ten
     ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
     return ids, mask
 
 
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+def encode_texts(
+    tokenizer, texts: Sequence[str], max_length: int, pad_to: int | None = None
+) -> dict[str, torch.Tensor]:
     """``{"input_ids": (N, L), "attention_mask": (N, L)}``, right-padded, truncated to ``max_length``.
 
     ``pad_to`` fixes L (so several batches stack); otherwise L = the longest row.
@@ -100,7 +107,9 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, pad_to: int |
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def encode_documents(tokenizer, docs: Sequence[Document], max_length: int, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+def encode_documents(
+    tokenizer, docs: Sequence[Document], max_length: int, pad_to: int | None = None
+) -> dict[str, torch.Tensor]:
     """The document texts as :func:`encode_texts` batches."""
     return encode_texts(tokenizer, [d.text for d in docs], max_length, pad_to)
 
@@ -117,8 +126,8 @@ def encode_qa(tokenizer, pairs: Sequence[QAPair], max_length: int) -> dict[str, 
     for qa in pairs:
         prompt = tokenizer(qa_prompt(qa.question), add_special_tokens=False)["input_ids"]
         answer = tokenizer(" " + qa.answer.strip(), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        answer = answer[:max_length - 1]
-        prompt = prompt[-(max_length - len(answer)):]
+        answer = answer[: max_length - 1]
+        prompt = prompt[-(max_length - len(answer)) :]
         rows.append(prompt + answer)
         answer_spans.append((len(prompt), len(prompt) + len(answer)))
     ids, mask = _pad(rows, tokenizer.pad_token_id, max_length)
@@ -128,8 +137,9 @@ def encode_qa(tokenizer, pairs: Sequence[QAPair], max_length: int) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "answer_mask": answer_mask}
 
 
-def span_token_mask(tokenizer, docs: Sequence[Document], max_length: int, pad_to: int | None = None,
-                    scope: str = "fact") -> torch.Tensor:
+def span_token_mask(
+    tokenizer, docs: Sequence[Document], max_length: int, pad_to: int | None = None, scope: str = "fact"
+) -> torch.Tensor:
     """``(N, L)`` float mask, aligned with :func:`encode_documents`: 1 on tokens whose characters overlap
     an answer-bearing span of the document (``scope="fact"``: ``Document.fact_spans``, the fact
     sentences; ``"answer"``: ``Document.answer_spans``, the answer strings), 0 elsewhere and on padding.
@@ -143,7 +153,9 @@ def span_token_mask(tokenizer, docs: Sequence[Document], max_length: int, pad_to
     mask = torch.zeros(enc["input_ids"].shape, dtype=torch.float32)
     for i, d in enumerate(docs):
         spans = d.fact_spans if scope == "fact" else d.answer_spans
-        offsets = tokenizer(d.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][:max_length]
+        offsets = tokenizer(d.text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"][
+            :max_length
+        ]
         for j, (a, b) in enumerate(offsets):
             if any(a < e and s < b for s, e in spans):
                 mask[i, j] = 1.0

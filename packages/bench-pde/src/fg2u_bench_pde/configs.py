@@ -26,8 +26,16 @@ import numpy as np
 from fg2u_bench_pde.equations import PARAMETRISATIONS, get_equation
 from fg2u_bench_pde.pinn import PinnSettings
 
-__all__ = ["SpectralConfig", "OuterConfig", "BenchConfig", "CONFIGS", "SETTINGS", "get_config", "apply_setting",
-           "default_grid"]
+__all__ = [
+    "SpectralConfig",
+    "OuterConfig",
+    "BenchConfig",
+    "CONFIGS",
+    "SETTINGS",
+    "get_config",
+    "apply_setting",
+    "default_grid",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +105,7 @@ class BenchConfig:
             raise ValueError(f"parametrisation must be 'paper' or one of {PARAMETRISATIONS}")
         return self.parametrisation
 
-    def replace(self, **changes) -> "BenchConfig":
+    def replace(self, **changes) -> BenchConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -130,9 +138,12 @@ CONFIGS: dict[str, BenchConfig] = {
             "kdv": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
             "allen_cahn_periodic": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
         },
-        reference={"burgers": SpectralConfig(256, 4, time_fraction=0.2), "allen_cahn": SpectralConfig(192, 4, time_fraction=0.2),
-                   "kdv": SpectralConfig(256, 4, time_fraction=0.2),
-                   "allen_cahn_periodic": SpectralConfig(256, 4, time_fraction=0.2)},
+        reference={
+            "burgers": SpectralConfig(256, 4, time_fraction=0.2),
+            "allen_cahn": SpectralConfig(192, 4, time_fraction=0.2),
+            "kdv": SpectralConfig(256, 4, time_fraction=0.2),
+            "allen_cahn_periodic": SpectralConfig(256, 4, time_fraction=0.2),
+        },
         outer=OuterConfig(steps=4, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
         pinn=PinnSettings(depth=3, width=8, inner_steps=4, inner_lr=1e-3, batch_size=16),
         pinn_outer=OuterConfig(steps=2, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
@@ -148,12 +159,19 @@ CONFIGS: dict[str, BenchConfig] = {
         },
         reference=_FINE_REFERENCE,
         init_scan=32,
-        outer=OuterConfig(steps={"burgers": 120, "allen_cahn": 120, "kdv": 120, "allen_cahn_periodic": 120},
-                          lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1},
-                          final_lr_fraction=1e-3, b1=0.5, b2=0.9),
+        outer=OuterConfig(
+            steps={"burgers": 120, "allen_cahn": 120, "kdv": 120, "allen_cahn_periodic": 120},
+            lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1},
+            final_lr_fraction=1e-3,
+            b1=0.5,
+            b2=0.9,
+        ),
         pinn=PinnSettings(depth=9, width=20, inner_steps=100, inner_lr=1e-3, batch_size=500),
-        pinn_outer=OuterConfig(steps=20, lr={"burgers": 0.05, "allen_cahn": 0.05, "kdv": 0.05, "allen_cahn_periodic": 0.05},
-                               final_lr_fraction=0.1),
+        pinn_outer=OuterConfig(
+            steps=20,
+            lr={"burgers": 0.05, "allen_cahn": 0.05, "kdv": 0.05, "allen_cahn_periodic": 0.05},
+            final_lr_fraction=0.1,
+        ),
     ),
     "paper": BenchConfig(
         name="paper",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -116,14 +116,39 @@ def _kdv_ic(x):
 
 
 EQUATIONS: dict[str, Equation] = {
-    "burgers": Equation("burgers", "nu", 0.01 / math.pi, _burgers_ic, 2, "sqrt", (0.0, 10.0), 1e-2, "burgers.mat",
-                        0.01 / math.pi, nonlinear_unknown=True),
-    "allen_cahn": Equation("allen_cahn", "D", 1e-3, _allen_cahn_ic, 2, "sqrt", (0.0, 0.1), 1e-2, "Allen_Cahn.mat", 1e-3,
-                           boundary="dirichlet", boundary_value=-1.0),
-    "kdv": Equation("kdv", "delta", 0.0025, _kdv_ic, 3, "identity", (0.0, 0.01), 1e-3, "KdV.mat", 0.0025,
-                    nonlinear_unknown=True),
-    "allen_cahn_periodic": Equation("allen_cahn_periodic", "D", 1e-4, _allen_cahn_ic, 2, "sqrt", (0.0, 0.1), 1e-2,
-                                    None, 1e-4),
+    "burgers": Equation(
+        "burgers",
+        "nu",
+        0.01 / math.pi,
+        _burgers_ic,
+        2,
+        "sqrt",
+        (0.0, 10.0),
+        1e-2,
+        "burgers.mat",
+        0.01 / math.pi,
+        nonlinear_unknown=True,
+    ),
+    "allen_cahn": Equation(
+        "allen_cahn",
+        "D",
+        1e-3,
+        _allen_cahn_ic,
+        2,
+        "sqrt",
+        (0.0, 0.1),
+        1e-2,
+        "Allen_Cahn.mat",
+        1e-3,
+        boundary="dirichlet",
+        boundary_value=-1.0,
+    ),
+    "kdv": Equation(
+        "kdv", "delta", 0.0025, _kdv_ic, 3, "identity", (0.0, 0.01), 1e-3, "KdV.mat", 0.0025, nonlinear_unknown=True
+    ),
+    "allen_cahn_periodic": Equation(
+        "allen_cahn_periodic", "D", 1e-4, _allen_cahn_ic, 2, "sqrt", (0.0, 0.1), 1e-2, None, 1e-4
+    ),
 }
 #: The paper's three equations (the default of the CLI).
 PAPER_EQUATIONS = ("burgers", "allen_cahn", "kdv")

@@ -67,8 +67,10 @@ def sample_observations(
         side = int(round(np.sqrt(num_points)))
         if side * side != num_points:
             raise ValueError(f"the 'grid' layout needs a square num_points (e.g. 64 = 8 x 8), got {num_points}")
-        t_index, x_index = (a.ravel() for a in np.meshgrid(interior_indices(len(t), side),
-                                                           interior_indices(len(x), side), indexing="ij"))
+        t_index, x_index = (
+            a.ravel()
+            for a in np.meshgrid(interior_indices(len(t), side), interior_indices(len(x), side), indexing="ij")
+        )
     else:
         first = 0 if include_initial_time else 1
         candidates = (len(t) - first) * len(x)
@@ -80,8 +82,7 @@ def sample_observations(
     values = u[t_index, x_index].astype(np.float64)
     if noise_level > 0:
         values = values + noise_level * np.std(u) * rng.standard_normal(num_points)
-    return Observations(t_index=t_index, x_index=x_index, t=np.asarray(t)[t_index],
-                        x=np.asarray(x)[x_index], u=values)
+    return Observations(t_index=t_index, x_index=x_index, t=np.asarray(t)[t_index], x=np.asarray(x)[x_index], u=values)
 
 
 def interior_indices(size: int, count: int) -> np.ndarray:

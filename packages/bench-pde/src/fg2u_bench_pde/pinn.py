@@ -32,7 +32,15 @@ from fg2u._checks import check_positive_float, check_positive_int
 from fg2u_bench_pde.equations import Equation, coefficient_from_phi
 from fg2u_bench_pde.observations import Observations
 
-__all__ = ["PinnSettings", "init_mlp", "pinn_apply", "residual", "pinn_problem", "pinn_prediction", "collocation_batches"]
+__all__ = [
+    "PinnSettings",
+    "init_mlp",
+    "pinn_apply",
+    "residual",
+    "pinn_problem",
+    "pinn_prediction",
+    "collocation_batches",
+]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,43 +11,87 @@ from __future__ import annotations
 
 from fg2u.benchmarks import Benchmark, Metric, Reference
 
-_SOURCE = ("(FG)²U paper, Fig. 2 / Table F.3 (read off the figure: FG²U-ZO with the numerical solver recovers "
-           "the coefficient to roughly 1–3 % relative error; per-equation values are not tabulated)")
+_SOURCE = (
+    "(FG)²U paper, Fig. 2 / Table F.3 (read off the figure: FG²U-ZO with the numerical solver recovers "
+    "the coefficient to roughly 1–3 % relative error; per-equation values are not tabulated)"
+)
 
 _RAISSI = {
     "burgers": "Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378 (2019) 686–707, Burgers identification "
-               "(continuous-time PINN, 2,000 points; clean and 1 % noise)",
+    "(continuous-time PINN, 2,000 points; clean and 1 % noise)",
     "kdv": "Raissi, Perdikaris & Karniadakis, J. Comput. Phys. 378 (2019) 686–707, KdV identification "
-           "(discrete-time PINN, two snapshots; clean and 1 % noise)",
+    "(discrete-time PINN, two snapshots; clean and 1 % noise)",
 }
 
 BENCHMARK = Benchmark(
     name="pde",
     title="PDE coefficient discovery (relative error of the recovered coefficient)",
-    smoke_command=("{python}", "-m", "fg2u_bench_pde", "--config", "smoke", "--data-source", "solver",
-                   "--seeds", "{seeds}", "--out", "{out}"),
-    metrics=(Metric("relative_coefficient_error", "lower", "fraction", "relative coefficient error"),
-             Metric("lambda1_relative_error", "lower", "fraction", "relative error of λ₁ (two unknowns)",
-                    tasks=("burgers", "kdv")),
-             Metric("lambda2_relative_error", "lower", "fraction", "relative error of λ₂ (two unknowns)",
-                    tasks=("burgers", "kdv"))),
+    smoke_command=(
+        "{python}",
+        "-m",
+        "fg2u_bench_pde",
+        "--config",
+        "smoke",
+        "--data-source",
+        "solver",
+        "--seeds",
+        "{seeds}",
+        "--out",
+        "{out}",
+    ),
+    metrics=(
+        Metric("relative_coefficient_error", "lower", "fraction", "relative coefficient error"),
+        Metric(
+            "lambda1_relative_error",
+            "lower",
+            "fraction",
+            "relative error of λ₁ (two unknowns)",
+            tasks=("burgers", "kdv"),
+        ),
+        Metric(
+            "lambda2_relative_error",
+            "lower",
+            "fraction",
+            "relative error of λ₂ (two unknowns)",
+            tasks=("burgers", "kdv"),
+        ),
+    ),
     columns=("dataset",),  # the data set names the equation (burgers-reference, kdv-solver, ...)
     tables=("config",),
     order=30,
     references=tuple(
-        Reference("relative_coefficient_error", "FG2U-ZO", 1.0, "%", {"task": equation}, _SOURCE,
-                  estimators=("FG2U-ZO", "fg2u_zo", "fg2u_zo_forward", "fg2u_zo_central"),
-                  approximate=True, high=3.0, decimals=0)
+        Reference(
+            "relative_coefficient_error",
+            "FG2U-ZO",
+            1.0,
+            "%",
+            {"task": equation, "setting": "paper"},
+            _SOURCE,
+            estimators=("FG2U-ZO", "fg2u_zo", "fg2u_zo_forward", "fg2u_zo_central"),
+            approximate=True,
+            high=3.0,
+            decimals=0,
+        )
         for equation in ("burgers", "allen_cahn", "kdv")
-    ) + tuple(
+    )
+    + tuple(
         # Raissi et al.'s PINN, the two-unknown setting (records with setting "raissi": 2,000 random points,
         # u_t + λ₁ u u_x − λ₂ u_xx = 0 / u_t + λ₁ u u_x + λ₂ u_xxx = 0); values as quoted in issue 12
-        Reference(metric, "PINN (Raissi et al.)", value, "%",
-                  {"task": equation, "setting": "raissi", "noise_level": noise}, _RAISSI[equation])
+        Reference(
+            metric,
+            "PINN (Raissi et al.)",
+            value,
+            "%",
+            {"task": equation, "setting": "raissi", "noise_level": noise},
+            _RAISSI[equation],
+        )
         for equation, metric, noise, value in (
-            ("burgers", "lambda1_relative_error", 0.0, 0.085), ("burgers", "lambda2_relative_error", 0.0, 0.12),
-            ("burgers", "lambda1_relative_error", 0.01, 0.04), ("burgers", "lambda2_relative_error", 0.01, 0.84),
-            ("kdv", "lambda2_relative_error", 0.0, 0.008), ("kdv", "lambda2_relative_error", 0.01, 0.016),
+            ("burgers", "lambda1_relative_error", 0.0, 0.085),
+            ("burgers", "lambda2_relative_error", 0.0, 0.12),
+            ("burgers", "lambda1_relative_error", 0.01, 0.04),
+            ("burgers", "lambda2_relative_error", 0.01, 0.84),
+            ("kdv", "lambda2_relative_error", 0.0, 0.008),
+            ("kdv", "lambda2_relative_error", 0.01, 0.016),
         )
     ),
 )

@@ -74,7 +74,10 @@ def spectral_objective(equation: Equation, settings: SpectralSettings, parametri
 
 
 def spectral_problem(
-    equation: Equation, settings: SpectralSettings, parametrisation: str, observations: Observations,
+    equation: Equation,
+    settings: SpectralSettings,
+    parametrisation: str,
+    observations: Observations,
     unknowns: int = 1,
 ) -> BlackBoxProblem:
     """The black-box problem ``L(φ)`` of the spectral solver; observation times must be output times."""
@@ -82,13 +85,16 @@ def spectral_problem(
         raise ValueError(
             f"observation time index {int(observations.t_index.max())} >= num_outputs={settings.num_outputs}"
         )
-    return BlackBoxProblem(spectral_objective(equation, settings, parametrisation, unknowns),
-                           observation_data(observations))
+    return BlackBoxProblem(
+        spectral_objective(equation, settings, parametrisation, unknowns), observation_data(observations)
+    )
 
 
-def spectral_prediction(equation: Equation, coefficient, settings: SpectralSettings, x,
-                        nonlinear_scale: float = 1.0) -> jax.Array:
+def spectral_prediction(
+    equation: Equation, coefficient, settings: SpectralSettings, x, nonlinear_scale: float = 1.0
+) -> jax.Array:
     """``u_c`` at all output times and points ``x``: ``(num_outputs, P)`` (jit-compiled)."""
-    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(equation, jnp.asarray(coefficient), settings,
-                                                               jnp.asarray(nonlinear_scale))
+    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(
+        equation, jnp.asarray(coefficient), settings, jnp.asarray(nonlinear_scale)
+    )
     return evaluate(spectra, jnp.asarray(x, dtype=spectra.real.dtype), settings.num_points)

@@ -28,8 +28,16 @@ import numpy as np
 
 from fg2u_bench_pde.equations import get_equation
 
-__all__ = ["ENV_VAR", "CACHE_ENV_VAR", "Reference", "MissingDataError", "resolve_data_dir", "resolve_cache_dir",
-           "load_reference", "solver_reference"]
+__all__ = [
+    "ENV_VAR",
+    "CACHE_ENV_VAR",
+    "Reference",
+    "MissingDataError",
+    "resolve_data_dir",
+    "resolve_cache_dir",
+    "load_reference",
+    "solver_reference",
+]
 
 ENV_VAR = "FG2U_PDE_DATA"
 CACHE_ENV_VAR = "FG2U_PDE_CACHE"
@@ -120,8 +128,9 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(base) / "fg2u" / "pde"
 
 
-def solver_reference(equation: str, x: np.ndarray, t: np.ndarray, settings, cache_dir=None, *,
-                     use_cache: bool = True) -> Reference:
+def solver_reference(
+    equation: str, x: np.ndarray, t: np.ndarray, settings, cache_dir=None, *, use_cache: bool = True
+) -> Reference:
     """Our solver at the true coefficient of ``equation`` on the grid ``t × x``, with the fine ``settings``
     (a :class:`fg2u_bench_pde.spectral.SpectralSettings` whose output times are ``t``).
 
@@ -136,10 +145,16 @@ def solver_reference(equation: str, x: np.ndarray, t: np.ndarray, settings, cach
     t = np.asarray(t, dtype=np.float64)
     if settings.num_outputs != t.size or abs(settings.output_dt - (t[1] - t[0])) > 1e-12:
         raise ValueError(f"settings output times ({settings.num_outputs} × {settings.output_dt}) do not match t")
-    meta = {"equation": equation, "coefficient": eq.true_coefficient, "boundary": eq.boundary,
-            "boundary_value": eq.boundary_value, "settings": dataclasses.asdict(settings),
-            "x": hashlib.sha256(x.tobytes()).hexdigest(), "t": [t.size, float(t[1] - t[0])],
-            "solver_version": SOLVER_VERSION}
+    meta = {
+        "equation": equation,
+        "coefficient": eq.true_coefficient,
+        "boundary": eq.boundary,
+        "boundary_value": eq.boundary_value,
+        "settings": dataclasses.asdict(settings),
+        "x": hashlib.sha256(x.tobytes()).hexdigest(),
+        "t": [t.size, float(t[1] - t[0])],
+        "solver_version": SOLVER_VERSION,
+    }
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
     path = resolve_cache_dir(cache_dir) / f"{equation}-{digest}.npz"
     if use_cache and path.is_file():

@@ -5,12 +5,13 @@
 Estimators and the inner solver they use:
 
 * ``fg2u_zo_forward``, ``fg2u_zo_central`` — :class:`fg2u.jax.FG2U_ZO` on the spectral solver (black box);
+* ``zo_quadrature`` — the paper's fixed 12-point quadrature (:class:`.quadrature.FixedQuadratureZO`), same solver;
 * ``fg2u`` (:class:`fg2u.jax.FG2U`), ``rgu`` (:class:`fg2u.jax.RGU`), ``trgu`` (:class:`fg2u.jax.TRGU`,
   truncation ``K = ⌈trgu_truncation_fraction·T⌉``) — on the PINN inner problem.
 
-Observations come from the reference files (``--data-source reference``; the target coefficient is then
-the one the file was made with) or from our spectral solver at the true coefficient
-(``--data-source solver``; no data folder needed).
+Observations come from our own fine spectral solve at the true coefficients (``--data-source solver``,
+the default, cached; no data folder needed) or from the authors' reference files (``--data-source
+reference`` / ``--data-dir``; the target is then the coefficient the file was made with).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +31,6 @@ import optax
 from fg2u.records import append_records, make_record, peak_rss_bytes
 from fg2u_bench_pde.configs import BenchConfig, default_grid
 from fg2u_bench_pde.equations import (
-    EQUATIONS,
     UnstableSettingError,
     coefficient_from_phi,
     get_equation,
@@ -42,8 +43,16 @@ from fg2u_bench_pde.quadrature import FixedQuadratureZO
 from fg2u_bench_pde.reference import load_reference, solver_reference
 from fg2u_bench_pde.spectral import SpectralSettings, check_solution
 
-__all__ = ["ESTIMATORS", "PAPER_RESULTS", "EstimatorSpec", "Task", "build_task", "make_estimator", "run_one",
-           "format_table"]
+__all__ = [
+    "ESTIMATORS",
+    "PAPER_RESULTS",
+    "EstimatorSpec",
+    "Task",
+    "build_task",
+    "make_estimator",
+    "run_one",
+    "format_table",
+]
 
 ESTIMATORS = {
     "fg2u_zo_forward": "spectral",
@@ -60,8 +69,12 @@ PAPER_RESULTS = {"spectral": "≈1–3 %", "pinn": "n/a"}
 PAPER_ZO_ERROR_PCT = {"burgers": 0.97, "allen_cahn": 2.34, "kdv": 0.72}
 # Raissi et al. (J. Comput. Phys. 2019) PINN errors in % (λ₁, λ₂) of the two-unknown setting, by noise level
 # (as quoted in issue 12; λ₁ of the KdV discrete-time model not quoted).
-RAISSI_PINN_ERROR_PCT = {("burgers", 0.0): (0.085, 0.12), ("burgers", 0.01): (0.04, 0.84),
-                         ("kdv", 0.0): (None, 0.008), ("kdv", 0.01): (None, 0.016)}
+RAISSI_PINN_ERROR_PCT = {
+    ("burgers", 0.0): (0.085, 0.12),
+    ("burgers", 0.01): (0.04, 0.84),
+    ("kdv", 0.0): (None, 0.008),
+    ("kdv", 0.01): (None, 0.016),
+}
 # Index of each equation in the seed of its initial coefficient (fixed, so adding equations changes nothing).
 _SEED_INDEX = {"allen_cahn": 0, "burgers": 1, "kdv": 2, "allen_cahn_periodic": 3}
 
@@ -114,8 +127,7 @@ def build_task(config: BenchConfig, equation: str, data_source: str = "solver", 
         u = ref.u
     else:
         u = u[:n_t][:, keep]
-    return Task(equation, np.asarray(x), np.asarray(t), np.asarray(u), float(target), data_source, settings,
-                ref.path)
+    return Task(equation, np.asarray(x), np.asarray(t), np.asarray(u), float(target), data_source, settings, ref.path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,23 +155,28 @@ def make_estimator(name: str, config: BenchConfig, unknowns: int | None = None) 
     b = config.num_directions
     if name in ("fg2u_zo_forward", "fg2u_zo_central"):
         scheme = name.rsplit("_", 1)[1]
-        est = fj.FG2U_ZO(num_directions=b, eps=config.eps, scheme=scheme, distribution=config.distribution)
-        settings = {"scheme": scheme, "directions": config.distribution, "num_directions": b, "eps": config.eps}
-        return EstimatorSpec(name, est, "FG2U_ZO", "spectral", settings, b + 1 if scheme == "forward" else 2 * b)
+        est = fj.make("fg2u_zo", num_directions=b, eps=config.eps, scheme=scheme, distribution=config.distribution)
+        settings = {**est.settings(), "directions": config.distribution}
+        return EstimatorSpec(name, est, est.display_name, "spectral", settings, b + 1 if scheme == "forward" else 2 * b)
     if name == "zo_quadrature":
         est = FixedQuadratureZO(config.quadrature_points, config.quadrature_half_width, config.eps, "forward")
-        settings = {"scheme": "forward", "directions": f"quadrature{config.quadrature_points}",
-                    "num_directions": config.quadrature_points * unknowns, "eps": config.eps,
-                    "quadrature_half_width": config.quadrature_half_width}
+        settings = {
+            "scheme": "forward",
+            "directions": f"quadrature{config.quadrature_points}",
+            "num_directions": config.quadrature_points * unknowns,
+            "eps": config.eps,
+            "quadrature_half_width": config.quadrature_half_width,
+        }
         return EstimatorSpec(name, est, "FG2U_ZO", "spectral", settings, est.solves_per_step(unknowns))
-    if name == "fg2u":
-        return EstimatorSpec(name, fj.FG2U(num_directions=b, distribution=config.distribution), "FG2U", "pinn",
-                             {"directions": config.distribution, "num_directions": b}, None)
-    if name == "rgu":
-        return EstimatorSpec(name, fj.RGU(), "RGU", "pinn", {}, None)
-    if name == "trgu":
-        k = max(1, math.ceil(config.trgu_truncation_fraction * config.pinn.inner_steps))
-        return EstimatorSpec(name, fj.TRGU(truncation=k), "TRGU", "pinn", {"truncation": k}, None)
+    if name in ("fg2u", "rgu", "trgu"):  # on the PINN, from the core's registry
+        options = {
+            "fg2u": {"num_directions": b, "distribution": config.distribution},
+            "trgu": {"truncation": max(1, math.ceil(config.trgu_truncation_fraction * config.pinn.inner_steps))},
+            "rgu": {},
+        }[name]
+        est = fj.make(name, **options)
+        settings = {**est.settings(), **({"directions": config.distribution} if name == "fg2u" else {})}
+        return EstimatorSpec(name, est, est.display_name, "pinn", settings, None)
     raise ValueError(f"unknown estimator {name!r}; choose from {sorted(ESTIMATORS)}")
 
 
@@ -180,8 +197,10 @@ def initial_nonlinear(equation: str, seed: int) -> float:
 
 def _deviation(config: BenchConfig, solver: str) -> str:
     if solver == "spectral" and config.init_scan > 0:
-        return (f"init_scan: the descent starts from the best of the random draw and {config.init_scan} "
-                "log-spaced coefficients (not in the paper's purely local protocol)")
+        return (
+            f"init_scan: the descent starts from the best of the random draw and {config.init_scan} "
+            "log-spaced coefficients (not in the paper's purely local protocol)"
+        )
     return "none"
 
 
@@ -217,8 +236,15 @@ def run_one(
         raise ValueError(f"{task.equation} has one unknown only; the 'raissi' setting applies to burgers and kdv")
     param = config.parametrisation_for(task.equation)
     estimator = estimator if estimator is not None else spec.estimator
-    obs = sample_observations(task.x, task.t, task.u, num_points=config.num_observations,
-                              noise_level=config.noise_level, seed=seed, layout=config.observation_layout)
+    obs = sample_observations(
+        task.x,
+        task.t,
+        task.u,
+        num_points=config.num_observations,
+        noise_level=config.noise_level,
+        seed=seed,
+        layout=config.observation_layout,
+    )
     if solver == "spectral":
         problem = spectral_problem(eq, task.spectral, param, obs, unknowns)
         outer = config.outer
@@ -227,8 +253,11 @@ def run_one(
         outer = config.pinn_outer
     lr = outer.lr[task.equation]
     num_outer_steps = outer.steps_for(task.equation)
-    schedule = (optax.constant_schedule(lr) if outer.final_lr_fraction >= 1.0
-                else optax.cosine_decay_schedule(lr, num_outer_steps, alpha=outer.final_lr_fraction))
+    schedule = (
+        optax.constant_schedule(lr)
+        if outer.final_lr_fraction >= 1.0
+        else optax.cosine_decay_schedule(lr, num_outer_steps, alpha=outer.final_lr_fraction)
+    )
     optimizer = optax.adam(schedule, b1=outer.b1, b2=outer.b2)
 
     c_drawn = initial_coefficient(config, task.equation, seed)
@@ -237,8 +266,9 @@ def run_one(
 
     def to_phi(c: float):
         if unknowns == 2:
-            return jnp.asarray([phi_from_coefficient(lam0, param), phi_from_coefficient(c, param)],
-                               dtype=jnp.result_type(float))
+            return jnp.asarray(
+                [phi_from_coefficient(lam0, param), phi_from_coefficient(c, param)], dtype=jnp.result_type(float)
+            )
         return jnp.asarray(phi_from_coefficient(c, param), dtype=jnp.result_type(float))
 
     def coefficients(phi) -> np.ndarray:  # (λ₁, c) or (c,)
@@ -264,9 +294,11 @@ def run_one(
     compile_s = time.perf_counter() - compile_start
 
     def describe(step: int, value) -> str:
-        return (f"{task.equation} with {estimator_name} (seed {seed}, config {config.name}, parametrisation "
-                f"{param}, outer lr {lr:g}) at outer step {step}: {value}; solver: "
-                + (task.spectral.describe() if solver == "spectral" else f"PINN {config.pinn}"))
+        return (
+            f"{task.equation} with {estimator_name} (seed {seed}, config {config.name}, parametrisation "
+            f"{param}, outer lr {lr:g}) at outer step {step}: {value}; solver: "
+            + (task.spectral.describe() if solver == "spectral" else f"PINN {config.pinn}")
+        )
 
     thresholds = tuple(config.cost_thresholds)
     reached: dict = {}
@@ -276,17 +308,30 @@ def run_one(
     start = time.perf_counter()
     for step in iterator:
         new_phi, opt_state, loss, grad = compiled(problem, phi, opt_state, jax.random.fold_in(key, step))
-        if not (np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(grad)))
-                and np.all(np.isfinite(np.asarray(new_phi)))):
+        if not (
+            np.isfinite(float(loss))
+            and np.all(np.isfinite(np.asarray(grad)))
+            and np.all(np.isfinite(np.asarray(new_phi)))
+        ):
             c = coefficients(phi)
-            raise UnstableSettingError(describe(step, f"loss={float(loss)!r}, meta-gradient={np.asarray(grad)!r} "
-                                                      f"at {eq.coefficient_name}={c[-1]:.6g} (NaN/inf: the solve "
-                                                      "blew up or the coefficient left (0, ∞))"))
+            raise UnstableSettingError(
+                describe(
+                    step,
+                    f"loss={float(loss)!r}, meta-gradient={np.asarray(grad)!r} "
+                    f"at {eq.coefficient_name}={c[-1]:.6g} (NaN/inf: the solve "
+                    "blew up or the coefficient left (0, ∞))",
+                )
+            )
         phi = new_phi
         c = coefficients(phi)
         if not np.all(c > 0):
-            raise UnstableSettingError(describe(step, f"{eq.coefficient_name}={c[-1]!r} is not positive; use "
-                                                      "the 'log' parametrisation or a smaller outer lr"))
+            raise UnstableSettingError(
+                describe(
+                    step,
+                    f"{eq.coefficient_name}={c[-1]!r} is not positive; use "
+                    "the 'log' parametrisation or a smaller outer lr",
+                )
+            )
         err = float(np.max(np.abs(c - targets) / targets))
         for tau in thresholds:
             if tau not in reached and err < tau:
@@ -302,7 +347,12 @@ def run_one(
     coefficient = float(c[-1])
     scale = float(c[0]) if unknowns == 2 else 1.0
     if solver == "spectral":
-        final_loss = float(jax.jit(problem.objective)(phi, problem.data))
+        objective = jax.jit(problem.objective)
+        final_loss = float(objective(phi, problem.data))
+        # the misfit of the true coefficients on the same (noisy) observations: an estimate that fits better
+        # than the truth has an error set by the data (estimation), not by the optimiser
+        target_phi = jnp.asarray([phi_from_coefficient(float(v), param) for v in targets], dtype=phi.dtype)
+        loss_at_target = float(objective(target_phi.reshape(phi.shape), problem.data))
         prediction = np.asarray(spectral_prediction(eq, coefficient, task.spectral, task.x, scale))
         check_solution(prediction, eq, coefficient, task.spectral)
     else:
@@ -315,29 +365,37 @@ def run_one(
     if not np.all(np.isfinite(prediction)) or not np.isfinite(final_loss):
         raise UnstableSettingError(describe(num_outer_steps, "the final prediction or loss is NaN/inf"))
     rel = np.abs(c - targets) / targets
+    extra = {"outer_loss_at_target": loss_at_target} if solver == "spectral" else {}
     metrics = {
         "relative_coefficient_error": float(np.max(rel)),
         "relative_l2_error": float(np.linalg.norm(prediction - task.u) / np.linalg.norm(task.u)),
         "final_outer_loss": final_loss,
+        **extra,
         "coefficient": coefficient,
         "initial_coefficient": c0,
         "drawn_initial_coefficient": c_drawn,
         "target_coefficient": task.target_coefficient,
+        "steps_run": len(losses),
         "setup_seconds": compile_s,
         "scan_seconds": timings["scan_seconds"],
         "loop_seconds": loop_s,
     }
     if unknowns == 2:
-        metrics.update(lambda1=scale, lambda1_relative_error=float(rel[0]), lambda2_relative_error=float(rel[1]),
-                       initial_lambda1=lam0)
+        metrics.update(
+            lambda1=scale,
+            lambda1_relative_error=float(rel[0]),
+            lambda2_relative_error=float(rel[1]),
+            initial_lambda1=lam0,
+        )
     per_step = spec.solves_per_step
     for tau in thresholds:
         label = f"{100 * tau:g}pct"
         step_at, secs = reached.get(tau, (math.nan, math.nan))
         metrics[f"steps_to_{label}"] = float(step_at)
         metrics[f"seconds_to_{label}"] = float(secs)
-        metrics[f"solver_calls_to_{label}"] = (float(scan_calls + step_at * per_step) if per_step is not None
-                                               else math.nan)
+        metrics[f"solver_calls_to_{label}"] = (
+            float(scan_calls + step_at * per_step) if per_step is not None else math.nan
+        )
     settings = {
         "estimator_class": type(estimator).__name__,
         "cli_estimator": estimator_name,
@@ -358,16 +416,22 @@ def run_one(
         "data_source": task.data_source,
         "init_scan": config.init_scan if solver == "spectral" else 0,
         "stop_below": config.stop_below,
-        "steps_run": len(losses),
         "deviation": _deviation(config, solver),
         "memory_measure": "peak_rss",
         "dtype": str(phi.dtype),
     }
     if solver == "spectral":
-        settings.update(num_points=task.spectral.num_points, dt=task.spectral.dt, dealias=task.spectral.dealias,
-                        basis="chebyshev" if eq.boundary == "dirichlet" else "fourier", boundary=eq.boundary,
-                        time_stepper="ETDRK4", grid=[len(task.t), len(task.x)], solves_per_step=per_step,
-                        initial_scan_solves=scan_calls)
+        settings.update(
+            num_points=task.spectral.num_points,
+            dt=task.spectral.dt,
+            dealias=task.spectral.dealias,
+            basis="chebyshev" if eq.boundary == "dirichlet" else "fourier",
+            boundary=eq.boundary,
+            time_stepper="ETDRK4",
+            grid=[len(task.t), len(task.x)],
+            solves_per_step=per_step,
+            initial_scan_solves=scan_calls,
+        )
     else:
         settings.update(dataclasses.asdict(config.pinn))
     dataset = f"{task.equation}-{task.data_source}"
@@ -391,8 +455,9 @@ def _scan_start(config: BenchConfig, problem, eq, param: str, c_drawn: float, to
     ``to_phi(c)`` maps a coefficient to φ (default: the 0-d φ of ``param``; the two-unknown runs scan c with
     λ₁ at its start value)."""
     hi = eq.paper_init_range[1]
-    lo_c, hi_c = (float(coefficient_from_phi(v, eq.paper_parametrisation))
-                  for v in (hi * config.init_floor_fraction, hi))
+    lo_c, hi_c = (
+        float(coefficient_from_phi(v, eq.paper_parametrisation)) for v in (hi * config.init_floor_fraction, hi)
+    )
     candidates = np.concatenate([[c_drawn], np.geomspace(lo_c, hi_c, config.init_scan)])
     to_phi = to_phi or (lambda c: jnp.asarray(phi_from_coefficient(c, param), dtype=jnp.result_type(float)))
     phis = jnp.stack([to_phi(c) for c in candidates])
@@ -404,8 +469,10 @@ def _scan_start(config: BenchConfig, problem, eq, param: str, c_drawn: float, to
         timings["scan_seconds"] = time.perf_counter() - tic
     losses = np.where(np.isfinite(losses), losses, np.inf)
     if not np.any(np.isfinite(losses)):
-        raise UnstableSettingError(f"{eq.name}: every initial-scan solve was NaN/inf (coefficients "
-                                   f"{lo_c:.3g}…{hi_c:.3g}); check the spectral settings")
+        raise UnstableSettingError(
+            f"{eq.name}: every initial-scan solve was NaN/inf (coefficients "
+            f"{lo_c:.3g}…{hi_c:.3g}); check the spectral settings"
+        )
     return float(candidates[int(np.argmin(losses))])
 
 
@@ -413,8 +480,11 @@ def _label(r) -> str:
     st = r.settings
     if r.estimator == "FG2U_ZO":
         d = st.get("directions", "")
-        return f"ZO {st.get('scheme', '?')[:3]} " + ("quad" + d[len("quadrature"):] if d.startswith("quadrature")
-                                                     else f"b={st.get('num_directions', 1)}" + ("o" if d == "orthogonal" else ""))
+        return f"ZO {st.get('scheme', '?')[:3]} " + (
+            "quad" + d[len("quadrature") :]
+            if d.startswith("quadrature")
+            else f"b={st.get('num_directions', 1)}" + ("o" if d == "orthogonal" else "")
+        )
     return r.estimator
 
 
@@ -426,12 +496,21 @@ def format_table(records) -> str:
     groups: dict = {}
     for r in records:
         st = r.settings
-        key = (r.task, _label(r), st.get("setting", "?"), float(st.get("noise_level", 0.0)),
-               st.get("data_source", "?"), int(st.get("init_scan", 0)), int(st.get("outer_steps", 0)))
+        key = (
+            r.task,
+            _label(r),
+            st.get("setting", "?"),
+            float(st.get("noise_level", 0.0)),
+            st.get("data_source", "?"),
+            int(st.get("init_scan", 0)),
+            int(st.get("outer_steps", 0)),
+        )
         groups.setdefault(key, []).append(r)
-    header = (f"{'equation':<11} {'estimator':<13} {'setting':<7} {'noise':>5} {'data':<9} {'scan':>4} {'steps':>5} "
-              f"{'seeds':>5} {'coef. error %':>20} {'λ1 / λ2 error %':>19} {'rel. L2 of u':>10} "
-              f"{'calls<1%':>8} {'calls<.1%':>9} {'time s':>7} {'published %':>14}")
+    header = (
+        f"{'equation':<11} {'estimator':<13} {'setting':<7} {'noise':>5} {'data':<9} {'scan':>4} {'steps':>5} "
+        f"{'seeds':>5} {'coef. error %':>20} {'λ1 / λ2 error %':>19} {'rel. L2 of u':>10} "
+        f"{'calls<1%':>8} {'calls<.1%':>9} {'time s':>7} {'published %':>14}"
+    )
     lines = [header, "-" * len(header)]
     for (task, est, setting, noise, source, scan, steps), rs in sorted(groups.items()):
         ce = np.array([r.metrics["relative_coefficient_error"] for r in rs]) * 100
@@ -449,9 +528,11 @@ def format_table(records) -> str:
             paper = f"{l1p if l1p is not None else '–'} / {l2p if l2p is not None else '–'}"
         else:
             paper = PAPER_ZO_ERROR_PCT.get(task) if rs[0].settings.get("solver") == "spectral" else None
-        lines.append(f"{task:<11} {est:<13} {setting:<7} {noise:>5.2g} {source:<9} {scan:>4} {steps:>5} {len(rs):>5} "
-                     f"{ce.mean():>10.3g} ± {ce.std():<7.2g} {lam:>19} {l2.mean():>10.2e} "
-                     f"{calls[0]:>8.0f} {calls[1]:>9.0f} {wt:>7.1f} {'–' if paper is None else paper:>14}")
+        lines.append(
+            f"{task:<11} {est:<13} {setting:<7} {noise:>5.2g} {source:<9} {scan:>4} {steps:>5} {len(rs):>5} "
+            f"{ce.mean():>10.3g} ± {ce.std():<7.2g} {lam:>19} {l2.mean():>10.2e} "
+            f"{calls[0]:>8.0f} {calls[1]:>9.0f} {wt:>7.1f} {'–' if paper is None else paper:>14}"
+        )
     return "\n".join(lines)
 
 

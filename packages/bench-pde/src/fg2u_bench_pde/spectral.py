@@ -102,8 +102,10 @@ class SpectralSettings:
         return self.output_dt * (self.num_outputs - 1)
 
     def describe(self) -> str:
-        return (f"num_points={self.num_points}, dt={self.dt:.3g} (output_dt={self.output_dt:g} / "
-                f"substeps={self.substeps}), dealias={self.dealias}")
+        return (
+            f"num_points={self.num_points}, dt={self.dt:.3g} (output_dt={self.output_dt:g} / "
+            f"substeps={self.substeps}), dealias={self.dealias}"
+        )
 
 
 def grid_points(num_points: int, dtype=None) -> jax.Array:
@@ -191,10 +193,12 @@ def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool, sca
     mask = (m <= num_points // 3).astype(dtype) if dealias else jnp.ones_like(k)
 
     if equation.name in ("burgers", "kdv"):
+
         def nonlinear(v_hat):  # −λ₁ u u_x = −½ λ₁ (u²)_x
             u = jnp.fft.irfft(v_hat, n=num_points)
             return -0.5j * scale * k_odd * mask * jnp.fft.rfft(u * u)
     elif equation.name.startswith("allen_cahn"):
+
         def nonlinear(v_hat):  # 5 (u − u³)
             u = jnp.fft.irfft(v_hat, n=num_points)
             return scale * mask * jnp.fft.rfft(5.0 * (u - u**3))
@@ -225,7 +229,9 @@ def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings, 
         linear = (coefficient.astype(dtype) * jnp.asarray(lam, dtype)).astype(_complex(dtype))
         e, e2, q, f1, f2, f3 = (jnp.real(c) for c in etdrk4_coefficients(linear, h, settings.contour_points))
         x_cheb = chebyshev_points(n)[1:n]
-        z0 = jnp.asarray(v_inv, dtype) @ (equation.initial_condition(jnp.asarray(x_cheb, dtype)) - equation.boundary_value)
+        z0 = jnp.asarray(v_inv, dtype) @ (
+            equation.initial_condition(jnp.asarray(x_cheb, dtype)) - equation.boundary_value
+        )
         a = jnp.asarray(a, dtype)
         offset = jnp.zeros(n + 1, dtype).at[0].set(equation.boundary_value)
         to_output = lambda z: a @ z + offset  # noqa: E731
@@ -286,14 +292,17 @@ def chebyshev_basis(x, num_points: int) -> jax.Array:
     return jnp.cos(theta[:, None] * jnp.arange(num_points + 1, dtype=x.dtype)[None, :])
 
 
-def solve(equation: Equation, coefficient: float, settings: SpectralSettings, x, nonlinear_scale: float = 1.0) -> np.ndarray:
+def solve(
+    equation: Equation, coefficient: float, settings: SpectralSettings, x, nonlinear_scale: float = 1.0
+) -> np.ndarray:
     """Checked, non-traced solve: values at the output times and points ``x``, ``(num_outputs, P)``.
 
     Raises :class:`UnstableSettingError` for a non-positive coefficient or a blown-up solution.
     """
     check_coefficient(coefficient, f"{equation.name} coefficient {equation.coefficient_name}")
-    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(equation, jnp.asarray(coefficient), settings,
-                                                               jnp.asarray(nonlinear_scale))
+    spectra = jax.jit(solve_spectrum, static_argnums=(0, 2))(
+        equation, jnp.asarray(coefficient), settings, jnp.asarray(nonlinear_scale)
+    )
     values = np.asarray(evaluate(spectra, jnp.asarray(x, dtype=spectra.real.dtype), settings.num_points))
     check_solution(values, equation, float(coefficient), settings)
     return values

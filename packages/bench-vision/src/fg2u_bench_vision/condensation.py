@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -90,8 +91,12 @@ def setup_from_config(config: Config, image_shape: tuple[int, int, int], num_cla
     depth = config.depth if config.depth is not None else default_depth(image_shape)
     model = ConvNet(num_classes=num_classes, width=config.width, depth=depth, norm_before_relu=config.norm_before_relu)
     return CondensationSetup(
-        model=model, image_shape=tuple(int(s) for s in image_shape), ipc=config.ipc,  # type: ignore[arg-type]
-        inner_steps=config.inner_steps, inner_lr=config.inner_lr, inner_momentum=config.inner_momentum,
+        model=model,
+        image_shape=tuple(int(s) for s in image_shape),
+        ipc=config.ipc,  # type: ignore[arg-type]
+        inner_steps=config.inner_steps,
+        inner_lr=config.inner_lr,
+        inner_momentum=config.inner_momentum,
         weight_decay=config.weight_decay,
     )
 
@@ -117,7 +122,9 @@ def cosine_lr(peak: float, num_steps: int) -> Callable[[Any], jax.Array]:
     return schedule
 
 
-def inner_optimizer(lr: float, num_steps: int, momentum: float = 0.9, weight_decay: float = 1e-4) -> optax.GradientTransformation:
+def inner_optimizer(
+    lr: float, num_steps: int, momentum: float = 0.9, weight_decay: float = 1e-4
+) -> optax.GradientTransformation:
     """SGD with momentum, cosine-decayed lr over ``num_steps``, L2 ``weight_decay · θ`` added to the gradient."""
     parts = []
     if weight_decay > 0:
@@ -132,9 +139,7 @@ def implicit_rescale(setup: CondensationSetup) -> float:
     return 1.0 / (setup.inner_lr * 0.5 * (1.0 + math.cos(math.pi * t / setup.inner_steps)))
 
 
-def make_problem(
-    setup: CondensationSetup, params0: Any, real_x: jax.Array, real_y: jax.Array
-) -> fg2u.UnrolledProblem:
+def make_problem(setup: CondensationSetup, params0: Any, real_x: jax.Array, real_y: jax.Array) -> fg2u.UnrolledProblem:
     """The condensation problem for one fresh network ``params0`` and one real batch ``(real_x, real_y)``.
 
     ``real_x: (B, H, W, C)``, ``real_y: (B,)`` int. The state is ``fg2u.jax.InnerState(params, opt_state)``.
@@ -160,7 +165,7 @@ def make_problem(
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def meta_optimizer(config: Config) -> optax.GradientTransformation:
     """Adam with ``meta_lr``, linearly decayed to 0 over ``meta_steps`` (or constant)."""
     if config.meta_lr_schedule == "linear":
@@ -211,7 +216,10 @@ def make_meta_step(
     from fg2u.jax.harness import make_meta_step as harness_step  # noqa: PLC0415
 
     step = harness_step(
-        estimator, lambda inputs: make_problem(setup, *inputs), optimizer, grad_accumulation=grad_accumulation,
+        estimator,
+        lambda inputs: make_problem(setup, *inputs),
+        optimizer,
+        grad_accumulation=grad_accumulation,
         project=lambda phi: jnp.clip(phi, 0.0, 1.0),
     )
 

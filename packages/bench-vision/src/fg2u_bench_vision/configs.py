@@ -1,13 +1,12 @@
 """Benchmark configurations, by name (:data:`CONFIG_NAMES`):
 
 * ``smoke`` — seconds; tests and CI only.
-* ``short`` — the main job: the paper's regime (T = 100, cosine inner lr) shortened so that every
-  estimator runs in ≤ 10 minutes on 2 CPU cores in all.
+* ``cpu`` — the main job (``nox -s bench_vision``, the default of every benchmark): the paper's regime
+  (T = 100, cosine inner lr) shortened so that every estimator runs in ≤ 10 minutes on 2 CPU cores in all.
 * ``cpu-t100`` — the paper's regime at CPU size: T = 100, cosine-decayed inner lr, 32 directions ×
   4 accumulated estimates = 128 directions per meta step; width and meta steps reduced (named below).
-* ``cpu-t10`` — the old short-horizon configuration (T = 10, b = 8, 200 meta steps), where truncated and
-  implicit estimators are nearly exact; ``cpu`` is the same settings under their original name (kept so
-  that existing records and commands keep their meaning). Not the headline.
+* ``cpu-t10`` — the old short-horizon configuration (T = 10, b = 8, 200 meta steps; called ``cpu`` before
+  the main job moved to T = 100), where truncated and implicit estimators are nearly exact. Not the headline.
 * ``paper`` — the (FG)²U paper's Table F.1.
 
 A :class:`Config` is a frozen dataclass; :func:`get_config` builds one by name and IPC, and
@@ -24,7 +23,7 @@ from fg2u._checks import check_choice, check_nonnegative_int, check_positive_flo
 
 __all__ = ["Config", "CONFIG_NAMES", "get_config"]
 
-CONFIG_NAMES = ("smoke", "short", "cpu-t100", "cpu-t10", "cpu", "paper")
+CONFIG_NAMES = ("smoke", "cpu", "cpu-t100", "cpu-t10", "paper")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +72,21 @@ class Config:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        for field in ("ipc", "width", "inner_steps", "meta_steps", "real_batch", "grad_accumulation",
-                      "num_directions", "truncation", "eval_nets", "eval_steps", "full_epochs", "full_batch",
-                      "log_every"):
+        for field in (
+            "ipc",
+            "width",
+            "inner_steps",
+            "meta_steps",
+            "real_batch",
+            "grad_accumulation",
+            "num_directions",
+            "truncation",
+            "eval_nets",
+            "eval_steps",
+            "full_epochs",
+            "full_batch",
+            "log_every",
+        ):
             check_positive_int(field, getattr(self, field))
         check_nonnegative_int("neumann_terms", self.neumann_terms)
         if self.depth is not None:
@@ -96,7 +107,7 @@ class Config:
         """All fields as a JSON-serialisable dict (for result records)."""
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -105,7 +116,7 @@ def get_config(name: str, ipc: int = 1) -> Config:
 
     * ``smoke`` — tiny network and loops; seconds. For tests and CI regression only (accuracy is
       meaningless).
-    * ``short`` — the main job (``nox -s bench_vision``): ``cpu-t100`` shortened to 150 meta steps
+    * ``cpu`` — the main job (``nox -s bench_vision``): ``cpu-t100`` shortened to 150 meta steps
       (same Adam lr), b = 16 directions without accumulation, real batch 256, 3 evaluation networks;
       width 32, T = 100 and every inner-loop and baseline setting as ``cpu-t100``.
     * ``cpu-t100`` — the paper's regime at CPU size: width 32 (paper 128), T = 100, inner SGD momentum
@@ -114,7 +125,7 @@ def get_config(name: str, ipc: int = 1) -> Config:
       scaled by 3 for 33× fewer steps — linearly decayed, b = 32 Rademacher directions × accumulation 4
       (paper 32 × 16), TRGU K = 25, Neumann 5 terms (the ``paper`` config's), evaluation 5 networks ×
       300 (IPC 1) / 1,000 steps.
-    * ``cpu-t10`` (alias ``cpu``) — the old short-horizon setting: width 32, T = 10, 200 meta steps (Adam
+    * ``cpu-t10`` — the old short-horizon setting (``cpu`` before the main job moved to T = 100): width 32, T = 10, 200 meta steps (Adam
       3e-2, linearly decayed), b = 8 directions, TRGU K = 3; at T = 10 truncated and implicit estimators
       are nearly exact, so it does not show the regime the paper is about.
     * ``paper`` — the (FG)²U paper's Table F.1: width 128, T = 100 (200 for CIFAR-100 IPC 50 — pass
@@ -125,35 +136,108 @@ def get_config(name: str, ipc: int = 1) -> Config:
     check_positive_int("ipc", ipc)
     if name == "smoke":
         return Config(
-            name="smoke", ipc=ipc, width=4, depth=1, inner_steps=2, inner_lr=0.05, meta_steps=3, meta_lr=0.05,
-            real_batch=64, grad_accumulation=1, num_directions=2, truncation=2, neumann_terms=2,
-            eval_nets=2, eval_steps=20, eval_lr=0.05, full_epochs=1, full_batch=128, log_every=1,
+            name="smoke",
+            ipc=ipc,
+            width=4,
+            depth=1,
+            inner_steps=2,
+            inner_lr=0.05,
+            meta_steps=3,
+            meta_lr=0.05,
+            real_batch=64,
+            grad_accumulation=1,
+            num_directions=2,
+            truncation=2,
+            neumann_terms=2,
+            eval_nets=2,
+            eval_steps=20,
+            eval_lr=0.05,
+            full_epochs=1,
+            full_batch=128,
+            log_every=1,
         )
-    if name in ("cpu", "cpu-t10"):
+    if name == "cpu-t10":
         return Config(
-            name=name, ipc=ipc, width=32, inner_steps=10, inner_lr=0.05, meta_steps=200, meta_lr=3e-2,
-            real_batch=256, grad_accumulation=1, num_directions=8, truncation=3, neumann_terms=5,
-            two_phase_fraction=0.5, eval_nets=5, eval_steps=300, eval_lr=0.05, full_epochs=20, full_batch=128,
+            name="cpu-t10",
+            ipc=ipc,
+            width=32,
+            inner_steps=10,
+            inner_lr=0.05,
+            meta_steps=200,
+            meta_lr=3e-2,
+            real_batch=256,
+            grad_accumulation=1,
+            num_directions=8,
+            truncation=3,
+            neumann_terms=5,
+            two_phase_fraction=0.5,
+            eval_nets=5,
+            eval_steps=300,
+            eval_lr=0.05,
+            full_epochs=20,
+            full_batch=128,
         )
     if name == "cpu-t100":
         return Config(
-            name="cpu-t100", ipc=ipc, width=32, inner_steps=100, inner_lr=0.05, meta_steps=300,
-            meta_lr=3e-2 if ipc == 1 else 1.5e-3, real_batch=512, grad_accumulation=4, num_directions=32,
-            truncation=25, neumann_terms=5, two_phase_fraction=0.5, eval_nets=5, eval_steps=300 if ipc == 1 else 1000,
-            eval_lr=0.05, full_epochs=20, full_batch=128,
+            name="cpu-t100",
+            ipc=ipc,
+            width=32,
+            inner_steps=100,
+            inner_lr=0.05,
+            meta_steps=300,
+            meta_lr=3e-2 if ipc == 1 else 1.5e-3,
+            real_batch=512,
+            grad_accumulation=4,
+            num_directions=32,
+            truncation=25,
+            neumann_terms=5,
+            two_phase_fraction=0.5,
+            eval_nets=5,
+            eval_steps=300 if ipc == 1 else 1000,
+            eval_lr=0.05,
+            full_epochs=20,
+            full_batch=128,
         )
-    if name == "short":
+    if name == "cpu":
         return Config(
-            name="short", ipc=ipc, width=32, inner_steps=100, inner_lr=0.05, meta_steps=150,
-            meta_lr=3e-2 if ipc == 1 else 1.5e-3, real_batch=256, grad_accumulation=1, num_directions=16,
-            truncation=25, neumann_terms=5, two_phase_fraction=0.5, eval_nets=3, eval_steps=300,
-            eval_lr=0.05, full_epochs=5, full_batch=128,
+            name="cpu",
+            ipc=ipc,
+            width=32,
+            inner_steps=100,
+            inner_lr=0.05,
+            meta_steps=150,
+            meta_lr=3e-2 if ipc == 1 else 1.5e-3,
+            real_batch=256,
+            grad_accumulation=1,
+            num_directions=16,
+            truncation=25,
+            neumann_terms=5,
+            two_phase_fraction=0.5,
+            eval_nets=3,
+            eval_steps=300,
+            eval_lr=0.05,
+            full_epochs=5,
+            full_batch=128,
         )
     if name == "paper":
         return Config(
-            name="paper", ipc=ipc, width=128, depth=3, inner_steps=100, inner_lr=1e-2,
-            meta_steps=10_000, meta_lr=1e-2 if ipc == 1 else 5e-4, real_batch=512, grad_accumulation=16,
-            num_directions=32, truncation=25, neumann_terms=5, eval_nets=5,
-            eval_steps={1: 300, 10: 1000}.get(ipc, 10_000), eval_lr=1e-2, full_epochs=20, full_batch=256,
+            name="paper",
+            ipc=ipc,
+            width=128,
+            depth=3,
+            inner_steps=100,
+            inner_lr=1e-2,
+            meta_steps=10_000,
+            meta_lr=1e-2 if ipc == 1 else 5e-4,
+            real_batch=512,
+            grad_accumulation=16,
+            num_directions=32,
+            truncation=25,
+            neumann_terms=5,
+            eval_nets=5,
+            eval_steps={1: 300, 10: 1000}.get(ipc, 10_000),
+            eval_lr=1e-2,
+            full_epochs=20,
+            full_batch=256,
         )
     raise ValueError(f"unknown config {name!r}; choose one of {CONFIG_NAMES}")

@@ -36,8 +36,8 @@ import gzip
 import os
 import pickle
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -151,10 +151,12 @@ def _expected_files(dataset: str) -> str:
         )
     if dataset == "cifar10":
         names = ", ".join((*CIFAR10_TRAIN, CIFAR10_TEST))
-        return (f"Expected the CIFAR-10 python pickles {names} in DIR/{CIFAR10_FOLDER}/, or the binary version "
-                f"data_batch_1.bin … data_batch_5.bin and test_batch.bin (each optionally .gz; "
-                f"{CIFAR10_TEST_FIRST1000}.bin[.gz] for the first-1,000-test-images variant) in "
-                f"DIR/{CIFAR10_BIN_FOLDER}/, DIR/cifar10/ or directly in DIR.")
+        return (
+            f"Expected the CIFAR-10 python pickles {names} in DIR/{CIFAR10_FOLDER}/, or the binary version "
+            f"data_batch_1.bin … data_batch_5.bin and test_batch.bin (each optionally .gz; "
+            f"{CIFAR10_TEST_FIRST1000}.bin[.gz] for the first-1,000-test-images variant) in "
+            f"DIR/{CIFAR10_BIN_FOLDER}/, DIR/cifar10/ or directly in DIR."
+        )
     if dataset == "cifar100":
         return f"Expected the CIFAR-100 python pickles train and test in DIR/{CIFAR100_FOLDER}/ (or directly in DIR)."
     return ""
@@ -199,7 +201,12 @@ def load_digits(split_seed: int = 0, test_fraction: float = 0.25) -> VisionData:
     per_class = int(round(test_fraction * np.bincount(y).min()))
     train, test = balanced_split(y, per_class, split_seed)
     return VisionData(
-        "digits", x[train], y[train], x[test], y[test], 10,
+        "digits",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        10,
         note=f"sklearn digits, {per_class} test images per class held out (split_seed={split_seed})",
     )
 
@@ -264,9 +271,16 @@ def load_mnist_test_resplit(
     x, y = _read_mnist_pair(folder, MNIST_FILES["test_images"], MNIST_FILES["test_labels"], "mnist-test-resplit")
     train, test = balanced_split(y, test_per_class, split_seed)
     return VisionData(
-        "mnist-test-resplit", x[train], y[train], x[test], y[test], 10,
-        note=(f"VARIANT, not standard MNIST: the official t10k images re-split into {train.size} train / "
-              f"{test.size} test ({test_per_class} per class, split_seed={split_seed})"),
+        "mnist-test-resplit",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        10,
+        note=(
+            f"VARIANT, not standard MNIST: the official t10k images re-split into {train.size} train / "
+            f"{test.size} test ({test_per_class} per class, split_seed={split_seed})"
+        ),
     )
 
 
@@ -280,7 +294,9 @@ def _unpickle(path: Path) -> dict:
 
 def _cifar_arrays(batch: dict, label_key: bytes, path: Path) -> tuple[np.ndarray, np.ndarray]:
     if b"data" not in batch or label_key not in batch:
-        raise ValueError(f"{path}: not a CIFAR python pickle (keys {sorted(batch)}; expected b'data' and {label_key!r})")
+        raise ValueError(
+            f"{path}: not a CIFAR python pickle (keys {sorted(batch)}; expected b'data' and {label_key!r})"
+        )
     data = np.asarray(batch[b"data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{path}: b'data' must be (N, 3072) uint8, got {data.shape}")
@@ -304,13 +320,17 @@ def read_cifar10_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     with opener(path, "rb") as f:
         raw = f.read()
     if not raw or len(raw) % CIFAR10_RECORD_BYTES:
-        raise ValueError(f"{path}: {len(raw)} bytes is not a whole number of CIFAR-10 binary records "
-                         f"({CIFAR10_RECORD_BYTES} bytes each: 1 label byte + 3,072 pixel bytes)")
+        raise ValueError(
+            f"{path}: {len(raw)} bytes is not a whole number of CIFAR-10 binary records "
+            f"({CIFAR10_RECORD_BYTES} bytes each: 1 label byte + 3,072 pixel bytes)"
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR10_RECORD_BYTES)
     y = records[:, 0].astype(np.int32)
     if y.max() >= 10:
-        raise ValueError(f"{path}: label byte {int(y.max())} outside 0…9; not a CIFAR-10 binary batch "
-                         "(CIFAR-100's binary format has two label bytes and is not supported)")
+        raise ValueError(
+            f"{path}: label byte {int(y.max())} outside 0…9; not a CIFAR-10 binary batch "
+            "(CIFAR-100's binary format has two label bytes and is not supported)"
+        )
     x = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float32) / 255.0
     return x, y
 
@@ -335,13 +355,22 @@ def _load_cifar10_bin(folder: Path) -> VisionData:
         return VisionData("cifar10", x_tr, y_tr, x_te, y_te, 10, note=f"CIFAR-10 binary version from {folder}")
     first = _find_bin(folder, CIFAR10_TEST_FIRST1000)
     if first is None:
-        raise DataNotFoundError(f"cifar10: no test batch ({CIFAR10_TEST}.bin[.gz] or {CIFAR10_TEST_FIRST1000}"
-                                f".bin[.gz]) in {str(folder)!r}. {_expected_files('cifar10')}")
+        raise DataNotFoundError(
+            f"cifar10: no test batch ({CIFAR10_TEST}.bin[.gz] or {CIFAR10_TEST_FIRST1000}"
+            f".bin[.gz]) in {str(folder)!r}. {_expected_files('cifar10')}"
+        )
     x_te, y_te = read_cifar10_bin(first)
     return VisionData(
-        CIFAR10_FIRST1000_NAME, x_tr, y_tr, x_te, y_te, 10,
-        note=(f"VARIANT, not standard CIFAR-10 test accuracy: the official training set ({x_tr.shape[0]} images) "
-              f"and only the first {x_te.shape[0]} images of the official test batch, binary version from {folder}"),
+        CIFAR10_FIRST1000_NAME,
+        x_tr,
+        y_tr,
+        x_te,
+        y_te,
+        10,
+        note=(
+            f"VARIANT, not standard CIFAR-10 test accuracy: the official training set ({x_tr.shape[0]} images) "
+            f"and only the first {x_te.shape[0]} images of the official test batch, binary version from {folder}"
+        ),
     )
 
 
@@ -412,7 +441,9 @@ def load_tfds(dataset: str, data_dir: str | os.PathLike | None = None) -> Vision
             ) from error
         x, y = tfds.as_numpy(ds)
         arrays[split] = (np.asarray(x, np.float32) / 255.0, np.asarray(y, np.int32))
-    return VisionData(dataset, *arrays["train"], *arrays["test"], num_classes, note=f"tensorflow-datasets {name} in {root}")
+    return VisionData(
+        dataset, *arrays["train"], *arrays["test"], num_classes, note=f"tensorflow-datasets {name} in {root}"
+    )
 
 
 # ------------------------------------------------------------------------------------------ facade

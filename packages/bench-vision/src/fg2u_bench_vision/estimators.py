@@ -73,8 +73,9 @@ def build_estimator(name: str, config: Config, implicit_scale: float = 1.0, **ov
     provided = {**_config_settings(config), **overrides}
     for field_name, field in fields.items():
         if field.metadata.get("estimator"):
-            settings[field_name] = build_estimator(overrides.get(field_name, _DEFAULT_NESTED[field_name]), config,
-                                                   implicit_scale)
+            settings[field_name] = build_estimator(
+                overrides.get(field_name, _DEFAULT_NESTED[field_name]), config, implicit_scale
+            )
         elif field_name in provided:
             settings[field_name] = provided[field_name]
     estimator = cls(**settings)

@@ -55,7 +55,7 @@ def train_network(
     return fn(params, x, y, idx)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _train_fn(model, steps, lr, momentum, weight_decay, full):
     optimizer = inner_optimizer(lr, steps, momentum, weight_decay)
 
@@ -76,7 +76,7 @@ def _train_fn(model, steps, lr, momentum, weight_decay, full):
     return jax.jit(jax.vmap(run, in_axes=(0, None, None, 0)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _apply_fn(model):
     return jax.jit(lambda p, xb: model.apply({"params": p}, xb))
 
@@ -110,8 +110,9 @@ def evaluate_condensed(
 
     Returns ``{"mean", "std", "accuracies"}`` (fractions in [0, 1]).
     """
-    stacked = train_network(model, rng, x_syn, y_syn, steps=steps, lr=lr, momentum=momentum,
-                            weight_decay=weight_decay, num_nets=num_nets)
+    stacked = train_network(
+        model, rng, x_syn, y_syn, steps=steps, lr=lr, momentum=momentum, weight_decay=weight_decay, num_nets=num_nets
+    )
     accs = [test_accuracy(model, _index(stacked, i), x_test, y_test) for i in range(num_nets)]
     accs_np = np.asarray(accs)
     return {"mean": float(accs_np.mean()), "std": float(accs_np.std()), "accuracies": [float(a) for a in accs]}
@@ -135,11 +136,26 @@ def whole_dataset_reference(
     """Test accuracy of ``num_nets`` networks trained on the whole training set (``epochs`` epochs of
     random mini-batches of ``batch_size``). Returns ``{"mean", "std", "accuracies"}``."""
     steps = max(1, int(np.ceil(epochs * len(y_train) / batch_size)))
-    stacked = train_network(model, rng, x_train, y_train, steps=steps, lr=lr, momentum=momentum,
-                            weight_decay=weight_decay, batch_size=batch_size, num_nets=num_nets)
+    stacked = train_network(
+        model,
+        rng,
+        x_train,
+        y_train,
+        steps=steps,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        num_nets=num_nets,
+    )
     accs = [test_accuracy(model, _index(stacked, i), x_test, y_test) for i in range(num_nets)]
     accs_np = np.asarray(accs)
-    return {"mean": float(accs_np.mean()), "std": float(accs_np.std()), "accuracies": [float(a) for a in accs], "steps": steps}
+    return {
+        "mean": float(accs_np.mean()),
+        "std": float(accs_np.std()),
+        "accuracies": [float(a) for a in accs],
+        "steps": steps,
+    }
 
 
 def _index(tree: Any, i: int) -> Any:

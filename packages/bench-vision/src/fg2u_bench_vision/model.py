@@ -18,7 +18,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["InstanceNorm", "Conv3x3", "ConvNet", "default_depth", "init_params", "param_shapes", "sample_params", "cross_entropy", "accuracy"]
+__all__ = [
+    "InstanceNorm",
+    "Conv3x3",
+    "ConvNet",
+    "default_depth",
+    "init_params",
+    "param_shapes",
+    "sample_params",
+    "cross_entropy",
+    "accuracy",
+]
 
 
 class InstanceNorm(nn.Module):
@@ -112,7 +122,7 @@ def init_params(model: ConvNet, key: jax.Array, image_shape: tuple[int, int, int
     return _jitted_init(model, tuple(int(s) for s in image_shape))(key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted_init(model: ConvNet, image_shape: tuple[int, ...]) -> Any:
     # one compiled program instead of one per primitive when called eagerly; inlined under an outer jit
     return jax.jit(lambda key: model.init(key, jnp.zeros((1, *image_shape), jnp.float32))["params"])
@@ -123,7 +133,9 @@ _TRUNC_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2
 
 def param_shapes(model: ConvNet, image_shape: tuple[int, int, int]) -> Any:
     """The parameter pytree of ``model`` as ``jax.ShapeDtypeStruct`` leaves (traced only, nothing compiled)."""
-    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *image_shape), jnp.float32)))["params"]
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *image_shape), jnp.float32)))[
+        "params"
+    ]
 
 
 def sample_params(

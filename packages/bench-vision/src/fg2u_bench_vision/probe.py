@@ -15,10 +15,11 @@ appended to ``<out>/probe.jsonl`` (benchmark ``vision``, task ``gradient-quality
 directions processed in vmapped chunks of c (records with ``settings.measure = "throughput"``, metric
 ``directions_per_second``).
 
-Estimator specs: ``rgu``, ``trgu:K``, ``hessian_free``, ``neumann[:K]``, ``fg2u:b[:chunk]``. Neumann and
-Hessian-free estimates are multiplied by 1/η_{T−1} as in the benchmark's meta loop
-(:func:`fg2u_bench_vision.condensation.implicit_rescale`), which changes norm ratios and relative errors,
-not cosines. The data set: digits (embedded) by default, MNIST when a data folder is given.
+Estimator specs: any registered name (``fg2u.estimators.names()``), ``name:key=value,...``, or the short
+forms ``trgu:K``, ``neumann:K``, ``fg2u:b[:chunk]``, ``hybrid:b:K``. Estimators are built exactly as the
+benchmark builds them (:func:`fg2u_bench_vision.estimators.build_estimator`): implicit estimates are multiplied
+by 1/η_{T−1} (:func:`fg2u_bench_vision.condensation.implicit_rescale`), which changes norm ratios and relative
+errors, not cosines. The data set: digits (embedded) by default, MNIST when a data folder is given.
 """
 
 from __future__ import annotations
@@ -37,89 +38,104 @@ import numpy as np
 from .configs import CONFIG_NAMES, Config, get_config
 from .data import DATA_ENV, DATASETS, VisionData, load_dataset
 
-__all__ = ["EstimatorChoice", "parse_estimator", "build_probe_estimator", "probe", "throughput", "main",
-           "DEFAULT_ESTIMATORS"]
+__all__ = [
+    "EstimatorChoice",
+    "parse_estimator",
+    "build_probe_estimator",
+    "probe",
+    "throughput",
+    "main",
+    "DEFAULT_ESTIMATORS",
+]
 
 DEFAULT_ESTIMATORS = ("rgu", "trgu:3", "trgu:25", "hessian_free", "neumann", "fg2u:8", "fg2u:32", "fg2u:128")
 DEFAULT_STEPS = (10, 30, 100, 300)
 
 
+_SHORT_FORMS = {
+    "trgu": ("truncation",),
+    "neumann": ("num_terms",),
+    "fg2u": ("num_directions", "chunk_size"),
+    "hybrid": ("num_directions", "reverse_steps"),
+}
+_LABEL_KEYS = {"truncation": "K", "num_terms": "K", "num_directions": "b", "chunk_size": "chunk", "reverse_steps": "K"}
+
+
 @dataclasses.dataclass(frozen=True)
 class EstimatorChoice:
-    """A parsed estimator spec: ``kind`` ∈ {rgu, trgu, hessian_free, neumann, fg2u} and its integer settings."""
+    """A parsed estimator spec: a registry name (``fg2u.estimators.names()``) and setting overrides."""
 
-    kind: str
-    truncation: int | None = None
-    num_terms: int | None = None
-    num_directions: int | None = None
-    chunk_size: int | None = None
+    name: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, key: str) -> Any:
+        return dict(self.overrides).get(key)
 
     @property
     def label(self) -> str:
-        if self.kind == "rgu":
-            return "RGU"
-        if self.kind == "trgu":
-            return f"TRGU K={self.truncation}"
-        if self.kind == "hessian_free":
-            return "HessianFree"
-        if self.kind == "neumann":
-            return f"Neumann K={self.num_terms}"
-        chunk = "" if self.chunk_size is None else f" chunk={self.chunk_size}"
-        return f"FG2U b={self.num_directions}{chunk}"
+        import fg2u.estimators  # noqa: PLC0415
+
+        display = fg2u.estimators.get_spec(self.name).display
+        parts = [f"{_LABEL_KEYS.get(k, k)}={v}" for k, v in self.overrides]
+        return " ".join([display, *parts])
 
 
 def parse_estimator(spec: str, config: Config) -> EstimatorChoice:
-    """``"trgu:3"`` → ``EstimatorChoice("trgu", truncation=3)``; defaults (Neumann K) from ``config``."""
-    parts = spec.lower().split(":")
-    kind, args = parts[0], parts[1:]
+    """An estimator spec → :class:`EstimatorChoice`.
+
+    ``name`` (any registered estimator), ``name:key=value,key=value`` (its settings), or the short forms
+    ``trgu:K``, ``neumann:K``, ``fg2u:b[:chunk]``, ``hybrid:b:K``. Unset settings come from ``config`` (as in
+    the benchmark's meta loop, :func:`fg2u_bench_vision.estimators.build_estimator`).
+    """
+    import fg2u.estimators  # noqa: PLC0415
+
+    name, _, rest = spec.partition(":")
     try:
-        numbers = [int(a) for a in args]
-    except ValueError:
-        numbers = None
-    if numbers is None or any(n < 1 for n in numbers):
-        raise ValueError(f"estimator spec {spec!r}: settings after ':' must be positive integers")
-    if kind == "rgu" and not numbers:
-        return EstimatorChoice("rgu")
-    if kind == "hessian_free" and not numbers:
-        return EstimatorChoice("hessian_free")
-    if kind == "trgu" and len(numbers) == 1:
-        return EstimatorChoice("trgu", truncation=numbers[0])
-    if kind == "neumann" and len(numbers) <= 1:
-        return EstimatorChoice("neumann", num_terms=numbers[0] if numbers else config.neumann_terms)
-    if kind == "fg2u" and 1 <= len(numbers) <= 2:
-        return EstimatorChoice("fg2u", num_directions=numbers[0], chunk_size=numbers[1] if len(numbers) == 2 else None)
-    raise ValueError(f"unknown estimator spec {spec!r}; use rgu, trgu:K, hessian_free, neumann[:K] or fg2u:b[:chunk]")
+        cls = fg2u.estimators.get_spec(name)
+    except ValueError as err:
+        raise ValueError(f"unknown estimator spec {spec!r}: {err}") from None
+    overrides: list[tuple[str, Any]] = []
+    if rest and "=" in rest:
+        for item in rest.split(","):
+            key, _, value = item.partition("=")
+            overrides.append((key.strip(), _number(value.strip(), spec)))
+    elif rest:
+        keys = _SHORT_FORMS.get(cls.name, ())
+        values = rest.split(":")
+        if len(values) > len(keys):
+            raise ValueError(
+                f"estimator spec {spec!r}: {cls.name} takes at most {len(keys)} positional settings "
+                f"({', '.join(keys) or 'none'}); use {cls.name}:key=value,..."
+            )
+        for key, value in zip(keys, values):
+            number = _number(value, spec)
+            if not isinstance(number, int) or number < 1:
+                raise ValueError(f"estimator spec {spec!r}: settings after ':' must be positive integers")
+            overrides.append((key, number))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k, _ in overrides if k not in fields]
+    if unknown:
+        raise ValueError(f"estimator spec {spec!r}: {cls.__name__} has no setting {unknown[0]!r}")
+    return EstimatorChoice(cls.name, tuple(overrides))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Scaled:
-    """``estimator``'s meta-gradient times ``scale`` (Neumann / Hessian-free in meta-gradient units)."""
-
-    estimator: Any
-    scale: float
-
-    def __call__(self, problem: Any, phi: Any, key: Any = None) -> tuple[Any, Any]:
-        import jax  # noqa: PLC0415
-
-        grad, aux = self.estimator(problem, phi, key)
-        return jax.tree_util.tree_map(lambda g: g * self.scale, grad), aux
+def _number(value: str, spec: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    if value in ("None", "none"):
+        return None
+    raise ValueError(f"estimator spec {spec!r}: settings after ':' must be numbers, got {value!r}")
 
 
-def build_probe_estimator(choice: EstimatorChoice, implicit_scale: float) -> tuple[Any, dict[str, Any]]:
-    """The ``fg2u.jax`` estimator of ``choice`` and its settings (the one place estimators are built)."""
-    import fg2u.jax as fj  # noqa: PLC0415
+def build_probe_estimator(choice: EstimatorChoice, config: Config, implicit_scale: float) -> tuple[Any, dict[str, Any]]:
+    """The ``fg2u.jax`` estimator of ``choice``, built exactly as the benchmark builds it, and its settings."""
+    from .estimators import build_estimator  # noqa: PLC0415
 
-    if choice.kind == "rgu":
-        return fj.RGU(), {}
-    if choice.kind == "trgu":
-        return fj.TRGU(truncation=choice.truncation), {"truncation": choice.truncation}
-    if choice.kind == "hessian_free":
-        return _Scaled(fj.HessianFree(alpha=1.0), implicit_scale), {"alpha": 1.0, "rescale": implicit_scale}
-    if choice.kind == "neumann":
-        return (_Scaled(fj.Neumann(num_terms=choice.num_terms, alpha=1.0), implicit_scale),
-                {"num_terms": choice.num_terms, "alpha": 1.0, "rescale": implicit_scale})
-    est = fj.FG2U(num_directions=choice.num_directions, distribution="rademacher", chunk_size=choice.chunk_size)
-    return est, {"num_directions": choice.num_directions, "distribution": "rademacher", "chunk_size": choice.chunk_size}
+    estimator = build_estimator(choice.name, config, implicit_scale, **dict(choice.overrides))
+    return estimator, estimator.settings()
 
 
 def _draws(setup: Any, data: VisionData, rng: np.random.Generator, real_batch: int, repeats: int) -> list:
@@ -135,27 +151,36 @@ def _draws(setup: Any, data: VisionData, rng: np.random.Generator, real_batch: i
 
 
 def initial_phi(data: VisionData, config: Config, seed: int, phi_steps: int, progress: bool = False) -> np.ndarray:
-    """φ₀ ~ U[0, 1] (seeded), then ``phi_steps`` RGU meta steps of condensation with ``config``."""
+    """φ₀ ~ U[0, 1] (seeded), then ``phi_steps`` RGU meta steps of condensation with ``config`` (Adam with
+    the config's meta lr and schedule, one fresh network and real batch per step, φ clipped to [0, 1])."""
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
+    import optax  # noqa: PLC0415
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     import fg2u.jax as fj  # noqa: PLC0415
 
-    from .condensation import init_synthetic, make_meta_step, meta_optimizer, sample_meta_inputs, setup_from_config
+    from .condensation import init_synthetic, make_problem, meta_optimizer, sample_meta_inputs, setup_from_config
 
     setup = setup_from_config(config, data.image_shape, data.num_classes)
     rng = np.random.default_rng(seed)
     phi = init_synthetic(rng, setup)
     if phi_steps == 0:
         return phi
-    cfg = config.replace(meta_steps=max(phi_steps, 1), grad_accumulation=1)
-    optimizer = meta_optimizer(cfg)
-    step_fn = make_meta_step(setup, fj.RGU(), optimizer, grad_accumulation=1)
-    phi, opt_state = jnp.asarray(phi), optimizer.init(jnp.asarray(phi))
-    for i in tqdm(range(phi_steps), desc="φ: RGU condensation", disable=not progress, leave=False, file=sys.stderr):
-        params0, x, y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, cfg.real_batch, 1)
-        phi, opt_state, _ = step_fn(phi, opt_state, jax.random.PRNGKey(i), params0, x, y, np.int32(i))
+    optimizer = meta_optimizer(config.replace(meta_steps=phi_steps))
+    exact = fj.RGU()
+
+    @jax.jit
+    def step(phi, opt_state, params0, x, y):
+        grad, aux = exact(make_problem(setup, params0, x, y), phi, None)
+        updates, opt_state = optimizer.update(grad, opt_state, phi)
+        return jnp.clip(optax.apply_updates(phi, updates), 0.0, 1.0), opt_state
+
+    phi = jnp.asarray(phi)
+    opt_state = optimizer.init(phi)
+    for _ in tqdm(range(phi_steps), desc="φ: RGU condensation", disable=not progress, leave=False, file=sys.stderr):
+        params0, x, y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, config.real_batch, 1)
+        phi, opt_state = step(phi, opt_state, jax.tree_util.tree_map(lambda a: a[0], params0), x[0], y[0])
     return np.asarray(jax.device_get(phi))
 
 
@@ -184,18 +209,31 @@ def probe(
         raise ValueError(f"real_batch={cfg.real_batch} exceeds the {data.x_train.shape[0]} training images")
     choices = [parse_estimator(s, cfg) for s in estimator_specs]
     scale = implicit_rescale(setup)
-    built = {c.label: build_probe_estimator(c, scale) for c in choices}
+    built = {c.label: build_probe_estimator(c, cfg, scale) for c in choices}
     draws = _draws(setup, data, np.random.default_rng([seed, inner_steps]), cfg.real_batch, repeats)
     results = fj.gradient_quality(
-        lambda inputs: make_problem(setup, *inputs), jax.numpy.asarray(phi), {k: v[0] for k, v in built.items()},
-        inputs=draws, key=jax.random.PRNGKey(seed), settings={k: v[1] for k, v in built.items()}, progress=progress,
+        lambda inputs: make_problem(setup, *inputs),
+        jax.numpy.asarray(phi),
+        {k: v[0] for k, v in built.items()},
+        inputs=draws,
+        key=jax.random.PRNGKey(seed),
+        settings={k: v[1] for k, v in built.items()},
+        progress=progress,
     )
     return list(zip(choices, results))
 
 
 def throughput(
-    data: VisionData, config: Config, phi: np.ndarray, inner_steps: int, num_directions: int,
-    chunk_sizes: Sequence[int], *, repeats: int = 3, seed: int = 0, progress: bool = False,
+    data: VisionData,
+    config: Config,
+    phi: np.ndarray,
+    inner_steps: int,
+    num_directions: int,
+    chunk_sizes: Sequence[int],
+    *,
+    repeats: int = 3,
+    seed: int = 0,
+    progress: bool = False,
 ) -> list[tuple[EstimatorChoice, Any]]:
     """FG²U with ``num_directions`` directions in vmapped chunks of each size: quality, memory, seconds."""
     specs = [f"fg2u:{num_directions}:{c}" for c in chunk_sizes]
@@ -203,26 +241,55 @@ def throughput(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m fg2u_bench_vision.probe", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", choices=CONFIG_NAMES, default="cpu-t100",
-                   help="network, inner optimiser, real batch (its inner_steps is replaced by --inner-steps)")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help=f"default: mnist when --data-dir or ${DATA_ENV} is given, else the embedded digits")
+    p = argparse.ArgumentParser(
+        prog="python -m fg2u_bench_vision.probe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config",
+        choices=CONFIG_NAMES,
+        default="cpu-t100",
+        help="network, inner optimiser, real batch (its inner_steps is replaced by --inner-steps)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help=f"default: mnist when --data-dir or ${DATA_ENV} is given, else the embedded digits",
+    )
     p.add_argument("--data-dir", default=None, help=f"folder with the data files (default: ${DATA_ENV})")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--ipc", type=int, default=1)
-    p.add_argument("--inner-steps", nargs="+", type=int, default=list(DEFAULT_STEPS), help="unroll lengths T")
-    p.add_argument("--estimators", nargs="+", default=list(DEFAULT_ESTIMATORS),
-                   help="specs: rgu, trgu:K, hessian_free, neumann[:K], fg2u:b[:chunk]")
+    p.add_argument(
+        "--inner-steps",
+        nargs="*",
+        type=int,
+        default=list(DEFAULT_STEPS),
+        help="unroll lengths T (none: only the throughput measurement)",
+    )
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        default=list(DEFAULT_ESTIMATORS),
+        help="specs: any registered name, name:key=value,..., or trgu:K, neumann:K, fg2u:b[:chunk], hybrid:b:K",
+    )
     p.add_argument("--repeats", type=int, default=5, help="draws of (fresh network, real batch) per estimator")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--phi-steps", type=int, default=0,
-                   help="φ after this many RGU meta steps of condensation (0: φ at initialisation)")
+    p.add_argument(
+        "--phi-steps",
+        type=int,
+        default=0,
+        help="φ after this many RGU meta steps of condensation (0: φ at initialisation)",
+    )
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--real-batch", type=int, default=None)
-    p.add_argument("--throughput-directions", type=int, default=0,
-                   help="also measure FG2U directions per second with this many directions (0: skip)")
+    p.add_argument(
+        "--throughput-directions",
+        type=int,
+        default=0,
+        help="also measure FG2U directions per second with this many directions (0: skip)",
+    )
     p.add_argument("--chunk-sizes", nargs="+", type=int, default=[1, 4, 16, 64])
     p.add_argument("--throughput-steps", type=int, default=100, help="T of the throughput measurement")
     p.add_argument("--out", default="results/vision", help="folder of probe.jsonl")
@@ -233,6 +300,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if any(t < 1 for t in args.inner_steps):
         p.error(f"--inner-steps must be positive integers, got {args.inner_steps}")
+    if not args.inner_steps and not args.throughput_directions:
+        p.error("nothing to measure: give --inner-steps and/or --throughput-directions")
     if args.phi_steps < 0:
         p.error("--phi-steps must be >= 0")
     return args
@@ -240,8 +309,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _row(T: int, q: Any) -> str:
     mem = "—" if q.memory_bytes is None else f"{q.memory_bytes / 2**20:8.2f}"
-    return (f"| {T:>4} | {q.name:<22} | {q.cosine_mean:6.3f} ± {q.cosine_std:5.3f} | {q.relative_error_mean:8.3g} | "
-            f"{q.norm_ratio_mean:8.3g} | {mem:>9} | {q.seconds_per_estimate:8.3f} |")
+    return (
+        f"| {T:>4} | {q.name:<22} | {q.cosine_mean:6.3f} ± {q.cosine_std:5.3f} | {q.relative_error_mean:8.3g} | "
+        f"{q.norm_ratio_mean:8.3g} | {mem:>9} | {q.seconds_per_estimate:8.3f} |"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -267,8 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"data set {data.name}: {data.x_train.shape[0]} train images {data.image_shape}; {data.note}")
     phi = initial_phi(data, config, args.seed, args.phi_steps, progress=not args.no_progress)
     phi_source = "init U[0,1]" if args.phi_steps == 0 else f"after {args.phi_steps} RGU meta steps"
-    print(f"config {config.name} (width {config.width}, inner lr {config.inner_lr} cosine, real batch "
-          f"{config.real_batch}), ipc {config.ipc}, φ {phi_source}, {args.repeats} draws; records -> {jsonl}")
+    print(
+        f"config {config.name} (width {config.width}, inner lr {config.inner_lr} cosine, real batch "
+        f"{config.real_batch}), ipc {config.ipc}, φ {phi_source}, {args.repeats} draws; records -> {jsonl}"
+    )
     header = "|    T | estimator              | cosine to RGU   | rel. err | ‖ĝ‖/‖g‖ | temp MiB | s/estimate |"
     print(header)
     print("|---|---|---|---|---|---|---|")
@@ -276,22 +349,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def record(T: int, choice: EstimatorChoice, q: Any, measure: str, extra: dict[str, float]) -> None:
         settings = {
-            **config.replace(inner_steps=T).settings(), "estimator_settings": q.settings, "measure": measure,
-            "reference": q.reference, "phi": phi_source, "repeats": q.num_repeats, "dataset_note": data.note,
+            **config.replace(inner_steps=T).settings(),
+            "estimator_settings": q.settings,
+            "measure": measure,
+            "reference": q.reference,
+            "phi": phi_source,
+            "repeats": q.num_repeats,
+            "dataset_note": data.note,
             "memory_measure": q.memory_measure,
             "draws": "fresh network and real batch per repeat, same for all estimators",
             "cosines": list(q.cosines),
         }
-        rec = make_record(benchmark="vision", task=task, dataset=data.name, config=f"probe-T{T}", estimator=q.name,
-                          settings=settings, seed=args.seed, metrics={**q.metrics(), **extra},
-                          wall_time_s=q.seconds_per_estimate * q.num_repeats + (q.compile_seconds or 0.0),
-                          peak_memory_bytes=q.memory_bytes)
+        rec = make_record(
+            benchmark="vision",
+            task=task,
+            dataset=data.name,
+            config=f"probe-T{T}",
+            estimator=q.name,
+            settings=settings,
+            seed=args.seed,
+            metrics={**q.metrics(), **extra},
+            wall_time_s=q.seconds_per_estimate * q.num_repeats + (q.compile_seconds or 0.0),
+            peak_memory_bytes=q.memory_bytes,
+        )
         append_records(jsonl, [rec])
 
     for T in args.inner_steps:
         t0 = time.perf_counter()
-        for choice, q in probe(data, config, phi, T, args.estimators, repeats=args.repeats, seed=args.seed,
-                               progress=not args.no_progress):
+        for choice, q in probe(
+            data, config, phi, T, args.estimators, repeats=args.repeats, seed=args.seed, progress=not args.no_progress
+        ):
             record(T, choice, q, "quality", {})
             print(_row(T, q), flush=True)
         print(f"  (T = {T}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
@@ -300,12 +387,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nFG2U throughput, b = {b}, T = {T}:")
         print("| chunk | directions / s | temp MiB | s/estimate |")
         print("|---|---|---|---|")
-        for choice, q in throughput(data, config, phi, T, b, args.chunk_sizes, repeats=min(args.repeats, 3),
-                                    seed=args.seed, progress=not args.no_progress):
+        for choice, q in throughput(
+            data,
+            config,
+            phi,
+            T,
+            b,
+            args.chunk_sizes,
+            repeats=min(args.repeats, 3),
+            seed=args.seed,
+            progress=not args.no_progress,
+        ):
             rate = b / q.seconds_per_estimate
             record(T, choice, q, "throughput", {"directions_per_second": rate})
             mem = "—" if q.memory_bytes is None else f"{q.memory_bytes / 2**20:.2f}"
-            print(f"| {choice.chunk_size} | {rate:.1f} | {mem} | {q.seconds_per_estimate:.3f} |", flush=True)
+            print(f"| {choice.get('chunk_size')} | {rate:.1f} | {mem} | {q.seconds_per_estimate:.3f} |", flush=True)
     return 0
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +60,12 @@ def run_condensation(
     from fg2u.harness import run_meta_loop  # noqa: PLC0415
 
     from .condensation import (
-        implicit_rescale, init_synthetic, make_meta_step, meta_optimizer, sample_meta_inputs, setup_from_config,
+        implicit_rescale,
+        init_synthetic,
+        make_meta_step,
+        meta_optimizer,
+        sample_meta_inputs,
+        setup_from_config,
         synthetic_labels,
     )
     from .evaluate import evaluate_condensed
@@ -76,14 +81,22 @@ def run_condensation(
     carry = (phi, optimizer.init(phi), estimator.init(phi))
 
     def step(carry: tuple, i: int) -> tuple:
-        params0, real_x, real_y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, config.real_batch,
-                                                     config.grad_accumulation)
+        params0, real_x, real_y = sample_meta_inputs(
+            setup, rng, data.x_train, data.y_train, config.real_batch, config.grad_accumulation
+        )
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
         phi, opt_state, est_state, loss = step_fn(*carry, key, params0, real_x, real_y)
         return (phi, opt_state, est_state), loss
 
-    loop = run_meta_loop(step, carry, config.meta_steps, desc=f"{estimator.display_name} seed {seed}",
-                         progress_bar=progress, log_every=config.log_every, block=jax.block_until_ready)
+    loop = run_meta_loop(
+        step,
+        carry,
+        config.meta_steps,
+        desc=f"{estimator.display_name} seed {seed}",
+        progress_bar=progress,
+        log_every=config.log_every,
+        block=jax.block_until_ready,
+    )
     phi = loop.carry[0]
     losses = [value for _, value in loop.losses]
     meta_s, compile_s = loop.seconds, loop.first_step_s
@@ -91,15 +104,23 @@ def run_condensation(
     t1 = time.perf_counter()
     images = np.asarray(jax.device_get(phi))
     evaluation = evaluate_condensed(
-        setup.model, images, np.asarray(synthetic_labels(data.num_classes, config.ipc)), data.x_test, data.y_test,
-        np.random.default_rng(seed + 10_000), num_nets=config.eval_nets, steps=config.eval_steps, lr=config.eval_lr,
-        momentum=config.inner_momentum, weight_decay=config.weight_decay,
+        setup.model,
+        images,
+        np.asarray(synthetic_labels(data.num_classes, config.ipc)),
+        data.x_test,
+        data.y_test,
+        np.random.default_rng(seed + 10_000),
+        num_nets=config.eval_nets,
+        steps=config.eval_steps,
+        lr=config.eval_lr,
+        momentum=config.inner_momentum,
+        weight_decay=config.weight_decay,
     )
     eval_s = time.perf_counter() - t1
     metrics = {
         "test_accuracy_mean": 100.0 * evaluation["mean"],
         "test_accuracy_std": 100.0 * evaluation["std"],
-        "final_outer_loss": float(np.mean(losses[-max(1, len(losses) // 10):])),
+        "final_outer_loss": float(np.mean(losses[-max(1, len(losses) // 10) :])),
         "meta_time_s": meta_s,
         "compile_time_s": float(compile_s),
         "meta_step_time_s": loop.step_s,
@@ -122,44 +143,82 @@ def run_condensation(
 
 def _baseline_random_real(data: VisionData, config: Config, seed: int) -> RunResult:
     """A random class-balanced subset of real images as the condensed set (the usual 'Random' baseline)."""
-    import jax  # noqa: PLC0415
 
     from .condensation import setup_from_config
     from .evaluate import evaluate_condensed
 
     setup = setup_from_config(config, data.image_shape, data.num_classes)
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(data.y_train == c), config.ipc, replace=False)
-                          for c in range(data.num_classes)])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(data.y_train == c), config.ipc, replace=False) for c in range(data.num_classes)]
+    )
     t0 = time.perf_counter()
-    ev = evaluate_condensed(setup.model, data.x_train[idx], data.y_train[idx], data.x_test, data.y_test,
-                            np.random.default_rng(seed + 10_000), num_nets=config.eval_nets, steps=config.eval_steps,
-                            lr=config.eval_lr, momentum=config.inner_momentum, weight_decay=config.weight_decay)
-    metrics = {"test_accuracy_mean": 100 * ev["mean"], "test_accuracy_std": 100 * ev["std"],
-               "eval_time_s": time.perf_counter() - t0}
-    settings = {**config.settings(), "depth_used": setup.model.depth, "norm_order": _norm_order(config),
-                "accuracy_unit": "percent", "baseline": "random real images per class",
-                "dataset_note": data.note, "eval_accuracies": [100 * a for a in ev["accuracies"]]}
+    ev = evaluate_condensed(
+        setup.model,
+        data.x_train[idx],
+        data.y_train[idx],
+        data.x_test,
+        data.y_test,
+        np.random.default_rng(seed + 10_000),
+        num_nets=config.eval_nets,
+        steps=config.eval_steps,
+        lr=config.eval_lr,
+        momentum=config.inner_momentum,
+        weight_decay=config.weight_decay,
+    )
+    metrics = {
+        "test_accuracy_mean": 100 * ev["mean"],
+        "test_accuracy_std": 100 * ev["std"],
+        "eval_time_s": time.perf_counter() - t0,
+    }
+    settings = {
+        **config.settings(),
+        "depth_used": setup.model.depth,
+        "norm_order": _norm_order(config),
+        "accuracy_unit": "percent",
+        "baseline": "random real images per class",
+        "dataset_note": data.note,
+        "eval_accuracies": [100 * a for a in ev["accuracies"]],
+    }
     return RunResult("RandomReal", seed, data.x_train[idx], metrics, settings, time.perf_counter() - t0, [])
 
 
 def _baseline_whole(data: VisionData, config: Config, seed: int) -> RunResult:
-    import jax  # noqa: PLC0415
 
     from .condensation import setup_from_config
     from .evaluate import whole_dataset_reference
 
     setup = setup_from_config(config, data.image_shape, data.num_classes)
     t0 = time.perf_counter()
-    ev = whole_dataset_reference(setup.model, data.x_train, data.y_train, data.x_test, data.y_test,
-                                 np.random.default_rng(seed + 20_000), num_nets=min(config.eval_nets, 3),
-                                 epochs=config.full_epochs, batch_size=config.full_batch, lr=config.eval_lr,
-                                 momentum=config.inner_momentum, weight_decay=config.weight_decay)
-    metrics = {"test_accuracy_mean": 100 * ev["mean"], "test_accuracy_std": 100 * ev["std"],
-               "eval_time_s": time.perf_counter() - t0}
-    settings = {**config.settings(), "depth_used": setup.model.depth, "norm_order": _norm_order(config),
-                "accuracy_unit": "percent", "baseline": "whole training set", "train_steps": ev["steps"],
-                "dataset_note": data.note, "eval_accuracies": [100 * a for a in ev["accuracies"]]}
+    ev = whole_dataset_reference(
+        setup.model,
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
+        np.random.default_rng(seed + 20_000),
+        num_nets=min(config.eval_nets, 3),
+        epochs=config.full_epochs,
+        batch_size=config.full_batch,
+        lr=config.eval_lr,
+        momentum=config.inner_momentum,
+        weight_decay=config.weight_decay,
+    )
+    metrics = {
+        "test_accuracy_mean": 100 * ev["mean"],
+        "test_accuracy_std": 100 * ev["std"],
+        "eval_time_s": time.perf_counter() - t0,
+    }
+    settings = {
+        **config.settings(),
+        "depth_used": setup.model.depth,
+        "norm_order": _norm_order(config),
+        "accuracy_unit": "percent",
+        "baseline": "whole training set",
+        "train_steps": ev["steps"],
+        "dataset_note": data.note,
+        "eval_accuracies": [100 * a for a in ev["accuracies"]],
+    }
     return RunResult("WholeDataset", seed, np.zeros((0,)), metrics, settings, time.perf_counter() - t0, [])
 
 
@@ -179,19 +238,37 @@ def enable_compilation_cache() -> str | None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m fg2u_bench_vision", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_arguments(p, configs=CONFIG_NAMES, default_out="results/vision",
-                         estimators=ESTIMATOR_NAMES, default_estimators=DEFAULT_ESTIMATORS)
-    p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits is embedded; mnist and cifar10 read files from --data-dir / $" + DATA_ENV)
-    p.add_argument("--data-source", choices=("files", "tfds"), default="files",
-                   help="raw files (idx.gz / CIFAR binary or pickles) or a prepared tensorflow-datasets data_dir")
+    p = argparse.ArgumentParser(
+        prog="python -m fg2u_bench_vision", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_arguments(
+        p,
+        configs=CONFIG_NAMES,
+        default_out="results/vision",
+        estimators=ESTIMATOR_NAMES,
+        default_estimators=DEFAULT_ESTIMATORS,
+    )
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="digits",
+        help="digits is embedded; mnist and cifar10 read files from --data-dir / $" + DATA_ENV,
+    )
+    p.add_argument(
+        "--data-source",
+        choices=("files", "tfds"),
+        default="files",
+        help="raw files (idx.gz / CIFAR binary or pickles) or a prepared tensorflow-datasets data_dir",
+    )
     p.add_argument("--data-dir", default=None, help=f"folder with the data files (default: ${DATA_ENV})")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the digits / mnist-test-resplit split")
     p.add_argument("--ipc", type=int, default=1, help="synthetic images per class")
-    p.add_argument("--norm-order", choices=("norm-relu", "relu-norm"), default=None,
-                   help="conv→norm→ReLU (default) or the paper code's conv→ReLU→norm")
+    p.add_argument(
+        "--norm-order",
+        choices=("norm-relu", "relu-norm"),
+        default=None,
+        help="conv→norm→ReLU (default) or the paper code's conv→ReLU→norm",
+    )
     p.add_argument("--meta-steps", type=int, default=None)
     p.add_argument("--inner-steps", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
@@ -206,8 +283,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _config_from_args(args: argparse.Namespace) -> Config:
     config = get_config(args.config, args.ipc)
     overrides = {
-        "meta_steps": args.meta_steps, "inner_steps": args.inner_steps, "width": args.width,
-        "num_directions": args.num_directions, "eval_nets": args.eval_nets,
+        "meta_steps": args.meta_steps,
+        "inner_steps": args.inner_steps,
+        "width": args.width,
+        "num_directions": args.num_directions,
+        "eval_nets": args.eval_nets,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if args.norm_order is not None:
@@ -219,8 +299,10 @@ def _config_from_args(args: argparse.Namespace) -> Config:
 
 def _row(r: RunResult, dataset: str) -> str:
     m = r.metrics
-    return (f"| {dataset:<18} | {r.estimator:<12} | {r.seed:>4} | {m['test_accuracy_mean']:6.2f} ± "
-            f"{m['test_accuracy_std']:5.2f} | {m.get('final_outer_loss', float('nan')):8.4f} | {r.wall_time_s:8.1f} |")
+    return (
+        f"| {dataset:<18} | {r.estimator:<12} | {r.seed:>4} | {m['test_accuracy_mean']:6.2f} ± "
+        f"{m['test_accuracy_std']:5.2f} | {m.get('final_outer_loss', float('nan')):8.4f} | {r.wall_time_s:8.1f} |"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,8 +317,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / f"{config.name}.jsonl"
-    print(f"data set {data.name}: {data.x_train.shape[0]} train / {data.x_test.shape[0]} test images "
-          f"{data.image_shape}; {data.note}")
+    print(
+        f"data set {data.name}: {data.x_train.shape[0]} train / {data.x_test.shape[0]} test images "
+        f"{data.image_shape}; {data.note}"
+    )
     print(f"config {config.name}, ipc {config.ipc}, results -> {jsonl}")
     header = f"| {'dataset':<18} | {'estimator':<12} | seed | test acc. % (mean ± std) | outer loss | time (s) |"
     print(header)
@@ -245,9 +329,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[RunResult] = []
 
     def record(r: RunResult) -> None:
-        rec = make_record(benchmark="vision", task=task, dataset=data.name, config=config.name, estimator=r.estimator,
-                          settings=r.settings, seed=r.seed, metrics=r.metrics, wall_time_s=r.wall_time_s,
-                          peak_memory_bytes=peak_rss_bytes())
+        rec = make_record(
+            benchmark="vision",
+            task=task,
+            dataset=data.name,
+            config=config.name,
+            estimator=r.estimator,
+            settings=r.settings,
+            seed=r.seed,
+            metrics=r.metrics,
+            wall_time_s=r.wall_time_s,
+            peak_memory_bytes=peak_rss_bytes(),
+        )
         append_records(jsonl, [rec])
         results.append(r)
         print(_row(r, data.name), flush=True)
@@ -260,16 +353,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.estimators:
             r = run_condensation(data, config, name, seed, progress=not args.no_progress)
             png = out / f"{config.name}-{data.name}-ipc{config.ipc}-{r.estimator}-seed{seed}.png"
-            save_image_grid(r.images, data.num_classes, config.ipc, png,
-                            title=f"{r.estimator} {data.name} IPC {config.ipc} seed {seed}: "
-                                  f"{r.metrics['test_accuracy_mean']:.1f}%")
+            save_image_grid(
+                r.images,
+                data.num_classes,
+                config.ipc,
+                png,
+                title=f"{r.estimator} {data.name} IPC {config.ipc} seed {seed}: {r.metrics['test_accuracy_mean']:.1f}%",
+            )
             r.settings["image_grid"] = os.path.relpath(png, out)
             record(r)
 
-    print("\nsummary (mean over seeds of the per-seed mean accuracy):")
+    from .plugin import paper_accuracy  # noqa: PLC0415
+
+    # the paper ran MNIST / CIFAR; on digits its MNIST row is the nearest reference (a different data set)
+    ref_name = next((d for d in ("cifar100", "cifar10", "mnist") if data.name.startswith(d)), "mnist")
+    paper = paper_accuracy(ref_name, config.ipc)
+    note = "" if ref_name == data.name else f" ({ref_name}, not {data.name}: for the ordering only)"
+    print(
+        f"\nsummary (mean ± std over seeds of the per-seed mean accuracy); paper = Table 1, {ref_name} "
+        f"IPC {config.ipc}{note}:"
+    )
+    print(f"| {'estimator':<24} | test acc. % | seeds | paper % |")
+    print("|--------------------------|-------------|-------|---------|")
     for name in dict.fromkeys(r.estimator for r in results):
         accs = [r.metrics["test_accuracy_mean"] for r in results if r.estimator == name]
-        print(f"  {name:<12} {np.mean(accs):6.2f} ± {np.std(accs):5.2f}  (n = {len(accs)} seeds)")
+        ref = f"{paper[name]:.1f}" if name in paper else "—"
+        print(f"| {name:<24} | {np.mean(accs):5.1f} ± {np.std(accs):4.1f} | {len(accs):>5} | {ref:>7} |")
     return 0
 
 

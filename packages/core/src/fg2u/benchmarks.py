@@ -34,7 +34,8 @@ import dataclasses
 import math
 import re
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -168,7 +169,8 @@ class Reference:
     def text(self, unit: str | None = None) -> str:
         """The value (or range) in ``unit`` (``"%"`` or ``"fraction"``), or in its own unit with its sign
         when ``unit`` is None or not convertible."""
-        factor = {("%", "fraction"): 0.01, ("fraction", "%"): 100.0}.get((self.unit, unit), 1.0)
+        factors: dict[tuple[str, str | None], float] = {("%", "fraction"): 0.01, ("fraction", "%"): 100.0}
+        factor = factors.get((self.unit, unit), 1.0)
         same = unit == self.unit or factor != 1.0
         decimals = max(0, self.decimals + max(0, round(-math.log10(factor))) - max(0, round(math.log10(factor))))
         low = f"{self.value * factor:.{decimals}f}"
@@ -225,7 +227,9 @@ class Benchmark:
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "columns", _tuple_of_str(f"Benchmark {self.name!r} columns", self.columns))
         object.__setattr__(self, "tables", _tuple_of_str(f"Benchmark {self.name!r} tables", self.tables))
-        object.__setattr__(self, "smoke_requires", _tuple_of_str(f"Benchmark {self.name!r} smoke_requires", self.smoke_requires))
+        object.__setattr__(
+            self, "smoke_requires", _tuple_of_str(f"Benchmark {self.name!r} smoke_requires", self.smoke_requires)
+        )
         object.__setattr__(self, "labels", dict(self.labels))
         object.__setattr__(self, "yardsticks", _tuple_of_str(f"Benchmark {self.name!r} yardsticks", self.yardsticks))
         refs = tuple(self.references)
@@ -234,8 +238,10 @@ class Benchmark:
             if not isinstance(ref, Reference):
                 raise TypeError(f"Benchmark {self.name!r}: references must be fg2u.benchmarks.Reference, got {ref!r}")
             if ref.metric not in names:
-                raise ValueError(f"Benchmark {self.name!r}: reference {ref.estimator!r} names metric {ref.metric!r}, "
-                                 f"which is not one of its metrics {sorted(names)}")
+                raise ValueError(
+                    f"Benchmark {self.name!r}: reference {ref.estimator!r} names metric {ref.metric!r}, "
+                    f"which is not one of its metrics {sorted(names)}"
+                )
         object.__setattr__(self, "references", refs)
         if not self.title:
             object.__setattr__(self, "title", self.name)
@@ -257,8 +263,10 @@ class Benchmark:
                 try:
                     argv.append(arg.format(**values))
                 except (KeyError, IndexError) as error:
-                    raise ValueError(f"Benchmark {self.name!r}: unknown placeholder {error} in smoke_command "
-                                     f"argument {arg!r}; use {{python}}, {{out}}, {{repo_root}} or {{seeds}}") from None
+                    raise ValueError(
+                        f"Benchmark {self.name!r}: unknown placeholder {error} in smoke_command "
+                        f"argument {arg!r}; use {{python}}, {{out}}, {{repo_root}} or {{seeds}}"
+                    ) from None
         return argv
 
     def missing_requirements(self, *, repo_root: str) -> list[str]:
@@ -283,9 +291,7 @@ class DiscoveryIssue:
 def _entry_points(group: str):
     from importlib.metadata import entry_points
 
-    if sys.version_info >= (3, 10):
-        return list(entry_points(group=group))
-    return list(entry_points().get(group, ()))  # pragma: no cover
+    return list(entry_points(group=group))
 
 
 def discover(group: str = ENTRY_POINT_GROUP, *, with_issues: bool = False):
@@ -302,8 +308,13 @@ def discover(group: str = ENTRY_POINT_GROUP, *, with_issues: bool = False):
         try:
             value = ep.load()
         except Exception as error:  # a broken plugin must not break the others
-            issues.append(DiscoveryIssue(label, f"cannot be loaded ({type(error).__name__}: {error}); "
-                                                "reinstall its package (pip install -e packages/<name>)"))
+            issues.append(
+                DiscoveryIssue(
+                    label,
+                    f"cannot be loaded ({type(error).__name__}: {error}); "
+                    "reinstall its package (pip install -e packages/<name>)",
+                )
+            )
             continue
         if callable(value) and not isinstance(value, Benchmark):
             try:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -45,7 +45,7 @@ __all__ = [
 class RandomOps(Protocol):
     """The array operations direction sampling needs, for one backend. ``key`` is backend specific."""
 
-    def split(self, key: Any, num: int) -> list: ...
+    def split(self, key: Any, num: int) -> list[Any]: ...
 
     def normal(self, key: Any, shape: tuple[int, ...], dtype: Any) -> Any: ...
 
@@ -57,7 +57,7 @@ class RandomOps(Protocol):
     def orthonormal_rows(self, x: Any) -> Any:
         """``(b, N)`` with ``b <= N`` -> ``(b, N)`` Haar-orthonormal rows (QR with the sign of diag(R))."""
 
-    def concatenate(self, xs: list) -> Any: ...
+    def concatenate(self, xs: list[Any]) -> Any: ...
 
 
 @runtime_checkable
@@ -139,7 +139,7 @@ def get_distribution(distribution: str | DirectionDistribution) -> DirectionDist
     """Accepts a name (``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"``) or an instance."""
     if isinstance(distribution, str):
         try:
-            return DISTRIBUTIONS[distribution.lower()]()
+            return cast(DirectionDistribution, DISTRIBUTIONS[distribution.lower()]())
         except KeyError:
             raise ValueError(
                 f"unknown direction distribution {distribution!r}; choose one of {sorted(DISTRIBUTIONS)} "
@@ -166,7 +166,7 @@ def _check_sizes(num_directions: int, dim: int) -> None:
 class NumpyOps:
     """:class:`RandomOps` on NumPy; ``key`` is a ``numpy.random.Generator`` (or an int seed)."""
 
-    def split(self, key: Any, num: int) -> list:
+    def split(self, key: Any, num: int) -> list[Any]:
         return [np.random.default_rng(s) for s in np.random.default_rng(key).integers(0, 2**63, size=num)]
 
     def normal(self, key: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
@@ -176,11 +176,13 @@ class NumpyOps:
         return (2 * np.random.default_rng(key).integers(0, 2, size=shape) - 1).astype(dtype)
 
     def row_norms(self, x: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(x, axis=1, keepdims=True)
+        norms: np.ndarray = np.linalg.norm(x, axis=1, keepdims=True)
+        return norms
 
     def orthonormal_rows(self, x: np.ndarray) -> np.ndarray:
         q, r = np.linalg.qr(x.T)
-        return (q * np.sign(np.diag(r))).T
+        rows: np.ndarray = (q * np.sign(np.diag(r))).T
+        return rows
 
-    def concatenate(self, xs: list) -> np.ndarray:
+    def concatenate(self, xs: list[Any]) -> np.ndarray:
         return np.concatenate(xs, axis=0)

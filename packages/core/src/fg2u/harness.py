@@ -25,7 +25,8 @@ import dataclasses
 import math
 import sys
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -61,23 +62,44 @@ def add_common_arguments(
     """
     if default_config not in configs:
         raise ValueError(f"default_config {default_config!r} is not one of the configs {tuple(configs)}")
-    parser.add_argument("--config", choices=tuple(configs), default=default_config,
-                        help=f"named configuration (default: {default_config})")
+    parser.add_argument(
+        "--config",
+        choices=tuple(configs),
+        default=default_config,
+        help=f"named configuration (default: {default_config})",
+    )
     if estimators is None:
         from fg2u.estimators import names  # noqa: PLC0415
 
         estimators = names()
     chosen = list(default_estimators if default_estimators is not None else estimators)
-    parser.add_argument("--estimators", nargs="+", choices=tuple(estimators), default=chosen, metavar="NAME",
-                        help=f"estimators to run (default: {' '.join(chosen)}; choices: {', '.join(estimators)})")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS),
-                        help=f"random seeds, one run each (default: {' '.join(map(str, DEFAULT_SEEDS))})")
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        choices=tuple(estimators),
+        default=chosen,
+        metavar="NAME",
+        help=f"estimators to run (default: {' '.join(chosen)}; choices: {', '.join(estimators)})",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=list(DEFAULT_SEEDS),
+        help=f"random seeds, one run each (default: {' '.join(map(str, DEFAULT_SEEDS))})",
+    )
     parser.add_argument("--out", default=default_out, help=f"folder for result records (default: {default_out})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in CI logs)")
 
 
-def progress(iterable: Iterable | None = None, *, desc: str = "", enabled: bool = True, total: int | None = None,
-             leave: bool = False) -> Any:
+def progress(
+    iterable: Iterable | None = None,
+    *,
+    desc: str = "",
+    enabled: bool = True,
+    total: int | None = None,
+    leave: bool = False,
+) -> Any:
     """A tqdm progress bar on stderr (or a silent stand-in when disabled or tqdm is not installed)."""
     try:
         from tqdm.auto import tqdm  # noqa: PLC0415
@@ -157,8 +179,10 @@ def run_meta_loop(
             value = float(loss)
             if not math.isfinite(value):
                 bar.close()
-                raise FloatingPointError(f"{desc}: the outer loss became {value} at meta step {i}; lower the meta "
-                                         "learning rate or check the inner step size")
+                raise FloatingPointError(
+                    f"{desc}: the outer loss became {value} at meta step {i}; lower the meta "
+                    "learning rate or check the inner step size"
+                )
             losses.append((i, value))
             bar.set_postfix(outer_loss=f"{value:.4f}")
     sync(carry)

@@ -18,7 +18,8 @@ pytrees, so a new mini-batch does not trigger recompilation.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from fg2u._checks import check_callable, check_positive_int
 
@@ -92,7 +93,7 @@ class UnrolledProblem:
         check_callable("outer_loss", self.outer_loss)
         check_positive_int("num_steps (the unroll depth T)", self.num_steps)
 
-    def replace(self, **changes: Any) -> "UnrolledProblem":
+    def replace(self, **changes: Any) -> UnrolledProblem:
         """A copy with some fields changed, e.g. new batches for the next meta step."""
         return dataclasses.replace(self, **changes)
 
@@ -111,7 +112,7 @@ class BlackBoxProblem:
     def __post_init__(self) -> None:
         check_callable("objective", self.objective)
 
-    def replace(self, **changes: Any) -> "BlackBoxProblem":
+    def replace(self, **changes: Any) -> BlackBoxProblem:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 

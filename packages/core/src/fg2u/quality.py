@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,8 +52,10 @@ def _vector(name: str, value: Any) -> np.ndarray:
 def _pair(estimate: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
     est, ref = _vector("estimate", estimate), _vector("reference", reference)
     if est.shape != ref.shape:
-        raise ValueError(f"estimate has {est.size} entries but the reference has {ref.size}; both must be "
-                         "flattened meta-gradients of the same φ")
+        raise ValueError(
+            f"estimate has {est.size} entries but the reference has {ref.size}; both must be "
+            "flattened meta-gradients of the same φ"
+        )
     return est, ref
 
 
@@ -126,10 +128,14 @@ class GradientQuality:
     def metrics(self) -> dict[str, float]:
         """Numeric fields as a flat dict for :func:`fg2u.records.make_record` (``metrics=``)."""
         out = {
-            "cosine_mean": self.cosine_mean, "cosine_std": self.cosine_std,
-            "relative_error_mean": self.relative_error_mean, "relative_error_std": self.relative_error_std,
-            "norm_ratio_mean": self.norm_ratio_mean, "norm_ratio_std": self.norm_ratio_std,
-            "seconds_per_estimate": self.seconds_per_estimate, "num_repeats": float(self.num_repeats),
+            "cosine_mean": self.cosine_mean,
+            "cosine_std": self.cosine_std,
+            "relative_error_mean": self.relative_error_mean,
+            "relative_error_std": self.relative_error_std,
+            "norm_ratio_mean": self.norm_ratio_mean,
+            "norm_ratio_std": self.norm_ratio_std,
+            "seconds_per_estimate": self.seconds_per_estimate,
+            "num_repeats": float(self.num_repeats),
             "meta_dim": float(self.meta_dim),
         }
         if self.memory_bytes is not None:
@@ -177,23 +183,36 @@ def summarize(
     if isinstance(references, (list, tuple)):
         references = list(references)
         if len(references) != len(estimates):
-            raise ValueError(f"got {len(estimates)} estimates but {len(references)} references; pass one "
-                             "reference per repeat or a single reference for all")
+            raise ValueError(
+                f"got {len(estimates)} estimates but {len(references)} references; pass one "
+                "reference per repeat or a single reference for all"
+            )
     else:
         references = [references] * len(estimates)
     cos = tuple(cosine(e, r) for e, r in zip(estimates, references))
     rel = tuple(relative_error(e, r) for e, r in zip(estimates, references))
     ratio = tuple(norm_ratio(e, r) for e, r in zip(estimates, references))
-    seconds_median = float(np.median(seconds)) if np.ndim(seconds) else float(seconds)
+    seconds_median = float(np.median(seconds)) if np.ndim(seconds) else float(cast(float, seconds))
     (cm, cs), (em, es), (rm, rs) = _mean_std(cos), _mean_std(rel), _mean_std(ratio)
     return GradientQuality(
-        name=name, reference=reference_name, num_repeats=len(estimates),
+        name=name,
+        reference=reference_name,
+        num_repeats=len(estimates),
         meta_dim=int(np.asarray(estimates[0]).size),
-        cosine_mean=cm, cosine_std=cs, relative_error_mean=em, relative_error_std=es,
-        norm_ratio_mean=rm, norm_ratio_std=rs,
-        memory_bytes=None if memory_bytes is None else int(memory_bytes), memory_measure=memory_measure,
-        seconds_per_estimate=seconds_median, compile_seconds=compile_seconds,
-        cosines=cos, relative_errors=rel, norm_ratios=ratio, settings=dict(settings or {}),
+        cosine_mean=cm,
+        cosine_std=cs,
+        relative_error_mean=em,
+        relative_error_std=es,
+        norm_ratio_mean=rm,
+        norm_ratio_std=rs,
+        memory_bytes=None if memory_bytes is None else int(memory_bytes),
+        memory_measure=memory_measure,
+        seconds_per_estimate=seconds_median,
+        compile_seconds=compile_seconds,
+        cosines=cos,
+        relative_errors=rel,
+        norm_ratios=ratio,
+        settings=dict(settings or {}),
     )
 
 
@@ -218,8 +237,9 @@ def format_table(results: Iterable[GradientQuality]) -> str:
     return "\n".join(lines)
 
 
-def fg2u_expected_squared_error(grad_norm_sq: float, meta_dim: int, num_directions: int,
-                                distribution: str = "rademacher") -> float:
+def fg2u_expected_squared_error(
+    grad_norm_sq: float, meta_dim: int, num_directions: int, distribution: str = "rademacher"
+) -> float:
     """E‖ĝ − g‖² of FG²U with b i.i.d. tangents, ĝ = (1/b) Σ_i v_i v_iᵀ g, for an exact directional derivative.
 
     Each term v vᵀ g has mean g and E‖v vᵀ g‖² = E[‖v‖² (vᵀg)²]: N‖g‖² for Rademacher (‖v‖² = N),

@@ -16,9 +16,10 @@ import platform
 import resource
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -47,9 +48,9 @@ class ResultRecord:
     """One benchmark run.
 
     Attributes:
-      benchmark: ``"core"``, ``"vision"``, ``"pde"``, ``"lm"``, ``"scaling"`` …
-      task: what was solved, e.g. ``"burgers"``, ``"condensation-ipc1"``, ``"memory"``.
-      dataset: data the run used, e.g. ``"mnist"``, ``"digits"``, ``"synthetic"``.
+      benchmark: the name its plugin declares (:mod:`fg2u.benchmarks`), e.g. ``"core"``.
+      task: what was solved, e.g. ``"memory"`` or the name of an equation.
+      dataset: data the run used, e.g. ``"mnist"``, ``"synthetic"``.
       config: configuration name (``"smoke"``, ``"cpu"``, ``"paper"``) or a free label.
       estimator: estimator name, e.g. ``"FG2U"``, ``"RGU"``.
       settings: estimator and benchmark settings (JSON-serialisable).
@@ -84,7 +85,7 @@ class ResultRecord:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=_json_default, allow_nan=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ResultRecord":
+    def from_dict(cls, data: dict[str, Any]) -> ResultRecord:
         if not isinstance(data, dict):
             raise ValueError(f"a record must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
@@ -142,7 +143,7 @@ def make_record(
     )
 
 
-def append_records(path: str | os.PathLike, records: Iterable[ResultRecord]) -> Path:
+def append_records(path: str | os.PathLike[str], records: Iterable[ResultRecord]) -> Path:
     """Appends records to a ``.jsonl`` file (created with its parent folders)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,7 @@ def append_records(path: str | os.PathLike, records: Iterable[ResultRecord]) -> 
     return path
 
 
-def iter_records(path: str | os.PathLike, *, strict: bool = True) -> Iterator[ResultRecord]:
+def iter_records(path: str | os.PathLike[str], *, strict: bool = True) -> Iterator[ResultRecord]:
     """Yields the records of one ``.jsonl`` file.
 
     Args:
@@ -173,7 +174,7 @@ def iter_records(path: str | os.PathLike, *, strict: bool = True) -> Iterator[Re
                 print(f"warning: {message}", file=sys.stderr)
 
 
-def read_records(path: str | os.PathLike, *, strict: bool = True) -> list[ResultRecord]:
+def read_records(path: str | os.PathLike[str], *, strict: bool = True) -> list[ResultRecord]:
     """All records of one ``.jsonl`` file (see :func:`iter_records`)."""
     return list(iter_records(path, strict=strict))
 
@@ -189,12 +190,15 @@ def package_versions(names: Iterable[str] = _TRACKED_PACKAGES) -> dict[str, str]
     return versions
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The current commit (with ``+dirty`` when the tree has changes), or None outside git."""
     try:
-        run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
+
+        def run(*args: str) -> str:
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+
         commit = run("rev-parse", "HEAD")
         dirty = run("status", "--porcelain", "--untracked-files=no")
         return commit + ("+dirty" if dirty else "")

@@ -50,11 +50,17 @@ def worker(rank, world, init_file, out):
         if rank == 0:
             single, _ = estimator.with_directions(problem, phi, directions)
             with open(out, "w") as f:
-                json.dump({
-                    "explicit": explicit.tolist(), "single": single.tolist(), "sampled": sampled.tolist(),
-                    "loss": float(aux.outer_loss), "local_directions": [d.tolist() for d in gathered_dirs],
-                    "local_estimates": [e.tolist() for e in gathered_estimates],
-                }, f)
+                json.dump(
+                    {
+                        "explicit": explicit.tolist(),
+                        "single": single.tolist(),
+                        "sampled": sampled.tolist(),
+                        "loss": float(aux.outer_loss),
+                        "local_directions": [d.tolist() for d in gathered_dirs],
+                        "local_estimates": [e.tolist() for e in gathered_estimates],
+                    },
+                    f,
+                )
         dist.barrier()  # no rank tears gloo down while another is still using it (an abort otherwise)
     finally:
         dist.destroy_process_group()
@@ -67,5 +73,10 @@ if __name__ == "__main__":
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        mp.start_processes(worker, args=(args.world, os.path.join(tmp, "rendezvous"), args.out),
-                           nprocs=args.world, join=True, start_method="spawn")
+        mp.start_processes(
+            worker,
+            args=(args.world, os.path.join(tmp, "rendezvous"), args.out),
+            nprocs=args.world,
+            join=True,
+            start_method="spawn",
+        )

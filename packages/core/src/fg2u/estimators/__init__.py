@@ -19,6 +19,7 @@ kernel (same names, same fields and defaults), and build them by name with ``mak
 | ``neumann`` | :class:`Neumann` | implicit, Neumann series | flat | fixed point, truncation |
 | ``conjugate_gradient`` | :class:`ConjugateGradient` | implicit, CG | flat | fixed point, truncation |
 | ``hessian_free`` | :class:`HessianFree` | implicit, identity inverse | flat | fixed point, identity |
+| ``hybrid`` | :class:`Hybrid` | reverse mode through the last K steps + FG²U through the first T − K | ∝ K | none |
 | ``two_phase`` | :class:`TwoPhase` | ``first`` then ``second`` (stateful) | of the active one | of the active one |
 | ``scaled`` | :class:`Scaled` | ``scale ·`` an estimator | of the inner one | of the inner one |
 | ``control_variate`` | :class:`ControlVariate` | FG²U around a surrogate | FG²U + surrogate | none |
@@ -30,11 +31,12 @@ backend (a subclass with ``__call__``, or with ``ops`` for a combinator written 
 up by name.
 """
 
-# Registration order (forward, reverse, implicit, combinators) is the order of ``names()``.
+# Registration order (forward, reverse, implicit, hybrid, combinators) is the order of ``names()``.
 from fg2u.estimators.base import Estimator, TreeOps, describe_settings  # isort: skip
 from fg2u.estimators.forward import FG2U, FG2U_ZO, FGU, RandomDirections  # isort: skip
 from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed  # isort: skip
 from fg2u.estimators.implicit import ConjugateGradient, HessianFree, Neumann  # isort: skip
+from fg2u.estimators.hybrid import Hybrid  # isort: skip
 from fg2u.estimators.combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase  # isort: skip
 from fg2u.estimators.registry import Backend, estimator_field, get_spec, names, normalise_name, register  # isort: skip
 
@@ -51,6 +53,7 @@ __all__ = [
     "Neumann",
     "ConjugateGradient",
     "HessianFree",
+    "Hybrid",
     "TwoPhase",
     "Scaled",
     "ControlVariate",

@@ -14,7 +14,8 @@ Each estimator is defined once, here in the core, as a frozen dataclass: its fie
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from fg2u.estimator import Aux
 
@@ -114,7 +115,7 @@ class Estimator:
         grad, aux = self(problem, phi, key)
         return grad, aux, state
 
-    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
+    def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` — one estimate from a fresh state (``estimate(problem, φ, key, init(φ))[:2]``)."""
         self._require_ops()  # stateless backend classes override __call__; combinators get here
         grad, aux, _ = self.estimate(problem, phi, key, self.init(phi))

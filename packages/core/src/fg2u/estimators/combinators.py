@@ -26,7 +26,7 @@ from fg2u.estimators.registry import estimator_field, register
 
 PyTree = Any
 
-__all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate"]
+__all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate", "COMBINATORS", "bind"]
 
 
 def _check_estimator(name: str, value: Any) -> None:
@@ -96,7 +96,7 @@ class Scaled(Estimator):
             raise TypeError(f"scale must be a finite number, got {self.scale!r}")
 
     @property
-    def display_name(self) -> str:  # type: ignore[override]
+    def display_name(self) -> str:
         return self.estimator.display_name
 
     @property
@@ -114,8 +114,9 @@ class Scaled(Estimator):
         return self._require_ops().scale(grad, self.scale), aux, state
 
 
-def _controlled(ops: Any, estimator: Any, problem: Any, phi: PyTree, key: Any, control: PyTree,
-                scale: float | None) -> tuple[PyTree, Aux]:
+def _controlled(
+    ops: Any, estimator: Any, problem: Any, phi: PyTree, key: Any, control: PyTree, scale: float | None
+) -> tuple[PyTree, Aux]:
     """``s·c + (1/b) Σ_i v_i v_iᵀ (g − s·c)`` from ``estimator``'s b directions, ``c = control``.
 
     With a fixed ``scale`` s it is one call of ``estimator.with_directions``. With ``scale=None`` the directions
@@ -146,15 +147,17 @@ def _controlled(ops: Any, estimator: Any, problem: Any, phi: PyTree, key: Any, c
 def _check_random(name: str, value: Any, scale: float | None) -> None:
     _check_estimator(name, value)
     if not isinstance(value, RandomDirections):
-        raise TypeError(f"{name} must be FG2U or FG2U_ZO (an estimator over random directions), "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be FG2U or FG2U_ZO (an estimator over random directions), got {type(value).__name__}"
+        )
     if scale is None and value.num_directions < 2:
         raise ValueError(
             f"{name}.num_directions must be >= 2 when scale=None (the scale is cross-fitted on two halves of the "
             f"directions); got {value.num_directions}. Use more directions or a fixed scale"
         )
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))
-                              or not math.isfinite(scale)):
+    if scale is not None and (
+        isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)
+    ):
         raise TypeError(f"scale must be None (cross-fitted) or a finite number, got {scale!r}")
 
 
@@ -244,3 +247,24 @@ class RunningControlVariate(Estimator):
         return grad, aux, (mean, count + 1)
 
 
+COMBINATORS = (TwoPhase, Scaled, ControlVariate, RunningControlVariate)
+
+
+def bind(ops: Any, backend: str, module: str) -> tuple[type, ...]:
+    """The :data:`COMBINATORS` bound to a backend: one subclass each, of the same name, with ``ops`` set.
+
+    A backend writes ``TwoPhase, Scaled, ControlVariate, RunningControlVariate = bind(TREE_OPS, "JAX", __name__)``.
+    """
+    return tuple(
+        type(
+            cls.__name__,
+            (cls,),
+            {
+                "ops": ops,
+                "__module__": module,
+                "__qualname__": cls.__name__,
+                "__doc__": f":class:`fg2u.estimators.{cls.__name__}` on {backend} (arithmetic: {type(ops).__name__}).",
+            },
+        )
+        for cls in COMBINATORS
+    )

@@ -23,6 +23,9 @@ class RandomDirections(Estimator):
     pytree like φ whose leaves have a leading axis b), which the distributed wrappers use.
     """
 
+    num_directions: int  # fields of the concrete dataclasses (annotations only: this mixin is no dataclass)
+    distribution: Any
+
     def with_directions(self, problem: Any, phi: PyTree, directions: PyTree) -> tuple[PyTree, Aux]:
         """The estimate for explicit ``directions`` (pytree like φ, every leaf with a leading axis b)."""
         raise NotImplementedError(self._settings_only_message())
@@ -48,9 +51,12 @@ class FG2U(RandomDirections):
       chunk_size: directions per vectorised chunk, or ``None``.
       check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
 
-    Backend notes: JAX uses ``jax.jvp`` through a ``lax.scan``; PyTorch propagates tangents with
-    ``torch.func`` (steps must be differentiable by ``torch.func``: compute inner gradients with
-    ``torch.func.grad`` as :func:`fg2u.torch.optim_transition` does).
+    Backend notes: JAX uses ``jax.jvp`` through a ``lax.scan`` and draws each Rademacher / Gaussian / sphere
+    direction from its own fold of the key inside its chunk, so the memory does not grow with b and a key gives
+    the same estimate for every ``chunk_size`` (orthogonal and custom distributions are drawn all at once).
+    PyTorch propagates the tangents step by step with the double-vjp trick (a graph of one step at a time;
+    several directions share the pass) and falls back to ``torch.func.jvp`` through the unroll when a step
+    cannot be differentiated twice by autograd (a ``RuntimeWarning`` says so; same result, slower).
     """
 
     num_directions: int = 1

@@ -15,7 +15,8 @@ estimator object.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from fg2u.estimators.base import Estimator
 
@@ -59,7 +60,7 @@ def get_spec(name: str) -> type:
     if key in _REGISTRY:
         return _REGISTRY[key]
     for cls in _REGISTRY.values():
-        if normalise_name(cls.display) == key:
+        if normalise_name(getattr(cls, "display", cls.__name__)) == key:
             return cls
     raise ValueError(f"unknown estimator {name!r}; choose one of {', '.join(names())}")
 
@@ -80,6 +81,15 @@ class Backend:
             if spec is None:
                 raise TypeError(f"{cls.__name__} subclasses no registered fg2u.estimators settings class")
             self._by_spec[spec] = cls
+
+    @classmethod
+    def collect(cls, label: str, namespace: Mapping[str, Any]) -> Backend:
+        """The backend of every estimator class found in ``namespace`` (a backend module's ``globals()``)."""
+        specs = tuple(_REGISTRY.values())
+        found = [
+            obj for obj in namespace.values() if isinstance(obj, type) and issubclass(obj, specs) and obj not in specs
+        ]
+        return cls(label, found)
 
     def names(self) -> tuple[str, ...]:
         """The registry names this backend implements."""
@@ -109,8 +119,9 @@ class Backend:
             raise TypeError(
                 f"{cls.__name__} has no setting(s) {', '.join(unknown)}; its settings are {', '.join(fields)}"
             )
-        built = {key: self._nested(value) if _is_estimator_field(fields[key]) else value
-                 for key, value in settings.items()}
+        built = {
+            key: self._nested(value) if _is_estimator_field(fields[key]) else value for key, value in settings.items()
+        }
         return cls(**built)
 
     def _nested(self, value: Any) -> Any:

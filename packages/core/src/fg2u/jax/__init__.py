@@ -15,9 +15,9 @@ Example::
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, and the combinators :class:`TwoPhase`,
-:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX kernel of the settings
-class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
+:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`Hybrid`, and the combinators
+:class:`TwoPhase`, :class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX
+kernel of the settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
 :func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optax_transition`,
 :class:`InnerState`, :class:`JaxOps`.
 
@@ -35,14 +35,16 @@ import jax
 from fg2u.estimators import Backend
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 
+from ._finite import check_finite_inputs
+from .combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
 from .directions import JaxOps, sample_directions
 from .forward import FG2U, FG2U_ZO, FGU
+from .hybrid import Hybrid
 from .implicit import ConjugateGradient, HessianFree, Neumann
 from .inner import InnerState, optax_transition
-from .reverse import RGU, TRGU, RGUCheckpointed
 from .parallel import DirectionParallel, direction_mesh
 from .quality import gradient_quality
-from .combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
+from .reverse import RGU, TRGU, RGUCheckpointed
 from .unroll import meta_objective, unroll
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "Neumann",
     "ConjugateGradient",
     "HessianFree",
+    "Hybrid",
     "TwoPhase",
     "Scaled",
     "ControlVariate",
@@ -62,6 +65,7 @@ __all__ = [
     "DirectionParallel",
     "make",
     "BACKEND",
+    "check_finite_inputs",
     "direction_mesh",
     "unroll",
     "meta_objective",
@@ -73,11 +77,7 @@ __all__ = [
 ]
 
 
-BACKEND = Backend(
-    "jax",
-    (FG2U, FG2U_ZO, FGU, RGU, TRGU, RGUCheckpointed, Neumann, ConjugateGradient, HessianFree, TwoPhase, Scaled,
-     ControlVariate, RunningControlVariate),
-)
+BACKEND = Backend.collect("jax", globals())
 """Every JAX estimator by its registry name (see :mod:`fg2u.estimators`)."""
 
 
@@ -92,7 +92,7 @@ def make(name: str, **settings: Any) -> Any:
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
     # Bypasses __post_init__: JAX unflattens with placeholder leaves (None, object()) during tracing.
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     for name, value in values.items():
         object.__setattr__(obj, name, value)
     return obj
@@ -120,7 +120,7 @@ def _register() -> None:
         (BlackBoxProblem, flatten_blackbox, unflatten_blackbox),
     ):
         try:
-            jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)
+            jax.tree_util.register_pytree_with_keys(cls, flatten, unflatten)  # type: ignore[arg-type]
         except ValueError:  # already registered (module re-imported)
             pass
 

@@ -8,7 +8,8 @@ directions, not b, and the estimate for a key is the same for every ``chunk_size
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ __all__ = ["weighted_direction_sum", "KeyedDirections", "drawn_per_direction"]
 # distributions whose directions are i.i.d.: one independent draw per direction has the same law as a joint
 # draw of b (OrthogonalBlocks couples the directions of a block, so it is drawn jointly)
 _PER_DIRECTION = (Rademacher, Gaussian, Sphere)
+_BLOCK = 16_384  # entries per random-bit block of one direction
 
 
 def drawn_per_direction(distribution: str | DirectionDistribution) -> bool:
@@ -33,7 +35,10 @@ def drawn_per_direction(distribution: str | DirectionDistribution) -> bool:
 @dataclasses.dataclass(frozen=True)
 class KeyedDirections:
     """``num_directions`` random directions like ``like`` (φ), drawn on demand: direction ``i`` is
-    ``distribution.sample(JaxOps(), fold_in(key, i), 1, N)[0]`` unflattened like φ.
+    ``distribution.sample(JaxOps(), fold_in(key, i), 1, N)[0]`` unflattened like φ; when N exceeds
+    16,384 the entries are drawn in blocks of 16,384, block j from ``fold_in(fold_in(key, i), j)`` (the
+    sphere normalises the whole Gaussian vector), so that drawing one direction needs no more than a
+    block's worth of random-bit temporaries.
 
     Only for i.i.d. distributions (:func:`drawn_per_direction`). :meth:`take` draws any subset of indices
     (inside a jitted scan over chunks: O(chunk × N) memory); :meth:`all` draws them all, identically.
@@ -46,14 +51,26 @@ class KeyedDirections:
 
     def take(self, indices: jax.Array) -> PyTree:
         """The directions ``indices`` (1-D int array), as a pytree like φ with a leading axis ``len(indices)``."""
-        from .directions import JaxOps
         from ._pytree import ravel
+        from .directions import JaxOps
 
         flat, unravel = ravel(self.like)
-        dist, ops = self.distribution, JaxOps()
+        dist, ops, n = self.distribution, JaxOps(), flat.size
+        blocks = -(-n // _BLOCK)
 
         def one(i: jax.Array) -> PyTree:
-            return unravel(dist.sample(ops, jax.random.fold_in(self.key, i), 1, flat.size, flat.dtype)[0])
+            key = jax.random.fold_in(self.key, i)
+            if blocks == 1:
+                return unravel(dist.sample(ops, key, 1, n, flat.dtype)[0])
+            # the N entries in blocks of _BLOCK, block j from fold_in(key_i, j): the random-bit generator's
+            # temporaries are those of one block, not of N entries (the entries stay i.i.d.)
+            base = Gaussian() if isinstance(dist, Sphere) else dist
+            v = lax.map(
+                lambda j: base.sample(ops, jax.random.fold_in(key, j), 1, _BLOCK, flat.dtype)[0], jnp.arange(blocks)
+            ).reshape(-1)[:n]
+            if isinstance(dist, Sphere):
+                v = v * (jnp.sqrt(jnp.asarray(n, flat.dtype)) / jnp.linalg.norm(v))
+            return unravel(v)
 
         return jax.vmap(one)(indices)
 
@@ -118,7 +135,9 @@ def weighted_direction_sum(
         return (jax.tree_util.tree_map(jnp.add, acc, partial), acc_values + values, value0), None
 
     zeros = jax.tree_util.tree_map(lambda d: jnp.zeros(d.shape[2:], d.dtype), chunks)
-    values_shape = jax.eval_shape(lambda v, m: one_chunk(v, m)[1:], jax.tree_util.tree_map(lambda d: d[0], chunks), mask[0])
+    values_shape = jax.eval_shape(
+        lambda v, m: one_chunk(v, m)[1:], jax.tree_util.tree_map(lambda d: d[0], chunks), mask[0]
+    )
     init = (zeros,) + tuple(jnp.zeros(s.shape, s.dtype) for s in values_shape)
     (total, value_sum, value0), _ = lax.scan(body, init, (chunks, mask))
     return total, value_sum, value0
@@ -132,4 +151,3 @@ def _one_chunk(per_direction: Callable) -> Callable:
         return partial, jnp.sum(jnp.where(m, values, 0)), values[0]
 
     return one_chunk
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,8 @@ class JaxTreeOps:
         return _tmap(lambda x, y: x - y, a, b)
 
     def vdot(self, a: PyTree, b: PyTree) -> jax.Array:
-        return sum(jnp.vdot(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+        pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
+        return jnp.sum(jnp.stack([jnp.vdot(x, y) for x, y in pairs]))
 
     def zeros_like(self, tree: PyTree) -> PyTree:
         return _tmap(jnp.zeros_like, tree)

@@ -54,9 +54,7 @@ def check_key(key: Any, who: str) -> None:
         )
 
 
-def sample_directions(
-    distribution: str | DirectionDistribution, key: Any, num_directions: int, like: PyTree
-) -> PyTree:
+def sample_directions(distribution: str | DirectionDistribution, key: Any, num_directions: int, like: PyTree) -> PyTree:
     """``num_directions`` random tangents with ``E[v vᵀ] = I``, as a pytree like ``like`` with a leading axis ``b``.
 
     Directions are drawn flat, ``(b, N)`` with ``N`` the total number of entries of ``like``, through

@@ -23,10 +23,12 @@ PyTree = Any
 __all__ = ["FG2U", "FG2U_ZO", "FGU"]
 
 
-def _finish(who: str, total: PyTree, b: int, phi: PyTree, loss: jax.Array, check: bool) -> tuple[PyTree, Aux]:
+def _finish(
+    who: str, total: PyTree, b: int, phi: PyTree, loss: jax.Array, check: bool, problem: Any = None
+) -> tuple[PyTree, Aux]:
     grad = cast_like(jax.tree_util.tree_map(lambda s: s / b, total), phi)
     if check:
-        check_finite(who, grad, loss)
+        check_finite(who, grad, loss, phi=phi, problem=problem)
     return grad, Aux(outer_loss=loss)
 
 
@@ -55,7 +57,7 @@ class FG2U(estimators.FG2U):
             return derivative, loss
 
         total, _, loss = weighted_direction_sum(per_direction, directions, b, self.chunk_size)
-        return _finish("FG2U", total, b, phi, loss, self.check_finite)
+        return _finish("FG2U", total, b, phi, loss, self.check_finite, problem)
 
 
 class FG2U_ZO(estimators.FG2U_ZO):
@@ -104,7 +106,7 @@ class FG2U_ZO(estimators.FG2U_ZO):
 
             total, value_sum, _ = weighted_direction_sum(per_direction, directions, b, self.chunk_size)
             loss = value_sum / b
-        return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite)
+        return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite, problem)
 
 
 class FGU(estimators.FGU):
@@ -118,7 +120,7 @@ class FGU(estimators.FGU):
         grad, loss = jax.jacfwd(lambda p: (lambda value: (value, value))(objective(p)), has_aux=True)(phi)
         grad = cast_like(grad, phi)
         if self.check_finite:
-            check_finite("FGU", grad, loss)
+            check_finite("FGU", grad, loss, phi=phi, problem=problem)
         return grad, Aux(outer_loss=loss)
 
 

@@ -3,7 +3,8 @@ an optax meta optimiser."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +21,7 @@ def merge_states(states: PyTree) -> PyTree:
     """The estimator state after a meta step with accumulation: ``states`` has a leading axis A (one per estimate,
     all started from the same state); floating leaves are averaged (exact for states affine in the estimate,
     e.g. a running mean), other leaves (counters) are taken from the first."""
+
     def merge(x: jax.Array) -> jax.Array:
         return jnp.mean(x, axis=0).astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.inexact) else x[0]
 
@@ -53,12 +55,16 @@ def make_meta_step(
         if grad_accumulation == 1:
             grad, loss, est_state_new = one(key, jax.tree_util.tree_map(lambda x: x[0], inputs))
         else:
+
             def body(g_acc: PyTree, xs: tuple) -> tuple:
                 g, loss, new_state = one(*xs)
                 return jax.tree_util.tree_map(jnp.add, g_acc, g), (loss, new_state)
 
             zeros = jax.tree_util.tree_map(jnp.zeros_like, phi)
-            g_sum, (losses, states) = jax.lax.scan(body, zeros, (jax.random.split(key, grad_accumulation), inputs))
+            scanned: tuple[PyTree, tuple[Any, Any]] = jax.lax.scan(
+                body, zeros, (jax.random.split(key, grad_accumulation), inputs)
+            )
+            g_sum, (losses, states) = scanned
             grad = jax.tree_util.tree_map(lambda g: g / grad_accumulation, g_sum)
             loss = jnp.mean(losses)
             est_state_new = merge_states(states)

@@ -12,7 +12,8 @@ leaves of the inner state (e.g. optimiser step counters) are held constant.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -71,10 +72,10 @@ def _linearise(problem: Any, phi: PyTree, who: str) -> _Linearised:
     )
 
 
-def _finish(who: str, lin: _Linearised, w: list, phi: PyTree, check: bool) -> tuple[PyTree, Aux]:
+def _finish(who: str, lin: _Linearised, w: list, phi: PyTree, check: bool, problem: Any = None) -> tuple[PyTree, Aux]:
     grad = cast_like(_tmap(jnp.add, lin.g_phi, lin.vjp_phi(w)), phi)
     if check:
-        check_finite(who, grad, lin.loss)
+        check_finite(who, grad, lin.loss, phi=phi, problem=problem)
     return grad, Aux(outer_loss=lin.loss)
 
 
@@ -93,7 +94,7 @@ class Neumann(estimators.Neumann):
             return (term, _tmap(jnp.add, total, term)), None
 
         (_, total), _ = lax.scan(body, (lin.g_theta, lin.g_theta), None, length=self.num_terms)
-        return _finish("Neumann", lin, _tmap(lambda x: alpha * x, total), phi, self.check_finite)
+        return _finish("Neumann", lin, _tmap(lambda x: alpha * x, total), phi, self.check_finite, problem)
 
 
 class ConjugateGradient(estimators.ConjugateGradient):
@@ -121,7 +122,7 @@ class ConjugateGradient(estimators.ConjugateGradient):
 
         init = (jnp.zeros_like(rhs), rhs, rhs, jnp.vdot(rhs, rhs))
         (w, _, _, _), _ = lax.scan(body, init, None, length=self.num_iterations)
-        return _finish("ConjugateGradient", lin, unravel(w), phi, self.check_finite)
+        return _finish("ConjugateGradient", lin, unravel(w), phi, self.check_finite, problem)
 
 
 class HessianFree(estimators.HessianFree):
@@ -131,4 +132,4 @@ class HessianFree(estimators.HessianFree):
         """``(∇_φF + α(∂Φ/∂φ)ᵀ∇_θF, Aux(F(θ_T, φ)))``; ``key`` is ignored."""
         lin = _linearise(problem, phi, "HessianFree")
         w = _tmap(lambda x: self.alpha * x, lin.g_theta)
-        return _finish("HessianFree", lin, w, phi, self.check_finite)
+        return _finish("HessianFree", lin, w, phi, self.check_finite, problem)

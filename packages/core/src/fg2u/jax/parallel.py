@@ -80,7 +80,7 @@ class DirectionParallel(Estimator):
             )
 
     @property
-    def display_name(self) -> str:  # type: ignore[override]
+    def display_name(self) -> str:
         """Records name it like the wrapped estimator (same estimate); ``settings()`` adds the device count."""
         return self.estimator.display_name
 
@@ -92,9 +92,7 @@ class DirectionParallel(Estimator):
         return self.mesh.shape[self.axis_name]
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
-        directions = sample_directions(
-            self.estimator.distribution, key, self.estimator.num_directions, like=phi
-        )
+        directions = sample_directions(self.estimator.distribution, key, self.estimator.num_directions, like=phi)
         return self.with_directions(problem, phi, directions)
 
     def with_directions(self, problem: Any, phi: PyTree, directions: PyTree) -> tuple[PyTree, Aux]:
@@ -107,9 +105,7 @@ class DirectionParallel(Estimator):
         Their mean is ``self(problem, phi, key)``; their spread shows the variance of a ``b/d``-direction
         estimate.
         """
-        directions = sample_directions(
-            self.estimator.distribution, key, self.estimator.num_directions, like=phi
-        )
+        directions = sample_directions(self.estimator.distribution, key, self.estimator.num_directions, like=phi)
         return self._sharded(problem, phi, directions, reduce=False)
 
     def _sharded(self, problem: Any, phi: PyTree, directions: PyTree, reduce: bool) -> tuple[PyTree, Aux]:

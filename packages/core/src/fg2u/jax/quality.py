@@ -38,7 +38,7 @@ from fg2u.quality import GradientQuality, summarize
 
 from .reverse import RGU
 
-__all__ = ["gradient_quality", "estimator_label", "compiled_estimate"]
+__all__ = ["gradient_quality", "estimator_label", "compiled_estimate", "is_stateful"]
 
 MEMORY_MEASURE = "XLA compiled temp bytes of one estimate (memory_analysis().temp_size_in_bytes)"
 
@@ -77,21 +77,33 @@ def _named(estimators: Any) -> list[tuple[str, Any]]:
     return items
 
 
+def is_stateful(estimator: Any) -> bool:
+    """Whether ``estimator`` carries state between meta steps (``stateful = True`` and ``init``/``estimate``)."""
+    return bool(getattr(estimator, "stateful", False)) and hasattr(estimator, "init") and hasattr(estimator, "estimate")
+
+
 def compiled_estimate(
-    estimator: Any, make_problem: Callable[[Any], Any], phi: Any, key: Any, inputs: Any
+    estimator: Any, make_problem: Callable[[Any], Any], phi: Any, key: Any, inputs: Any, state: Any = None
 ) -> tuple[Any, int | None, float]:
-    """Compiles ``(φ, key, inputs) ↦ ravel(estimator(make_problem(inputs), φ, key)[0])`` once.
+    """Compiles ``(φ, key, inputs, state) ↦ (ravel(ĝ), new_state)`` once, ĝ from ``estimator(make_problem(inputs),
+    φ, key)`` or, for a stateful estimator, ``estimator.estimate(make_problem(inputs), φ, key, state)``.
 
-    Returns ``(compiled, temp_bytes, compile_seconds)``; ``compiled(φ, key, inputs)`` returns the
-    flattened estimate (shape ``(N,)``). ``temp_bytes`` is None where the backend reports no analysis.
+    Returns ``(compiled, temp_bytes, compile_seconds)``; ``compiled(φ, key, inputs, state)`` returns the
+    flattened estimate (shape ``(N,)``) and the new state (``None`` for stateless estimators).
+    ``temp_bytes`` is None where the backend reports no analysis.
     """
+    stateful = is_stateful(estimator)
 
-    def flat_estimate(phi_: Any, key_: Any, inputs_: Any) -> jax.Array:
-        grad, _ = estimator(make_problem(inputs_), phi_, key_)
-        return ravel_pytree(grad)[0]
+    def flat_estimate(phi_: Any, key_: Any, inputs_: Any, state_: Any) -> tuple[jax.Array, Any]:
+        if stateful:
+            grad, _, new_state = estimator.estimate(make_problem(inputs_), phi_, key_, state_)
+        else:
+            grad, _ = estimator(make_problem(inputs_), phi_, key_)
+            new_state = None
+        return ravel_pytree(grad)[0], new_state
 
     t0 = time.perf_counter()
-    compiled = jax.jit(flat_estimate).lower(phi, key, inputs).compile()
+    compiled = jax.jit(flat_estimate).lower(phi, key, inputs, state).compile()
     compile_s = time.perf_counter() - t0
     try:
         analysis = compiled.memory_analysis()
@@ -132,6 +144,10 @@ def gradient_quality(
       settings: optional ``{label: settings dict}`` stored in the results.
       progress: show a tqdm bar over estimators × repeats.
 
+    A stateful estimator (``est.stateful``, e.g. ``RunningControlVariate``) starts from ``est.init(φ)`` and
+    keeps its state across the repeats as across meta steps: repeat r sees the state left by repeats
+    0 … r − 1, so its statistics include the warm-up.
+
     Returns:
       one :class:`fg2u.quality.GradientQuality` per estimator, in order. ``memory_bytes`` is XLA's
       compiled temporary memory of one estimate; ``seconds_per_estimate`` excludes compilation.
@@ -139,8 +155,10 @@ def gradient_quality(
     items = _named(estimators)
     if callable(problem) and not isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
         if inputs is None:
-            raise ValueError("problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}] "
-                             "(one pytree of arrays per repeat)")
+            raise ValueError(
+                "problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}] "
+                "(one pytree of arrays per repeat)"
+            )
         inputs = list(inputs)
         if not inputs:
             raise ValueError("inputs is empty; pass one pytree of arrays per repeat")
@@ -151,8 +169,10 @@ def gradient_quality(
         check_positive_int("num_repeats", num_repeats)
         make_problem, per_repeat, fixed = (lambda _: problem), [None] * num_repeats, True
     else:
-        raise TypeError(f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
-                        f"problem, got {type(problem).__name__}")
+        raise TypeError(
+            f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
+            f"problem, got {type(problem).__name__}"
+        )
     reference = RGU() if reference is None else reference
     reference_name = reference_name or estimator_label(reference)
     key = jax.random.PRNGKey(0) if key is None else key
@@ -160,8 +180,13 @@ def gradient_quality(
 
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    bar = tqdm(total=(len(items) + 1) * len(per_repeat), desc="gradient quality", disable=not progress,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=(len(items) + 1) * len(per_repeat),
+        desc="gradient quality",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
     # References (one per repeat, or one when both the problem and the reference are deterministic).
     ref_compiled, ref_temp, ref_compile_s = compiled_estimate(reference, make_problem, phi, keys[0], per_repeat[0])
@@ -171,28 +196,37 @@ def gradient_quality(
         if deterministic and references:
             references.append(references[0])
         else:
-            ref = ref_compiled(phi, jax.random.fold_in(key, 1_000_000 + r), inp)
+            ref, _ = ref_compiled(phi, jax.random.fold_in(key, 1_000_000 + r), inp, None)
             references.append(np.asarray(jax.device_get(ref), dtype=np.float64))
         bar.update(1)
 
     results = []
     for label, est in items:
+        state = est.init(phi) if is_stateful(est) else None
         if _same(est, reference):  # reuse the reference's executable (memory from its analysis)
             compiled, temp, compile_s = ref_compiled, ref_temp, ref_compile_s
         else:
-            compiled, temp, compile_s = compiled_estimate(est, make_problem, phi, keys[0], per_repeat[0])
+            compiled, temp, compile_s = compiled_estimate(est, make_problem, phi, keys[0], per_repeat[0], state)
         estimates, seconds = [], []
         for r, inp in enumerate(per_repeat):
             t0 = time.perf_counter()
-            flat = jax.block_until_ready(compiled(phi, keys[r], inp))
+            flat, state = jax.block_until_ready(compiled(phi, keys[r], inp, state))
             seconds.append(time.perf_counter() - t0)
             estimates.append(np.asarray(jax.device_get(flat), dtype=np.float64))
             bar.update(1)
-        results.append(summarize(
-            label, estimates, references, reference_name=reference_name, memory_bytes=temp,
-            memory_measure=MEMORY_MEASURE if temp is not None else "not reported by this JAX backend",
-            seconds=seconds, compile_seconds=compile_s, settings=dict((settings or {}).get(label, {})),
-        ))
+        results.append(
+            summarize(
+                label,
+                estimates,
+                references,
+                reference_name=reference_name,
+                memory_bytes=temp,
+                memory_measure=MEMORY_MEASURE if temp is not None else "not reported by this JAX backend",
+                seconds=seconds,
+                compile_seconds=compile_s,
+                settings=dict((settings or {}).get(label, {})),
+            )
+        )
     bar.close()
     return results
 

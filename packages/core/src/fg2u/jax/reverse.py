@@ -20,11 +20,11 @@ PyTree = Any
 __all__ = ["RGU", "TRGU", "RGUCheckpointed"]
 
 
-def _value_and_grad(who: str, objective: Any, phi: PyTree, check: bool) -> tuple[PyTree, Aux]:
+def _value_and_grad(who: str, objective: Any, phi: PyTree, check: bool, problem: Any = None) -> tuple[PyTree, Aux]:
     loss, grad = jax.value_and_grad(objective)(phi)
     grad = cast_like(grad, phi)
     if check:
-        check_finite(who, grad, loss)
+        check_finite(who, grad, loss, phi=phi, problem=problem)
     return grad, Aux(outer_loss=loss)
 
 
@@ -35,7 +35,7 @@ class RGU(estimators.RGU):
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
         check_unrolled_problem(problem, "RGU")
         check_float_tree(phi)
-        return _value_and_grad("RGU", meta_objective(problem), phi, self.check_finite)
+        return _value_and_grad("RGU", meta_objective(problem), phi, self.check_finite, problem)
 
 
 class TRGU(estimators.TRGU):
@@ -47,7 +47,7 @@ class TRGU(estimators.TRGU):
         check_float_tree(phi)
         k = min(self.truncation, num_steps)
         if k == num_steps:
-            return _value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite)
+            return _value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite, problem)
         head = num_steps - k
 
         def objective(p: PyTree) -> jax.Array:
@@ -56,7 +56,7 @@ class TRGU(estimators.TRGU):
             state = unroll_steps(problem.step, state, p, batch_slice(problem.inner_batches, head, num_steps), k)
             return problem.outer_loss(state, p, problem.outer_batch)
 
-        return _value_and_grad("TRGU", objective, phi, self.check_finite)
+        return _value_and_grad("TRGU", objective, phi, self.check_finite, problem)
 
 
 class RGUCheckpointed(estimators.RGUCheckpointed):
@@ -84,4 +84,4 @@ class RGUCheckpointed(estimators.RGUCheckpointed):
                 state = run(rest)(state, p, batch_slice(batches, num_segments * seg, num_steps))
             return problem.outer_loss(state, p, problem.outer_batch)
 
-        return _value_and_grad("RGUCheckpointed", objective, phi, self.check_finite)
+        return _value_and_grad("RGUCheckpointed", objective, phi, self.check_finite, problem)

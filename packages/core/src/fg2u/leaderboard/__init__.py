@@ -23,6 +23,7 @@ which reads a results folder and summarises it in one call.) Aggregation and the
 and the plots need matplotlib (``pip install "fg2u[leaderboard]"``), imported only when used.
 """
 
+from fg2u.benchmarks import Benchmark, Metric, Reference, discover
 from fg2u.leaderboard.aggregate import (
     GroupKey,
     GroupSummary,
@@ -34,7 +35,6 @@ from fg2u.leaderboard.aggregate import (
     summarize,
     to_dataframe,
 )
-from fg2u.benchmarks import Benchmark, Metric, Reference, discover
 from fg2u.leaderboard.render import render_all
 
 __all__ = [

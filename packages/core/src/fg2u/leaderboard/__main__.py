@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from fg2u.leaderboard import regression
 
@@ -44,8 +44,11 @@ def _screenshot(args: argparse.Namespace) -> int:
     from fg2u.leaderboard import browser
 
     if browser.find_chromium() is None:
-        print("error: no Chromium found; install it (`apt-get update && apt-get install -y chromium` on "
-              "Debian/Ubuntu) or set FG2U_CHROMIUM", file=sys.stderr)
+        print(
+            "error: no Chromium found; install it (`apt-get update && apt-get install -y chromium` on "
+            "Debian/Ubuntu) or set FG2U_CHROMIUM",
+            file=sys.stderr,
+        )
         return 2
     if not args.no_render:
         args.no_plots, args.strict = False, False
@@ -56,7 +59,9 @@ def _screenshot(args: argparse.Namespace) -> int:
     page = out / "leaderboard.html"
     png = browser.screenshot(page, out / "leaderboard.png", width=args.width, height=args.height)
     seen = browser.visible_text(page, width=args.width, height=args.height)
-    print(f"wrote {png} ({args.width} x {args.height}); first screen ({seen['width']} x {seen['height']} CSS px) shows:")
+    print(
+        f"wrote {png} ({args.width} x {args.height}); first screen ({seen['width']} x {seen['height']} CSS px) shows:"
+    )
     print("  " + " | ".join(seen["text"])[:1500])
     return 0
 
@@ -65,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("render", "regression", "screenshot", "-h", "--help"):
         argv.insert(0, "render")
-    parser = argparse.ArgumentParser(prog="python -m fg2u.leaderboard", description=__doc__.replace("``", "`"),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fg2u.leaderboard",
+        description=__doc__.replace("``", "`"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="write LEADERBOARD.md, leaderboard.html and plots")
     render.add_argument("--results", default="results", help="folder with the result records (default: results)")

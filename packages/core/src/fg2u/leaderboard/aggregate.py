@@ -65,8 +65,9 @@ import os
 import re
 import statistics
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from fg2u.records import ResultRecord
 
@@ -260,8 +261,13 @@ def load_jsonl(path: str | os.PathLike, *, warn: bool = True) -> tuple[list[Load
         except (ValueError, TypeError) as error:
             issues.append(LoadIssue(str(path), number, f"malformed result record ({error}); skipped"))
     if issues and not records and not record_like:  # e.g. a predictions log next to the records
-        issues = [LoadIssue(str(path), 0, f"not a result-record file (none of its {len(issues)} line(s) has "
-                                          "'benchmark' or 'metrics'); skipped")]
+        issues = [
+            LoadIssue(
+                str(path),
+                0,
+                f"not a result-record file (none of its {len(issues)} line(s) has 'benchmark' or 'metrics'); skipped",
+            )
+        ]
     if warn:
         for issue in issues:
             print(f"warning: {issue}", file=sys.stderr)
@@ -392,7 +398,7 @@ class MetricStats:
     seeds: tuple[int, ...] = ()
 
     @classmethod
-    def from_values(cls, values: Sequence[float], seeds: Sequence[int] = ()) -> "MetricStats":
+    def from_values(cls, values: Sequence[float], seeds: Sequence[int] = ()) -> MetricStats:
         finite = [float(v) for v in values if math.isfinite(float(v))]
         n = len(finite)
         mean = math.fsum(finite) / n if n else math.nan
@@ -451,8 +457,18 @@ def summarize(
             by_seed[seed] = (index, item)
     notes += _split_notes(groups)
     summaries = []
-    for key in sorted(groups, key=lambda k: (k.benchmark, k.task, k.dataset, k.config, k.estimator,
-                                              tuple((n, _sort_token(v)) for n, v in k.settings), str(k.device))):
+    for key in sorted(
+        groups,
+        key=lambda k: (
+            k.benchmark,
+            k.task,
+            k.dataset,
+            k.config,
+            k.estimator,
+            tuple((n, _sort_token(v)) for n, v in k.settings),
+            str(k.device),
+        ),
+    ):
         runs = [groups[key][seed][1] for seed in sorted(groups[key])]
         seeds = tuple(r.record.seed for r in runs)
         names: list[str] = []
@@ -475,7 +491,9 @@ def _split_notes(groups: Mapping[GroupKey, Mapping[int, tuple[int, LoadedRecord]
     """Notes for estimators whose runs fell into several single-seed groups differing only in settings."""
     families: dict[tuple, list[GroupKey]] = {}
     for key in groups:
-        families.setdefault((key.benchmark, key.task, key.dataset, key.config, key.estimator, key.device), []).append(key)
+        families.setdefault((key.benchmark, key.task, key.dataset, key.config, key.estimator, key.device), []).append(
+            key
+        )
     notes = []
     for family in families.values():
         if len(family) < 2 or any(len(groups[k]) != 1 for k in family):
@@ -487,10 +505,17 @@ def _split_notes(groups: Mapping[GroupKey, Mapping[int, tuple[int, LoadedRecord]
         names = sorted({n for d in dicts for n in d})
         differing = [n for n in names if len({repr(d.get(n, "<absent>")) for d in dicts}) > 1]
         first = groups[family[0]][seeds[0]][1]
-        notes.append(LoadIssue(first.path, first.line, (
-            f"the {len(family)} runs (seeds {sorted(seeds)}) of {family[0].estimator} on "
-            f"{family[0].benchmark}/{family[0].task}/{family[0].dataset}/{family[0].config} were not merged: they "
-            f"differ in settings {differing}; if these are per-run outputs, record them as metrics instead")))
+        notes.append(
+            LoadIssue(
+                first.path,
+                first.line,
+                (
+                    f"the {len(family)} runs (seeds {sorted(seeds)}) of {family[0].estimator} on "
+                    f"{family[0].benchmark}/{family[0].task}/{family[0].dataset}/{family[0].config} were not merged: they "
+                    f"differ in settings {differing}; if these are per-run outputs, record them as metrics instead"
+                ),
+            )
+        )
     return notes
 
 
@@ -564,7 +589,7 @@ def best_entries(
             direction = (directions or {}).get((summary.key.benchmark, name)) or metric_direction(name)
             if direction is None or not math.isfinite(stats.mean):
                 continue
-            pool = (comparison_key(summary.key, name), name, direction)
+            pool: tuple[Any, ...] = (comparison_key(summary.key, name), name, direction)
             if set(re.split(r"[^a-z0-9]+", name.lower())) & {"bytes", "memory", "mem", "mib", "gib"}:
                 pool += (summary.key.settings_dict.get("memory_measure"),)
             pools.setdefault(pool, []).append((summary.key, stats.mean))

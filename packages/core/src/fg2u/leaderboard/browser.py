@@ -44,12 +44,12 @@ _SCRIPT = """
     }
   }
   const out = document.createElement("pre");
-  out.id = "%s";
+  out.id = "__MARKER__";
   out.textContent = JSON.stringify({width: window.innerWidth, height: window.innerHeight, text: seen});
   document.body.appendChild(out);
 })();
 </script>
-""" % _MARKER
+""".replace("__MARKER__", _MARKER)
 
 
 class ChromiumNotFound(RuntimeError):
@@ -73,22 +73,38 @@ def _chromium() -> str:
     if path is None:
         raise ChromiumNotFound(
             "no Chromium found (looked for $FG2U_CHROMIUM, " + ", ".join(_CANDIDATES) + "); install it, e.g. "
-            "`apt-get update && apt-get install -y chromium` on Debian/Ubuntu, or point FG2U_CHROMIUM at a Chrome binary")
+            "`apt-get update && apt-get install -y chromium` on Debian/Ubuntu, or point FG2U_CHROMIUM at a Chrome binary"
+        )
     return path
 
 
 def _run(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="fg2u-chromium-") as profile:
-        command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                   "--no-first-run", "--disable-extensions", f"--user-data-dir={profile}", *args]
+        command = [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={profile}",
+            *args,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
     if result.returncode != 0:
         raise RuntimeError(f"chromium exited with {result.returncode}: {result.stderr[-2000:]}")
     return result
 
 
-def screenshot(page: str | os.PathLike, png: str | os.PathLike, *, width: int = WIDTH, height: int = HEIGHT,
-               timeout_s: float = 120.0) -> Path:
+def screenshot(
+    page: str | os.PathLike,
+    png: str | os.PathLike,
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    timeout_s: float = 120.0,
+) -> Path:
     """Renders ``page`` (an HTML file) headless at ``width`` × ``height`` and writes the first screen to
     ``png``; returns its path."""
     page, png = Path(page).resolve(), Path(png).resolve()
@@ -101,8 +117,9 @@ def screenshot(page: str | os.PathLike, png: str | os.PathLike, *, width: int = 
     return png
 
 
-def visible_text(page: str | os.PathLike, *, width: int = WIDTH, height: int = HEIGHT,
-                 timeout_s: float = 120.0) -> dict:
+def visible_text(
+    page: str | os.PathLike, *, width: int = WIDTH, height: int = HEIGHT, timeout_s: float = 120.0
+) -> dict:
     """The text nodes laid out inside the first ``width`` × ``height`` screen of ``page``.
 
     Returns ``{"width": innerWidth, "height": innerHeight, "text": [str, ...]}`` in document order
@@ -117,12 +134,13 @@ def visible_text(page: str | os.PathLike, *, width: int = WIDTH, height: int = H
     with tempfile.TemporaryDirectory(prefix="fg2u-page-") as tmp:
         copy = Path(tmp) / page.name
         copy.write_text(probe, encoding="utf-8")
-        result = _run([f"--window-size={width},{height}", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()],
-                      timeout_s)
+        result = _run(
+            [f"--window-size={width},{height}", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()], timeout_s
+        )
     start = result.stdout.find(f'<pre id="{_MARKER}">')
     if start < 0:
         raise RuntimeError("chromium's DOM dump has no visible-text report (did the page's script run?)")
     end = result.stdout.find("</pre>", start)
     import html
 
-    return json.loads(html.unescape(result.stdout[start + len(f'<pre id="{_MARKER}">'):end]))
+    return json.loads(html.unescape(result.stdout[start + len(f'<pre id="{_MARKER}">') : end]))

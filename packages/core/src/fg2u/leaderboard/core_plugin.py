@@ -4,6 +4,8 @@
 * ``core`` — ``packages/core/benchmarks/bench_core.py``: compiled (XLA) temporary memory of every JAX
   estimator and peak RSS of the torch backend against the unroll depth T, at meta-dimension N. Its smoke
   run (``--size small``) needs a source checkout; without the script the regression check says so.
+  Its ``peers`` task (``bench_peers.py``, ``nox -s bench_peers``) runs the same problem in fg2u and in
+  TorchOpt, higher, ``jax.grad`` through ``lax.scan`` and JAXopt: seconds per meta-gradient and memory.
 * ``scaling`` — ``packages/core/benchmarks/bench_scaling.py``: direction-parallel FG²U against the
   number of devices (no smoke run: it spawns processes and is not a regression signal).
 """
@@ -22,6 +24,23 @@ CORE = Benchmark(
     metrics=(
         Metric("compiled_temp_bytes", "lower", "bytes", "compiled temporary memory (XLA)", columns=("num_steps",)),
         Metric("peak_rss_delta_bytes", "lower", "bytes", "peak RSS increase", columns=("num_steps",)),
+        # versus peers (bench_peers.py: the same problem in fg2u, TorchOpt, higher, jax.grad, JAXopt)
+        Metric(
+            "seconds_per_meta_gradient",
+            "lower",
+            "s",
+            "seconds per meta-gradient (versus peers)",
+            tasks=("peers",),
+            columns=("num_steps",),
+        ),
+        Metric(
+            "xla_temp_bytes",
+            "lower",
+            "bytes",
+            "compiled temporary memory (versus peers, JAX)",
+            tasks=("peers",),
+            columns=("num_steps",),
+        ),
     ),
     columns=("num_steps",),
     tables=("task", "config", "meta_dim"),
@@ -36,7 +55,9 @@ SCALING = Benchmark(
     smoke_command=None,
     metrics=(
         Metric("wall_time_s", "lower", "s", "wall time per estimate", columns=("num_devices",)),
-        Metric("compiled_temp_bytes", "lower", "bytes", "compiled temporary memory per device", columns=("num_devices",)),
+        Metric(
+            "compiled_temp_bytes", "lower", "bytes", "compiled temporary memory per device", columns=("num_devices",)
+        ),
     ),
     columns=("num_devices",),
     tables=("task", "config"),

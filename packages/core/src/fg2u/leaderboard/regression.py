@@ -55,8 +55,9 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, cast
 
 from fg2u.benchmarks import Benchmark, discover
 from fg2u.leaderboard.aggregate import (
@@ -180,7 +181,9 @@ def make_baselines(summaries: Sequence[GroupSummary]) -> list[Baseline]:
     ]
 
 
-def write_baselines(baselines: Sequence[Baseline], directory: str | os.PathLike, *, devices: Mapping[str, str] | None = None) -> list[Path]:
+def write_baselines(
+    baselines: Sequence[Baseline], directory: str | os.PathLike, *, devices: Mapping[str, str | None] | None = None
+) -> list[Path]:
     """Rewrites ``directory/<benchmark>.jsonl`` for every benchmark in ``baselines`` (others untouched)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -229,8 +232,13 @@ def load_baselines(directory: str | os.PathLike) -> tuple[list[Baseline], list[L
                 if not isinstance(data.get("settings"), dict) or not isinstance(data.get("metrics"), dict):
                     raise ValueError("fields 'settings' and 'metrics' must be objects")
                 key = GroupKey(
-                    data["benchmark"], data["task"], data["dataset"], data["config"], data["estimator"],
-                    tuple(sorted(data["settings"].items())), None,
+                    data["benchmark"],
+                    data["task"],
+                    data["dataset"],
+                    data["config"],
+                    data["estimator"],
+                    tuple(sorted(data["settings"].items())),
+                    None,
                 )
                 metrics = {name: _stats_from_json(st) for name, st in data["metrics"].items()}
                 provenance = {k: data[k] for k in ("created", "git_commit", "versions", "device") if k in data}
@@ -265,8 +273,9 @@ class Comparison:
         return self.fresh.mean - self.baseline.mean
 
 
-def _compare_metric(key: GroupKey, name: str, base: MetricStats | None, fresh: MetricStats | None,
-                    declared: str | None = None) -> Comparison:
+def _compare_metric(
+    key: GroupKey, name: str, base: MetricStats | None, fresh: MetricStats | None, declared: str | None = None
+) -> Comparison:
     settings = key.settings_dict
     kind = metric_kind(name, settings, declared)
     if base is None:
@@ -281,14 +290,19 @@ def _compare_metric(key: GroupKey, name: str, base: MetricStats | None, fresh: M
         return Comparison("info", key, name, kind, base, fresh, None, "baseline has no finite value")
     width = band(kind, base.mean, base.std)
     if fresh.n_nonfinite or fresh.n == 0:
-        return Comparison("REGRESSION", key, name, kind, base, fresh, width,
-                          f"{fresh.n_nonfinite} fresh run(s) non-finite")
+        return Comparison(
+            "REGRESSION", key, name, kind, base, fresh, width, f"{fresh.n_nonfinite} fresh run(s) non-finite"
+        )
     worse = (base.mean - fresh.mean) if direction == "higher" else (fresh.mean - base.mean)
     if worse > width:
         what = "fell" if direction == "higher" else "rose"
-        return Comparison("REGRESSION", key, name, kind, base, fresh, width, f"{what} by {abs(worse):.4g} > band {width:.4g}")
+        return Comparison(
+            "REGRESSION", key, name, kind, base, fresh, width, f"{what} by {abs(worse):.4g} > band {width:.4g}"
+        )
     if -worse > width:
-        return Comparison("improved", key, name, kind, base, fresh, width, "better than the band: consider --update-baselines")
+        return Comparison(
+            "improved", key, name, kind, base, fresh, width, "better than the band: consider --update-baselines"
+        )
     return Comparison("ok", key, name, kind, base, fresh, width)
 
 
@@ -300,8 +314,9 @@ def _settings_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def compare(baselines: Sequence[Baseline], fresh: Sequence[GroupSummary],
-            benchmarks: Sequence[Benchmark] = ()) -> list[Comparison]:
+def compare(
+    baselines: Sequence[Baseline], fresh: Sequence[GroupSummary], benchmarks: Sequence[Benchmark] = ()
+) -> list[Comparison]:
     """Compares fresh summaries (``include_device=False``) with baselines, metric by metric.
 
     ``benchmarks``: declarations whose headline metrics' directions are used instead of the metric-name
@@ -314,29 +329,74 @@ def compare(baselines: Sequence[Baseline], fresh: Sequence[GroupSummary],
     rows: list[Comparison] = []
     for key, base in base_by_key.items():
         if key.benchmark not in ran:
-            rows += [Comparison("not run", key, m, metric_kind(m, key.settings_dict), st, None, None,
-                                f"no fresh record of benchmark {key.benchmark!r}") for m, st in base.metrics.items()]
+            rows += [
+                Comparison(
+                    "not run",
+                    key,
+                    m,
+                    metric_kind(m, key.settings_dict),
+                    st,
+                    None,
+                    None,
+                    f"no fresh record of benchmark {key.benchmark!r}",
+                )
+                for m, st in base.metrics.items()
+            ]
             continue
         summary = fresh_by_key.get(key)
         if summary is None:
-            near = [k for k in fresh_by_key if (k.benchmark, k.task, k.dataset, k.config, k.estimator)
-                    == (key.benchmark, key.task, key.dataset, key.config, key.estimator)]
-            hint = f"; fresh run with other settings ({_settings_diff(key.settings_dict, near[0].settings_dict)})" if near else ""
+            near = [
+                k
+                for k in fresh_by_key
+                if (k.benchmark, k.task, k.dataset, k.config, k.estimator)
+                == (key.benchmark, key.task, key.dataset, key.config, key.estimator)
+            ]
+            hint = (
+                f"; fresh run with other settings ({_settings_diff(key.settings_dict, near[0].settings_dict)})"
+                if near
+                else ""
+            )
             for m, st in base.metrics.items():
                 kind = metric_kind(m, key.settings_dict)
-                rows.append(Comparison("MISSING" if kind in _GATED else "info", key, m, kind, st, None, None,
-                                       "group absent from the fresh records" + hint))
+                rows.append(
+                    Comparison(
+                        "MISSING" if kind in _GATED else "info",
+                        key,
+                        m,
+                        kind,
+                        st,
+                        None,
+                        None,
+                        "group absent from the fresh records" + hint,
+                    )
+                )
             continue
         for m in dict.fromkeys([*base.metrics, *summary.metrics]):
-            rows.append(_compare_metric(key, m, base.metrics.get(m), summary.metrics.get(m),
-                                        declared.get((key.benchmark, m))))
+            rows.append(
+                _compare_metric(key, m, base.metrics.get(m), summary.metrics.get(m), declared.get((key.benchmark, m)))
+            )
     for key, summary in fresh_by_key.items():
         if key not in base_by_key:
-            rows += [Comparison("new", key, m, metric_kind(m, key.settings_dict), None, st, None, "no baseline for this group")
-                     for m, st in summary.metrics.items()]
+            rows += [
+                Comparison(
+                    "new", key, m, metric_kind(m, key.settings_dict), None, st, None, "no baseline for this group"
+                )
+                for m, st in summary.metrics.items()
+            ]
     order = {"REGRESSION": 0, "MISSING": 1, "improved": 2, "new": 3, "not run": 4, "ok": 5, "info": 6}
-    return sorted(rows, key=lambda r: (order[r.status], r.key.benchmark, r.key.task, r.key.dataset, r.key.config,
-                                       r.key.estimator, repr(r.key.settings), r.metric))
+    return sorted(
+        rows,
+        key=lambda r: (
+            order[r.status],
+            r.key.benchmark,
+            r.key.task,
+            r.key.dataset,
+            r.key.config,
+            r.key.estimator,
+            repr(r.key.settings),
+            r.metric,
+        ),
+    )
 
 
 def _stat_text(stats: MetricStats | None) -> str:
@@ -363,7 +423,9 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
             group += f" [{settings if len(settings) <= 60 else settings[:57] + '...'}]"
         delta = "" if r.delta is None else f"{r.delta:+.4g}"
         width = "" if r.band is None else f"{r.band:.3g}"
-        body.append([r.status, group, r.metric, r.kind, _stat_text(r.baseline), _stat_text(r.fresh), delta, width, r.note])
+        body.append(
+            [r.status, group, r.metric, r.kind, _stat_text(r.baseline), _stat_text(r.fresh), delta, width, r.note]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)] if body else [len(h) for h in header]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out = [line(header), line(["-" * w for w in widths])] + [line(b) for b in body]
@@ -372,8 +434,12 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
 
 # --------------------------------------------------------------------------------- running benchmarks
 def benchmark_commands(
-    out_dir: str | os.PathLike, *, seeds: Sequence[int] = (0, 1, 2), repo_root: str | os.PathLike = ".",
-    python: str = sys.executable, extra: Mapping[str, Sequence[str]] | None = None,
+    out_dir: str | os.PathLike,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    repo_root: str | os.PathLike = ".",
+    python: str = sys.executable,
+    extra: Mapping[str, Sequence[str]] | None = None,
     benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """The commands of a regression run and messages about benchmarks that are skipped.
@@ -398,26 +464,38 @@ def benchmark_commands(
             continue
         missing = bench.missing_requirements(repo_root=str(repo_root))
         if missing:
-            skipped.append(f"skipping benchmark {bench.name!r}: {', '.join(missing)} does not exist "
-                           "(its smoke run needs a source checkout; pass --repo-root)")
+            skipped.append(
+                f"skipping benchmark {bench.name!r}: {', '.join(missing)} does not exist "
+                "(its smoke run needs a source checkout; pass --repo-root)"
+            )
             continue
-        argv = bench.command(python=python, out=str(out_dir / bench.name), repo_root=str(repo_root), seeds=seeds)
+        argv = cast(
+            list[str],
+            bench.command(python=python, out=str(out_dir / bench.name), repo_root=str(repo_root), seeds=seeds),
+        )
         commands.append((bench.name, argv + list(extra.get(bench.name, ()))))
     unknown = sorted(set(extra) - {b.name for b in benchmarks})
     if unknown:
-        skipped.append(f"--bench-args for {', '.join(map(repr, unknown))} ignored: no such benchmark is installed "
-                       f"(installed: {', '.join(b.name for b in benchmarks) or 'none'})")
+        skipped.append(
+            f"--bench-args for {', '.join(map(repr, unknown))} ignored: no such benchmark is installed "
+            f"(installed: {', '.join(b.name for b in benchmarks) or 'none'})"
+        )
     return commands, skipped
 
 
 def run_benchmarks(
-    out_dir: str | os.PathLike, *, seeds: Sequence[int] = (0, 1, 2), repo_root: str | os.PathLike = ".",
-    timeout_s: float | None = None, extra: Mapping[str, Sequence[str]] | None = None,
+    out_dir: str | os.PathLike,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    repo_root: str | os.PathLike = ".",
+    timeout_s: float | None = None,
+    extra: Mapping[str, Sequence[str]] | None = None,
     benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Runs :func:`benchmark_commands` (printing each), returns ``(benchmarks run, failures)``."""
-    commands, skipped = benchmark_commands(out_dir, seeds=seeds, repo_root=repo_root, extra=extra,
-                                           benchmarks=benchmarks)
+    commands, skipped = benchmark_commands(
+        out_dir, seeds=seeds, repo_root=repo_root, extra=extra, benchmarks=benchmarks
+    )
     for message in skipped:
         print(message, flush=True)
     ran, failures = [], []
@@ -425,7 +503,7 @@ def run_benchmarks(
         print(f"$ {shlex.join(command)}", flush=True)
         try:
             result = subprocess.run(command, cwd=repo_root, timeout=timeout_s)
-            code = result.returncode
+            code: int | str = result.returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
         except OSError as error:
@@ -440,17 +518,26 @@ def run_benchmarks(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", help="results folder; baselines in RESULTS/baselines")
     parser.add_argument("--baselines", default=None, help="baseline folder (default: RESULTS/baselines)")
-    parser.add_argument("--fresh", default=None,
-                        help="compare the records already in this folder instead of running the benchmarks")
-    parser.add_argument("--update-baselines", action="store_true",
-                        help="rewrite the baselines of every benchmark that ran from the fresh records (on purpose)")
+    parser.add_argument(
+        "--fresh", default=None, help="compare the records already in this folder instead of running the benchmarks"
+    )
+    parser.add_argument(
+        "--update-baselines",
+        action="store_true",
+        help="rewrite the baselines of every benchmark that ran from the fresh records (on purpose)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the smoke runs")
     parser.add_argument("--repo-root", default=".", help="repository root (where packages/ lies)")
     parser.add_argument("--keep", default=None, help="write fresh records here (kept) instead of a temporary folder")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed to each benchmark command")
     parser.add_argument("--quiet", action="store_true", help="leave 'ok' and 'info' rows out of the table")
-    parser.add_argument("--bench-args", action="append", default=[], metavar="NAME=ARGS",
-                        help="extra arguments for one benchmark's smoke command, e.g. NAME='--data-dir DIR' (repeatable)")
+    parser.add_argument(
+        "--bench-args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="extra arguments for one benchmark's smoke command, e.g. NAME='--data-dir DIR' (repeatable)",
+    )
 
 
 def _extra_args(items: Sequence[str]) -> dict[str, list[str]]:
@@ -472,8 +559,13 @@ def run(args: argparse.Namespace) -> int:
     failures = [str(issue) for issue in issues]
     if args.fresh is not None:
         return _finish(Path(args.fresh), baseline_dir, args, failures, benchmarks)
-    options = dict(seeds=args.seeds, repo_root=args.repo_root, timeout_s=args.timeout,
-                   extra=_extra_args(args.bench_args), benchmarks=benchmarks)
+    options = dict(
+        seeds=args.seeds,
+        repo_root=args.repo_root,
+        timeout_s=args.timeout,
+        extra=_extra_args(args.bench_args),
+        benchmarks=benchmarks,
+    )
     if args.keep:
         fresh_dir = Path(args.keep)
         fresh_dir.mkdir(parents=True, exist_ok=True)
@@ -484,14 +576,21 @@ def run(args: argparse.Namespace) -> int:
         return _finish(Path(tmp), baseline_dir, args, failures + ran_failures, benchmarks)
 
 
-def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failures: list[str],
-            benchmarks: Sequence[Benchmark] = ()) -> int:
+def _finish(
+    fresh_dir: Path,
+    baseline_dir: Path,
+    args: argparse.Namespace,
+    failures: list[str],
+    benchmarks: Sequence[Benchmark] = (),
+) -> int:
     loaded = load_results(fresh_dir, warn=False)
     fresh, notes = summarize(loaded.records, include_device=False)
     problems = [str(i) for i in loaded.issues] + [str(n) for n in notes]
     baselines, base_issues = load_baselines(baseline_dir)
     rows = compare(baselines, fresh, benchmarks)
-    print(f"\nregression check: {len(fresh)} fresh group(s) from {fresh_dir}, {len(baselines)} baseline group(s) from {baseline_dir}")
+    print(
+        f"\nregression check: {len(fresh)} fresh group(s) from {fresh_dir}, {len(baselines)} baseline group(s) from {baseline_dir}"
+    )
     print(format_table(rows, show_ok=not args.quiet))
     for p in problems:
         print(f"warning: {p}")
@@ -503,7 +602,7 @@ def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failu
         if not fresh:
             print("not updating baselines: no fresh records")
             return 1
-        devices = {}
+        devices: dict[str, str | None] = {}
         for s in summarize(loaded.records, include_device=True)[0]:
             devices.setdefault(s.key.benchmark, s.key.device)
         written = write_baselines(make_baselines(fresh), baseline_dir, devices=devices)
@@ -524,12 +623,17 @@ def _finish(fresh_dir: Path, baseline_dir: Path, args: argparse.Namespace, failu
         print(f"error: {failure}")
         exit_code = 1
     failed = [r for r in rows if r.failed]
-    counts = {s: sum(1 for r in rows if r.status == s) for s in ("REGRESSION", "MISSING", "improved", "new", "not run", "ok", "info")}
+    counts = {
+        s: sum(1 for r in rows if r.status == s)
+        for s in ("REGRESSION", "MISSING", "improved", "new", "not run", "ok", "info")
+    }
     print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     if failed:
         print(f"FAILED: {len(failed)} regression(s) or missing result(s) beyond the stated tolerances")
-        print("if the change is intended, refresh the baselines on purpose with --update-baselines "
-              "(nox -s regression -- --update-baselines) and commit results/baselines/")
+        print(
+            "if the change is intended, refresh the baselines on purpose with --update-baselines "
+            "(nox -s regression -- --update-baselines) and commit results/baselines/"
+        )
         exit_code = 1
     elif exit_code == 0:
         print("passed: no regression beyond the noise bands")

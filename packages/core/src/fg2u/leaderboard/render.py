@@ -33,8 +33,9 @@ import html
 import math
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, cast
 
 from fg2u.benchmarks import Benchmark, Metric, Reference, discover
 from fg2u.leaderboard.aggregate import (
@@ -71,6 +72,11 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 _LINES = ("-", "--", ":")
 _ARROWS = {"higher": "↑", "lower": "↓"}
 _MEMORY_UNITS = {"bytes": 1.0, "KiB": 2.0**10, "MiB": 2.0**20, "GiB": 2.0**30}
+
+
+def _mib_converter(scale: float) -> Callable[[float], float]:
+    """Converts a value counted in units of ``scale`` bytes to MiB."""
+    return lambda v: v * scale / 2**20
 
 
 # ----------------------------------------------------------------------------------- table structure
@@ -116,7 +122,6 @@ class Headline:
     column_keys: list[tuple]
     column_names: tuple[str, ...]
     competing: set[str]
-
 
 
 def _words(name: str) -> set[str]:
@@ -225,8 +230,6 @@ def format_stats(name: str, stats: MetricStats, row_n: int | None = None, *, uni
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
-
-
 def _scaled(value: float, unit: str) -> tuple[float, str]:
     """A value in ``unit`` as (number, shown unit): fractions in percent, memory in KiB/MiB/GiB, seconds
     in s/ms/µs."""
@@ -302,7 +305,9 @@ def _row_labels(bench: Benchmark, entries: Sequence[GroupSummary], column_of) ->
         if len(keys) > 1:
             dicts = [k.settings_dict for k in keys]
             names = {n for d in dicts for n in d}
-            extra.setdefault(estimator, set()).update(n for n in names if len({repr(d.get(n, "<absent>")) for d in dicts}) > 1)
+            extra.setdefault(estimator, set()).update(
+                n for n in names if len({repr(d.get(n, "<absent>")) for d in dicts}) > 1
+            )
     labels = {}
     for s in entries:
         settings = s.key.settings_dict
@@ -344,12 +349,14 @@ def build_headlines(
             refs = [r for r in bench.references if r.metric == metric.name]
             for table_key in sorted(groups, key=lambda k: [_sort_token(v) for v in k]):
                 group = groups[table_key]
-                column_of = lambda s: tuple(field_value(s.key, n) for n in columns)  # noqa: E731
+                column_of = lambda s, columns=columns: tuple(field_value(s.key, n) for n in columns)  # noqa: E731
                 column_keys = sorted({column_of(s) for s in group}, key=lambda k: [_sort_token(v) for v in k])
                 labels = _row_labels(bench, group, column_of)
                 # rows: competing estimators by name, then yard sticks
-                row_labels = sorted(dict.fromkeys(labels[s.key] for s in group),
-                                    key=lambda lb: (not next(competes(s.key, yard) for s in group if labels[s.key] == lb), lb.lower()))
+                row_labels = sorted(
+                    dict.fromkeys(labels[s.key] for s in group),
+                    key=lambda lb: (not next(competes(s.key, yard) for s in group if labels[s.key] == lb), lb.lower()),
+                )
                 values: dict[str, dict[tuple, MetricStats]] = {lb: {} for lb in row_labels}
                 for s in group:
                     values[labels[s.key]].setdefault(column_of(s), s.metrics[metric.name])
@@ -357,13 +364,18 @@ def build_headlines(
                 estimator_of = {labels[s.key]: s.key.estimator for s in group}
                 # published numbers per column
                 representative = {ck: next(s for s in group if column_of(s) == ck) for ck in column_keys}
-                col_refs = {ck: [i for i, r in enumerate(refs) if _reference_matches(r, representative[ck].key)]
-                            for ck in column_keys}
+                col_refs = {
+                    ck: [i for i, r in enumerate(refs) if _reference_matches(r, representative[ck].key)]
+                    for ck in column_keys
+                }
                 paper_only: list[str] = []
                 for ck in column_keys:
                     for i in col_refs[ck]:
                         r = refs[i]
-                        if not any(r.matches_estimator(estimator_of[lb]) for lb in row_labels) and r.estimator not in paper_only:
+                        if (
+                            not any(r.matches_estimator(estimator_of[lb]) for lb in row_labels)
+                            and r.estimator not in paper_only
+                        ):
                             paper_only.append(r.estimator)
                 footnotes: list[str] = []
                 header = ["estimator"]
@@ -384,8 +396,11 @@ def build_headlines(
                         stats = values.get(lb, {}).get(ck)
                         best = False
                         if stats is not None and kind == "run" and stats.n and math.isfinite(stats.mean):
-                            pool = [values[o][ck].mean for o in competing if ck in values[o] and values[o][ck].n
-                                    and math.isfinite(values[o][ck].mean)]
+                            pool = [
+                                values[o][ck].mean
+                                for o in competing
+                                if ck in values[o] and values[o][ck].n and math.isfinite(values[o][ck].mean)
+                            ]
                             target = max(pool) if metric.direction == "higher" else min(pool)
                             best = len(pool) >= 2 and len(set(pool)) > 1 and stats.mean == target
                         text = "—" if stats is None else format_value(stats, metric.unit, show_n=same_n is None)
@@ -394,10 +409,14 @@ def build_headlines(
                             texts = []
                             for i in col_refs[ck]:
                                 r = refs[i]
-                                if (kind == "paper" and r.estimator == lb) or (kind != "paper" and r.matches_estimator(estimator)):
+                                if (kind == "paper" and r.estimator == lb) or (
+                                    kind != "paper" and r.matches_estimator(estimator)
+                                ):
                                     if r.source not in footnotes:
                                         footnotes.append(r.source)
-                                    texts.append(f"{r.text(_display_unit(metric.unit) or None)} [{footnotes.index(r.source) + 1}]")
+                                    texts.append(
+                                        f"{r.text(_display_unit(metric.unit) or None)} [{footnotes.index(r.source) + 1}]"
+                                    )
                                     shown_refs.add(id(r))
                             cells.append(Cell(" / ".join(texts)))
                     rows.append((kind, cells))
@@ -406,10 +425,25 @@ def build_headlines(
                 where = _describe(bench, split, table_key)
                 if same_n is not None:
                     where += f" · n = {same_n} seed{'s' if same_n != 1 else ''} per cell"
-                caption = (f"{bench.name} · {metric.label}{f' ({unit})' if unit else ''} "
-                           f"{arrow} {metric.direction} is better")
-                headlines.append(Headline(bench.name, metric, caption, where, header, rows, paper_idx, footnotes,
-                                          values, column_keys, tuple(columns), competing))
+                caption = (
+                    f"{bench.name} · {metric.label}{f' ({unit})' if unit else ''} {arrow} {metric.direction} is better"
+                )
+                headlines.append(
+                    Headline(
+                        bench.name,
+                        metric,
+                        caption,
+                        where,
+                        header,
+                        rows,
+                        paper_idx,
+                        footnotes,
+                        values,
+                        column_keys,
+                        tuple(columns),
+                        competing,
+                    )
+                )
         unmatched[bench.name] = [r for r in bench.references if id(r) not in shown_refs]
     return headlines, unmatched
 
@@ -449,7 +483,11 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
                 varying.append(setting)
             else:
                 common[setting] = present[0]
-        problem = list(bench.columns) + [n for m in bench.metrics for n in (m.columns or ())] + list(bench.tables) if bench else []
+        problem = (
+            list(bench.columns) + [n for m in bench.metrics for n in (m.columns or ())] + list(bench.tables)
+            if bench
+            else []
+        )
         problem = [n for n in dict.fromkeys(problem + list(PROBLEM_SETTINGS)) if n not in ("task", "dataset", "config")]
         other = [n for n in varying if n not in problem]
         varying = sorted((n for n in varying if n in problem), key=problem.index)
@@ -463,16 +501,26 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
         for s in entries:
             metric_names += [m for m in s.metrics if m not in metric_names]
         headline_names = [m.name for m in bench.metrics] if bench else []
-        metric_names.sort(key=lambda m: (headline_names.index(m) if m in headline_names else len(headline_names),
-                                         _metric_order(m)))
+        metric_names.sort(
+            key=lambda m: (headline_names.index(m) if m in headline_names else len(headline_names), _metric_order(m))
+        )
         extra = [f"{r.metric} (paper)" for r in refs if r.metric not in metric_names]
         metric_columns = metric_names + list(dict.fromkeys(extra))
         fixed = ["row", "task", "dataset", "config", *varying, "estimator"] + (["settings"] if other else [])
         fixed += (["device"] if show_device else []) + ["n"]
         rows: list[tuple[str, list[Cell]]] = []
-        entries.sort(key=lambda s: (s.key.task, s.key.dataset, s.key.config, str(s.key.device),
-                                    [_sort_token(s.key.settings_dict.get(n)) for n in varying],
-                                    not competes(s.key, yard), s.key.estimator, repr(s.key.settings)))
+        entries.sort(
+            key=lambda s: (
+                s.key.task,
+                s.key.dataset,
+                s.key.config,
+                str(s.key.device),
+                [_sort_token(s.key.settings_dict.get(n)) for n in varying],
+                not competes(s.key, yard),
+                s.key.estimator,
+                repr(s.key.settings),
+            )
+        )
         units = {m.name: m.unit for m in bench.metrics} if bench else {}
         for s in entries:
             settings = s.key.settings_dict
@@ -486,8 +534,12 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
             cells.append(Cell(str(s.n)))
             for metric in metric_columns:
                 stats = s.metrics.get(metric)
-                cells.append(Cell("" if stats is None else format_stats(metric, stats, s.n, unit=units.get(metric)),
-                                  (s.key, metric) in best))
+                cells.append(
+                    Cell(
+                        "" if stats is None else format_stats(metric, stats, s.n, unit=units.get(metric)),
+                        (s.key, metric) in best,
+                    )
+                )
             rows.append(("run", cells))
         footnotes: list[str] = []
         for ref in refs:
@@ -496,19 +548,36 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
             number = footnotes.index(ref.source) + 1
             column = ref.metric if ref.metric in metric_names else f"{ref.metric} (paper)"
             unit = units.get(ref.metric) if column == ref.metric else None
-            cells = [Cell(f"paper [{number}]"), Cell(str(ref.where.get("task", ""))),
-                     Cell(str(ref.where.get("dataset", ""))), Cell("paper")]
+            cells = [
+                Cell(f"paper [{number}]"),
+                Cell(str(ref.where.get("task", ""))),
+                Cell(str(ref.where.get("dataset", ""))),
+                Cell("paper"),
+            ]
             cells += [Cell(_settings_text(ref.where[n]) if n in ref.where else "") for n in varying]
             cells.append(Cell(ref.estimator))
             cells += [Cell("")] * (bool(other) + show_device)
             cells.append(Cell("—"))
-            cells += [Cell(ref.text(unit if unit in ("%", "fraction") else None) if m == column else "")
-                      for m in metric_columns]
+            cells += [
+                Cell(ref.text(unit if unit in ("%", "fraction") else None) if m == column else "")
+                for m in metric_columns
+            ]
             rows.append(("reference", cells))
-        directions = {m: (bench.metric(m).direction if bench and bench.metric(m) else metric_direction(m))
-                      for m in metric_columns}
-        tables.append(Table(name, fixed + metric_columns, rows, common, footnotes, directions,
-                            bench.title if bench else f"{name} (no installed plugin declares this benchmark)"))
+        directions = {
+            m: (cast(Metric, bench.metric(m)).direction if bench and bench.metric(m) else metric_direction(m))
+            for m in metric_columns
+        }
+        tables.append(
+            Table(
+                name,
+                fixed + metric_columns,
+                rows,
+                common,
+                footnotes,
+                directions,
+                bench.title if bench else f"{name} (no installed plugin declares this benchmark)",
+            )
+        )
     return tables
 
 
@@ -521,9 +590,11 @@ def _direction_note(table: Table) -> str:
     return ", ".join(f"{name} {_ARROWS[d]}" for name, d in table.directions.items() if d in _ARROWS)
 
 
-_INTRO = ("Cells: mean ± sample std (ddof = 1) over n seeds. **Bold**: best competing entry of its column; "
-          "yard sticks (no meta-gradient, data baselines) in italics, never marked. `paper`: the published "
-          "number (footnote), from the authors' full-scale runs.")
+_INTRO = (
+    "Cells: mean ± sample std (ddof = 1) over n seeds. **Bold**: best competing entry of its column; "
+    "yard sticks (no meta-gradient, data baselines) in italics, never marked. `paper`: the published "
+    "number (footnote), from the authors' full-scale runs."
+)
 
 
 def _md_headline(h: Headline) -> list[str]:
@@ -562,10 +633,15 @@ def render_markdown(
     """The text of ``LEADERBOARD.md``: headline tables and plots per benchmark, then the full tables as an
     appendix; plot links are relative to ``out_dir``."""
     titles = titles or {}
-    lines = ["# fg2u leaderboard", "",
-             f"Generated by `python -m fg2u.leaderboard render` from `{results_label}/**/*.jsonl`. " + _INTRO,
-             "", "The full tables, with every metric and setting, are in the [appendix](#appendix-full-tables) "
-             "and in `leaderboard.html`.", ""]
+    lines = [
+        "# fg2u leaderboard",
+        "",
+        f"Generated by `python -m fg2u.leaderboard render` from `{results_label}/**/*.jsonl`. " + _INTRO,
+        "",
+        "The full tables, with every metric and setting, are in the [appendix](#appendix-full-tables) "
+        "and in `leaderboard.html`.",
+        "",
+    ]
     link = lambda p: Path(os.path.relpath(p, out_dir) if out_dir is not None else str(p)).as_posix()  # noqa: E731
     names = list(dict.fromkeys([h.benchmark for h in headlines]))
     for name in names:
@@ -576,10 +652,14 @@ def render_markdown(
             lines += [f"![{Path(plot).stem}]({link(plot)})", ""]
     if not headlines:
         lines += ["_No headline table: no installed benchmark declares metrics that the records have._", ""]
-    lines += ["## Appendix: full tables", "",
-              "Every metric and setting. **Bold**: best entry of its comparison group (same task, data set, "
-              "config, device and problem settings; the unroll depth counts for memory and time only). Rows "
-              "`paper [k]` are published numbers (footnote k).", ""]
+    lines += [
+        "## Appendix: full tables",
+        "",
+        "Every metric and setting. **Bold**: best entry of its comparison group (same task, data set, "
+        "config, device and problem settings; the unroll depth counts for memory and time only). Rows "
+        "`paper [k]` are published numbers (footnote k).",
+        "",
+    ]
     for table in tables:
         lines += [f"### {table.benchmark} — {_md_escape(table.title)}", ""]
         runs = sum(1 for kind, _ in table.rows if kind == "run")
@@ -610,8 +690,11 @@ def render_markdown(
             lines.append("")
         left = (unmatched or {}).get(table.benchmark)
         if left and runs:
-            lines += [f"{len(left)} published number(s) have no run of ours on the same data set / setting; "
-                      "they appear only in this table.", ""]
+            lines += [
+                f"{len(left)} published number(s) have no run of ours on the same data set / setting; "
+                "they appear only in this table.",
+                "",
+            ]
     if issues:
         lines += ["## Skipped records", "", f"{len(issues)} line(s) were not used:", ""]
         lines += [f"- `{_md_escape(str(issue))}`" for issue in issues[:50]]
@@ -654,10 +737,14 @@ code { background: #f4f4f4; padding: 0 0.2rem; }
 
 def _html_headline(h: Headline) -> str:
     e = html.escape
-    head = "".join(f'<th class="paper">{e(c)}</th>' if i in h.paper_columns else f"<th>{e(c)}</th>"
-                   for i, c in enumerate(h.columns))
-    out = [f'<table class="headline" data-benchmark="{e(h.benchmark)}" data-metric="{e(h.metric.name)}">'
-           f"<thead><tr>{head}</tr></thead><tbody>"]
+    head = "".join(
+        f'<th class="paper">{e(c)}</th>' if i in h.paper_columns else f"<th>{e(c)}</th>"
+        for i, c in enumerate(h.columns)
+    )
+    out = [
+        f'<table class="headline" data-benchmark="{e(h.benchmark)}" data-metric="{e(h.metric.name)}">'
+        f"<thead><tr>{head}</tr></thead><tbody>"
+    ]
     for kind, cells in h.rows:
         tds = []
         for i, c in enumerate(cells):
@@ -691,35 +778,47 @@ def render_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<style>{_CSS}</style></head><body>",
         "<h1>fg2u leaderboard</h1>",
-        "<nav>" + "".join(f'<a href="#{e(n)}">{e(n)}</a>' for n in names)
-        + '<a href="#appendix">full tables</a></nav>',
+        "<nav>" + "".join(f'<a href="#{e(n)}">{e(n)}</a>' for n in names) + '<a href="#appendix">full tables</a></nav>',
         f'<p class="note">{e(_INTRO.replace("**", ""))}</p>',
     ]
     data = {p: base64.b64encode(Path(p).read_bytes()).decode("ascii") for p in plots}
     for name in names:
-        out.append(f'<h2 id="{e(name)}">{e(name)} — {e(titles.get(name, name))}</h2><div class="bench"><div class="tables">')
+        out.append(
+            f'<h2 id="{e(name)}">{e(name)} — {e(titles.get(name, name))}</h2><div class="bench"><div class="tables">'
+        )
         out += [_html_headline(h) for h in headlines if h.benchmark == name]
         out.append('</div><div class="plots">')
         for plot in (p for p in plots if Path(p).stem.startswith(f"{name}-")):
-            out.append(f'<img alt="{e(Path(plot).stem)}" title="{e(Path(plot).stem)}" src="data:image/png;base64,{data[plot]}">')
+            out.append(
+                f'<img alt="{e(Path(plot).stem)}" title="{e(Path(plot).stem)}" src="data:image/png;base64,{data[plot]}">'
+            )
         out.append("</div></div>")
     out.append('<h2 id="appendix">Appendix: full tables</h2>')
-    out.append('<p class="note">Every metric and setting. Highlighted: best entry of its comparison group (same '
-               "task, data set, config, device and problem settings; the unroll depth counts for memory and time "
-               "only). Shaded italic rows: published numbers, never marked best.</p>")
+    out.append(
+        '<p class="note">Every metric and setting. Highlighted: best entry of its comparison group (same '
+        "task, data set, config, device and problem settings; the unroll depth counts for memory and time "
+        "only). Shaded italic rows: published numbers, never marked best.</p>"
+    )
     for table in tables:
         out.append(f'<h3 id="full-{e(table.benchmark)}">{e(table.benchmark)} — {e(table.title)}</h3>')
         note = _direction_note(table)
         if note:
             out.append(f'<p class="note">Direction: {e(note)}.</p>')
         settings_col = table.columns.index("settings") if "settings" in table.columns else -1
-        out.append('<div class="scroll"><table class="full"><thead><tr>'
-                   + "".join(f"<th>{e(c)}</th>" for c in table.columns) + "</tr></thead><tbody>")
+        out.append(
+            '<div class="scroll"><table class="full"><thead><tr>'
+            + "".join(f"<th>{e(c)}</th>" for c in table.columns)
+            + "</tr></thead><tbody>"
+        )
         for kind, cells in table.rows:
             tds = "".join(
-                f'<td class="best">{e(c.text)}</td>' if c.best and c.text
-                else f'<td class="settings">{e(c.text)}</td>' if i == settings_col
-                else f"<td>{e(c.text)}</td>" for i, c in enumerate(cells))
+                f'<td class="best">{e(c.text)}</td>'
+                if c.best and c.text
+                else f'<td class="settings">{e(c.text)}</td>'
+                if i == settings_col
+                else f"<td>{e(c.text)}</td>"
+                for i, c in enumerate(cells)
+            )
             out.append(f'<tr class="{kind}">{tds}</tr>')
         out.append("</tbody></table></div>")
         if table.common_settings:
@@ -750,8 +849,11 @@ def _new_figure(panels: int, *, width: float = 3.9, height: float = 2.15):
 
 
 def _numeric_axis(h: Headline) -> bool:
-    return len(h.column_names) == 1 and len(h.column_keys) >= 2 and all(
-        isinstance(k[0], (int, float)) and not isinstance(k[0], bool) for k in h.column_keys)
+    return (
+        len(h.column_names) == 1
+        and len(h.column_keys) >= 2
+        and all(isinstance(k[0], (int, float)) and not isinstance(k[0], bool) for k in h.column_keys)
+    )
 
 
 def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark], plot_dir: Path) -> list[Path]:
@@ -774,7 +876,13 @@ def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark
         shown = _display_unit(metric.unit)
         memory_scale = _MEMORY_UNITS.get(metric.unit)
         unit_text = "MiB" if memory_scale else ("s" if metric.unit == "s" else shown)
-        convert = (lambda v: v * memory_scale / 2**20) if memory_scale else (lambda v: v * 100.0) if metric.unit == "fraction" else (lambda v: v)  # noqa: E731
+        convert = (
+            _mib_converter(memory_scale)
+            if memory_scale
+            else (lambda v: v * 100.0)
+            if metric.unit == "fraction"
+            else (lambda v: v)
+        )  # noqa: E731
         style = {lb: i for i, lb in enumerate(sorted({lb for h in hs for lb in h.values}))}
         for ax, h in zip(axes, hs):
             if _numeric_axis(h):
@@ -784,11 +892,18 @@ def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark
                     if not points:
                         continue
                     i = style[lb]
-                    ax.errorbar([p[0] for p in points], [convert(p[1].mean) for p in points],
-                                yerr=[0.0 if p[1].std is None else abs(convert(p[1].std)) for p in points],
-                                marker=_MARKERS[i % len(_MARKERS)], markersize=4, capsize=2, color=f"C{i % 10}",
-                                linestyle=_LINES[(i // 10) % len(_LINES)] if lb in h.competing else ":",
-                                label=lb, alpha=0.85)
+                    ax.errorbar(
+                        [p[0] for p in points],
+                        [convert(p[1].mean) for p in points],
+                        yerr=[0.0 if p[1].std is None else abs(convert(p[1].std)) for p in points],
+                        marker=_MARKERS[i % len(_MARKERS)],
+                        markersize=4,
+                        capsize=2,
+                        color=f"C{i % 10}",
+                        linestyle=_LINES[(i // 10) % len(_LINES)] if lb in h.competing else ":",
+                        label=lb,
+                        alpha=0.85,
+                    )
                 if max(xs_all) / max(min(xs_all), 1e-300) >= 10 and min(xs_all) > 0:
                     ax.set_xscale("log")
                 if memory_scale:
@@ -813,8 +928,15 @@ def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark
                         means.append(convert(st.mean))
                         errs.append(0.0 if st.std is None else abs(convert(st.std)))
                         colors.append(f"C{j % 10}" if lb in h.competing else "#b0b0b0")
-                    ax.barh(ys, means, height=width, xerr=errs, color=colors, capsize=2,
-                            label=_describe(bench, h.column_names, ck) if len(h.column_keys) > 1 else None)
+                    ax.barh(
+                        ys,
+                        means,
+                        height=width,
+                        xerr=errs,
+                        color=colors,
+                        capsize=2,
+                        label=_describe(bench, h.column_names, ck) if len(h.column_keys) > 1 else None,
+                    )
                 positive = [convert(st.mean) for per in h.values.values() for st in per.values() if st.n]
                 if positive and min(positive) > 0 and max(positive) / min(positive) >= 100:
                     ax.set_xscale("log")  # values over orders of magnitude (errors from 1e-7 to 1e2)
@@ -826,7 +948,9 @@ def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark
             if _numeric_axis(h):  # the figure title names the metric; the axis its unit
                 ax.set_ylabel(f"{unit_text or metric.label} {_ARROWS[metric.direction]}", fontsize=8)
             else:
-                ax.set_xlabel(f"{metric.label}{f' ({unit_text})' if unit_text else ''} {_ARROWS[metric.direction]}", fontsize=8)
+                ax.set_xlabel(
+                    f"{metric.label}{f' ({unit_text})' if unit_text else ''} {_ARROWS[metric.direction]}", fontsize=8
+                )
             ax.set_title(h.where, fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(True, which="major", alpha=0.3)
@@ -871,9 +995,27 @@ def render_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path = out_dir / "LEADERBOARD.md"
     label = os.path.relpath(results_dir, out_dir.parent) if out_dir != results_dir else results_dir.name
-    md_path.write_text(render_markdown(tables, issues, written, headlines=headlines, titles=titles,
-                                       unmatched=unmatched, out_dir=out_dir, results_label=label), encoding="utf-8")
+    md_path.write_text(
+        render_markdown(
+            tables,
+            issues,
+            written,
+            headlines=headlines,
+            titles=titles,
+            unmatched=unmatched,
+            out_dir=out_dir,
+            results_label=label,
+        ),
+        encoding="utf-8",
+    )
     html_path = out_dir / "leaderboard.html"
     html_path.write_text(render_html(tables, issues, written, headlines=headlines, titles=titles), encoding="utf-8")
-    return {"markdown": md_path, "html": html_path, "plots": written, "issues": issues, "summaries": summaries,
-            "headlines": headlines, "tables": tables}
+    return {
+        "markdown": md_path,
+        "html": html_path,
+        "plots": written,
+        "issues": issues,
+        "summaries": summaries,
+        "headlines": headlines,
+        "tables": tables,
+    }

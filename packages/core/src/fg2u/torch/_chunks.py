@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 
@@ -76,7 +77,7 @@ def weighted_direction_sum(
         value_sum = s if value_sum is None else value_sum + s
         if value0 is None:
             value0 = values[0]
-    return tree_unflatten(totals, spec), value_sum, value0
+    return tree_unflatten(totals, spec), cast(torch.Tensor, value_sum), cast(torch.Tensor, value0)
 
 
 def chunked_direction_sum(
@@ -100,4 +101,4 @@ def chunked_direction_sum(
             totals[k] = totals[k] + torch.tensordot(coeffs.to(leaf.dtype), leaf, dims=1)
         if value0 is None:
             value0 = value
-    return tree_unflatten(totals, spec), value0
+    return tree_unflatten(totals, spec), cast(torch.Tensor, value0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ class TorchTreeOps:
         return tree_map(lambda x, y: x - y, a, b)
 
     def vdot(self, a: PyTree, b: PyTree) -> torch.Tensor:
-        return sum(torch.sum(x * y) for x, y in zip(tree_flatten(a)[0], tree_flatten(b)[0]))
+        return torch.stack([torch.sum(x * y) for x, y in zip(tree_flatten(a)[0], tree_flatten(b)[0])]).sum()
 
     def zeros_like(self, tree: PyTree) -> PyTree:
         return tree_map(lambda x: torch.zeros_like(x).detach(), tree)

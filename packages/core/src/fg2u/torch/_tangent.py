@@ -23,7 +23,8 @@ the step draw once per step and are shared by the directions (as ``vmap(randomne
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 
@@ -60,8 +61,12 @@ def _batched_grad(outputs: list, inputs: list, cotangents: list, batched: bool) 
     except (RuntimeError, NotImplementedError, ValueError, TypeError) as err:
         _warn_loop(err)
     c = cotangents[0].shape[0]
-    columns = [torch.autograd.grad(outputs, inputs, grad_outputs=[w[i] for w in cotangents], allow_unused=True,
-                                   retain_graph=i < c - 1) for i in range(c)]
+    columns = [
+        torch.autograd.grad(
+            outputs, inputs, grad_outputs=[w[i] for w in cotangents], allow_unused=True, retain_graph=i < c - 1
+        )
+        for i in range(c)
+    ]
     return [None if columns[0][k] is None else torch.stack([col[k] for col in columns]) for k in range(len(inputs))]
 
 
@@ -109,8 +114,9 @@ def _slicer(inner_batches: Any):
     return lambda t: tree_unflatten([x[t] if is_t else x for x, is_t in zip(leaves, tensors)], spec)
 
 
-def directional_derivatives(problem: Any, phi_leaves: Sequence[torch.Tensor], spec: Any,
-                            directions: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def directional_derivatives(
+    problem: Any, phi_leaves: Sequence[torch.Tensor], spec: Any, directions: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(∇L(φ)·v_i for i < c, L(φ))`` for the ``c`` directions ``directions`` (leaves of φ, leading axis c).
 
     Args:
@@ -154,13 +160,15 @@ def directional_derivatives(problem: Any, phi_leaves: Sequence[torch.Tensor], sp
             new_state = problem.step(tree_unflatten(leaves, state_spec), phi, batch_at(t))
         new_leaves, new_spec = tree_flatten(new_state)
         if t == 0:
-            check_same_structure(new_state, tree_unflatten(leaves, state_spec), "the state returned by step",
-                                 "the state passed to step")
+            check_same_structure(
+                new_state, tree_unflatten(leaves, state_spec), "the state returned by step", "the state passed to step"
+            )
         outs = [i for i, x in enumerate(new_leaves) if _differentiable(x)]
         new_z: list = [None] * len(new_leaves)
         if outs:
-            mapped = _tangent_map([new_leaves[i] for i in outs], inputs + phi_req,
-                                  [z[i] for i in moving] + v_phi, batched)
+            mapped = _tangent_map(
+                [new_leaves[i] for i in outs], inputs + phi_req, [z[i] for i in moving] + v_phi, batched
+            )
             for i, zi in zip(outs, mapped):
                 new_z[i] = zi
         z = new_z
@@ -171,11 +179,11 @@ def directional_derivatives(problem: Any, phi_leaves: Sequence[torch.Tensor], sp
     moving = [i for i, zi in enumerate(z) if zi is not None]
     inputs = [leaves[i].requires_grad_(True) for i in moving]
     with torch.enable_grad():
-        loss = _as_scalar(problem.outer_loss(tree_unflatten(leaves, state_spec), phi, problem.outer_batch),
-                          "outer_loss", phi)
+        loss = _as_scalar(
+            problem.outer_loss(tree_unflatten(leaves, state_spec), phi, problem.outer_batch), "outer_loss", phi
+        )
         wrt = inputs + phi_req
-        grads = (torch.autograd.grad(loss, wrt, allow_unused=True) if loss.requires_grad
-                 else [None] * len(wrt))
+        grads = torch.autograd.grad(loss, wrt, allow_unused=True) if loss.requires_grad else [None] * len(wrt)
     derivative = torch.zeros(c, dtype=loss.dtype, device=loss.device)
     for g, w in zip(grads, [z[i] for i in moving] + v_phi):
         if g is not None:
@@ -187,14 +195,18 @@ def directional_derivatives(problem: Any, phi_leaves: Sequence[torch.Tensor], sp
 _warned: set[str] = set()
 
 
-def _jvp_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
-                  chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
+def _jvp_estimate(
+    who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int, chunk_size: int | None
+) -> tuple[PyTree, torch.Tensor]:
     """The reference path: one ``torch.func.jvp`` through the whole unroll per direction, vmapped in chunks."""
     objective = meta_objective(problem)
     phi = detach(phi)
 
     def per_direction(v_leaves: list) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, derivative = torch.func.jvp(objective, (phi,), (tree_unflatten(v_leaves, spec),))
+        # torch.func.jvp is annotated with a 2- or 3-tuple (has_aux); without has_aux it is (out, jvp_out)
+        loss, derivative = cast(
+            tuple[torch.Tensor, torch.Tensor], torch.func.jvp(objective, (phi,), (tree_unflatten(v_leaves, spec),))
+        )
         return derivative, loss
 
     # forward-mode AD records no reverse graph; no_grad also stops autograd from recording the primal
@@ -204,8 +216,9 @@ def _jvp_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: A
     return total, loss
 
 
-def forward_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
-                     chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
+def forward_estimate(
+    who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int, chunk_size: int | None
+) -> tuple[PyTree, torch.Tensor]:
     """``(Σ_i (∇L·v_i) v_i, L(φ))`` over the ``b`` directions ``dir_leaves`` (leaves of φ, leading axis b).
 
     Chunks of ``chunk_size`` directions (``None``: all b) run one after the other, each through

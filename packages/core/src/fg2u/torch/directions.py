@@ -15,7 +15,6 @@ from fg2u.torch._pytree import PyTree, check_meta_params, num_elements, tree_unf
 __all__ = ["TorchOps", "as_generator", "sample_directions"]
 
 
-
 def as_generator(key: Any, who: str = "key") -> torch.Generator:
     """A ``torch.Generator`` from a generator (used, and advanced, as is) or an int seed (a fresh one)."""
     if isinstance(key, torch.Generator):
@@ -60,9 +59,7 @@ class TorchOps:
         return torch.cat(xs, dim=0)
 
 
-def sample_directions(
-    distribution: str | DirectionDistribution, key: Any, num_directions: int, like: PyTree
-) -> PyTree:
+def sample_directions(distribution: str | DirectionDistribution, key: Any, num_directions: int, like: PyTree) -> PyTree:
     """``num_directions`` directions ``v_i ∈ R^N`` (``N`` = number of entries of φ), as a pytree like
     ``like`` whose leaves have a leading axis ``b = num_directions``.
 

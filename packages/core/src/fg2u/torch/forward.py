@@ -10,16 +10,15 @@ from fg2u import estimators
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 from fg2u.torch._chunks import weighted_direction_sum
-from fg2u.torch._tangent import forward_estimate
 from fg2u.torch._pytree import (
     PyTree,
     check_directions,
     check_finite_result,
     check_meta_params,
-    detach,
     tree_map,
     tree_unflatten,
 )
+from fg2u.torch._tangent import forward_estimate
 from fg2u.torch.directions import as_generator, sample_directions
 from fg2u.torch.unroll import check_unrolled_problem, meta_objective
 
@@ -36,16 +35,19 @@ def _cast_directions(dir_leaves: list, phi_leaves: list) -> list:
     return [d.detach().to(dtype=p.dtype, device=p.device) for d, p in zip(dir_leaves, phi_leaves)]
 
 
-def _finish(who: str, total: PyTree, b: int, phi: PyTree, loss: torch.Tensor, check: bool) -> tuple[PyTree, Aux]:
+def _finish(
+    who: str, total: PyTree, b: int, phi: PyTree, loss: torch.Tensor, check: bool, problem: Any = None
+) -> tuple[PyTree, Aux]:
     grad = tree_map(lambda s, p: (s / b).to(p.dtype), total, phi)
     loss = loss.detach()
     if check:
-        check_finite_result(who, grad, loss)
+        check_finite_result(who, grad, loss, phi=phi, problem=problem)
     return grad, Aux(outer_loss=loss)
 
 
-def _forward_estimate(who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int,
-                      chunk_size: int | None) -> tuple[PyTree, torch.Tensor]:
+def _forward_estimate(
+    who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int, chunk_size: int | None
+) -> tuple[PyTree, torch.Tensor]:
     """``(Σ_i (∇L·v_i) v_i, L(φ))``: the tangents of each chunk pushed through the unroll together by the
     double-vjp kernel (:mod:`fg2u.torch._tangent`), with a ``torch.func.jvp`` fallback."""
     return forward_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
@@ -69,7 +71,7 @@ class FG2U(estimators.FG2U):
         dir_leaves, b = check_directions(directions, phi, "FG2U")
         dir_leaves = _cast_directions(dir_leaves, phi_leaves)
         total, loss = _forward_estimate("FG2U", problem, phi, dir_leaves, spec, b, self.chunk_size)
-        return _finish("FG2U", total, b, phi, loss, self.check_finite)
+        return _finish("FG2U", total, b, phi, loss, self.check_finite, problem)
 
 
 class FG2U_ZO(estimators.FG2U_ZO):
@@ -105,8 +107,9 @@ class FG2U_ZO(estimators.FG2U_ZO):
                     plus = objective(shifted(v_leaves, 1.0))
                     return (plus - base) / eps, plus
 
-                total, _, _ = weighted_direction_sum(per_direction, dir_leaves, spec, b, self.chunk_size,
-                                                     "FG2U_ZO", vectorize)
+                total, _, _ = weighted_direction_sum(
+                    per_direction, dir_leaves, spec, b, self.chunk_size, "FG2U_ZO", vectorize
+                )
                 loss = base
             else:
 
@@ -114,10 +117,11 @@ class FG2U_ZO(estimators.FG2U_ZO):
                     plus, minus = objective(shifted(v_leaves, 1.0)), objective(shifted(v_leaves, -1.0))
                     return (plus - minus) / (2 * eps), 0.5 * (plus + minus)
 
-                total, value_sum, _ = weighted_direction_sum(per_direction, dir_leaves, spec, b,
-                                                             self.chunk_size, "FG2U_ZO", vectorize)
+                total, value_sum, _ = weighted_direction_sum(
+                    per_direction, dir_leaves, spec, b, self.chunk_size, "FG2U_ZO", vectorize
+                )
                 loss = value_sum / b
-        return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite)
+        return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite, problem)
 
     @staticmethod
     def _check_problem(problem: Any) -> None:
@@ -142,4 +146,4 @@ class FGU(estimators.FGU):
             basis.append(e.reshape((n,) + tuple(p.shape)))
             offset += size
         total, loss = _forward_estimate("FGU", problem, phi, basis, spec, n, None)
-        return _finish("FGU", total, 1, phi, loss, self.check_finite)
+        return _finish("FGU", total, 1, phi, loss, self.check_finite, problem)

@@ -3,7 +3,8 @@ and a ``torch.optim`` meta optimiser over the leaves of φ."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 

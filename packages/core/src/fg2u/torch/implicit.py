@@ -12,7 +12,8 @@ of the inner state (e.g. optimiser step counters) are held constant. ``Aux.outer
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -77,9 +78,9 @@ def _linearise(problem: Any, phi: PyTree, who: str) -> _Linearised:
         check_same_structure(new_state, state, "the state returned by step", "the state passed to step")
         return _split_float(new_state)[0]
 
-    loss, outer_vjp = torch.func.vjp(outer, floats, phi_leaves)
+    loss, outer_vjp = torch.func.vjp(outer, floats, phi_leaves)[:2]
     g_theta, g_phi = outer_vjp(torch.ones_like(loss))
-    _, step_vjp = torch.func.vjp(transition, floats, phi_leaves)
+    step_vjp = torch.func.vjp(transition, floats, phi_leaves)[1]
     return _Linearised(
         loss=loss.detach(),
         g_theta=list(g_theta),
@@ -91,11 +92,11 @@ def _linearise(problem: Any, phi: PyTree, who: str) -> _Linearised:
     )
 
 
-def _finish(who: str, lin: _Linearised, w: list, check: bool) -> tuple[PyTree, Aux]:
+def _finish(who: str, lin: _Linearised, w: list, check: bool, problem: Any = None) -> tuple[PyTree, Aux]:
     leaves = [(a + b).detach().to(p.dtype) for a, b, p in zip(lin.g_phi, lin.vjp_phi(w), lin.phi_leaves)]
     grad = tree_unflatten(leaves, lin.spec)
     if check:
-        check_finite_result(who, grad, lin.loss)
+        check_finite_result(who, grad, lin.loss, phi=tree_unflatten(lin.phi_leaves, lin.spec), problem=problem)
     return grad, Aux(outer_loss=lin.loss)
 
 
@@ -113,7 +114,7 @@ class Neumann(estimators.Neumann):
                 term = [p - alpha * (p - q) for p, q in zip(term, jt)]
                 total = [a + b for a, b in zip(total, term)]
             w = [alpha * x for x in total]
-        return _finish("Neumann", lin, w, self.check_finite)
+        return _finish("Neumann", lin, w, self.check_finite, problem)
 
 
 class ConjugateGradient(estimators.ConjugateGradient):
@@ -151,7 +152,7 @@ class ConjugateGradient(estimators.ConjugateGradient):
                 rs_new = torch.dot(r, r)
                 p = r + (rs_new / rs) * p
                 rs = rs_new
-        return _finish("ConjugateGradient", lin, unravel(x), self.check_finite)
+        return _finish("ConjugateGradient", lin, unravel(x), self.check_finite, problem)
 
 
 class HessianFree(estimators.HessianFree):
@@ -160,4 +161,4 @@ class HessianFree(estimators.HessianFree):
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇_φF + α(∂Φ/∂φ)ᵀ∇_θF, Aux(F(θ_T, φ)))``; ``key`` is ignored."""
         lin = _linearise(problem, phi, "HessianFree")
-        return _finish("HessianFree", lin, [self.alpha * x for x in lin.g_theta], self.check_finite)
+        return _finish("HessianFree", lin, [self.alpha * x for x in lin.g_theta], self.check_finite, problem)

@@ -4,7 +4,8 @@ unrolled training of the module as a pure function of (parameters, φ)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,11 +19,7 @@ def module_params(module: nn.Module, *, trainable_only: bool = True) -> dict[str
     With ``trainable_only`` (default) parameters with ``requires_grad=False`` are left out; they stay in
     the module and are used as constants by :func:`functional_model`.
     """
-    return {
-        name: p.detach().clone()
-        for name, p in module.named_parameters()
-        if p.requires_grad or not trainable_only
-    }
+    return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad or not trainable_only}
 
 
 def module_buffers(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -60,7 +60,7 @@ class DirectionParallel(Estimator):
             )
 
     @property
-    def display_name(self) -> str:  # type: ignore[override]
+    def display_name(self) -> str:
         """Records name it like the wrapped estimator (same estimate); ``settings()`` adds the world size."""
         return self.estimator.display_name
 
@@ -99,7 +99,7 @@ class DirectionParallel(Estimator):
         if b % world:
             raise ValueError(f"{b} directions cannot be split evenly over {world} ranks")
         share = b // world
-        local = tree_unflatten([leaf[rank * share:(rank + 1) * share] for leaf in leaves], spec)
+        local = tree_unflatten([leaf[rank * share : (rank + 1) * share] for leaf in leaves], spec)
         return self._all_mean(self.estimator.with_directions(problem, phi, local), world)
 
     def _all_mean(self, estimate: tuple[PyTree, Aux], world: int) -> tuple[PyTree, Aux]:
@@ -111,6 +111,6 @@ class DirectionParallel(Estimator):
         packed = packed / world
         out, offset = [], 0
         for leaf in leaves:
-            out.append(packed[offset:offset + leaf.numel()].reshape(leaf.shape).to(leaf.dtype))
+            out.append(packed[offset : offset + leaf.numel()].reshape(leaf.shape).to(leaf.dtype))
             offset += leaf.numel()
         return tree_unflatten(out, spec), Aux(outer_loss=packed[-1].to(loss.dtype))

@@ -43,8 +43,10 @@ def flatten_gradient(grad: Any) -> np.ndarray:
     leaves, _ = tree_flatten(grad)
     tensors = [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
     if not tensors:
-        raise TypeError(f"the estimate holds no tensors (got {type(grad).__name__}); an estimator must return a "
-                        "pytree of tensors shaped like φ")
+        raise TypeError(
+            f"the estimate holds no tensors (got {type(grad).__name__}); an estimator must return a "
+            "pytree of tensors shaped like φ"
+        )
     return np.concatenate([t.detach().to("cpu", torch.float64).reshape(-1).numpy() for t in tensors])
 
 
@@ -141,6 +143,9 @@ def gradient_quality(
       measure_memory: measure peak-RSS growth (Linux); otherwise ``memory_bytes`` is None.
       progress: show a tqdm bar.
 
+    A stateful estimator (``est.stateful``, e.g. ``RunningControlVariate``) starts from ``est.init(φ)`` and
+    keeps its state across the repeats as across meta steps (its statistics include the warm-up).
+
     Returns:
       one :class:`fg2u.quality.GradientQuality` per estimator, in order.
     """
@@ -157,15 +162,22 @@ def gradient_quality(
         if not per_repeat:
             raise ValueError("inputs is empty; pass one input per repeat")
     else:
-        raise TypeError(f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
-                        f"problem, got {type(problem).__name__}")
+        raise TypeError(
+            f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
+            f"problem, got {type(problem).__name__}"
+        )
     reference = RGU() if reference is None else reference
     reference_name = reference_name or _label(reference)
 
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    bar = tqdm(total=(len(items) + 1) * len(per_repeat), desc="gradient quality", disable=not progress,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=(len(items) + 1) * len(per_repeat),
+        desc="gradient quality",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     deterministic = fixed and not hasattr(reference, "num_directions")
     references: list[np.ndarray] = []
     for r, inp in enumerate(per_repeat):
@@ -179,23 +191,35 @@ def gradient_quality(
     results = []
     for label, est in items:
         problems = [make_problem(inp) for inp in per_repeat]
+        stateful = bool(getattr(est, "stateful", False)) and hasattr(est, "init") and hasattr(est, "estimate")
+        state = est.init(phi) if stateful else None
         reset = measure_memory and peak_rss_reset()
         before = rss_bytes() if reset else None
         estimates, seconds = [], []
         for r, prob in enumerate(problems):
             t0 = time.perf_counter()
-            grad, _ = est(prob, phi, torch.Generator().manual_seed(seed + r))
+            generator = torch.Generator().manual_seed(seed + r)
+            if stateful:
+                grad, _, state = est.estimate(prob, phi, generator, state)
+            else:
+                grad, _ = est(prob, phi, generator)
             estimates.append(flatten_gradient(grad))
             seconds.append(time.perf_counter() - t0)
             del grad
             bar.update(1)
         peak = _status_kib("VmHWM") if before is not None else None
         memory = None if peak is None or before is None else max(peak * 1024 - before, 0)
-        results.append(summarize(
-            label, estimates, references, reference_name=reference_name, memory_bytes=memory,
-            memory_measure=MEMORY_MEASURE if memory is not None else "not measured (needs Linux /proc)",
-            seconds=seconds, settings=dict((settings or {}).get(label, {})),
-        ))
+        results.append(
+            summarize(
+                label,
+                estimates,
+                references,
+                reference_name=reference_name,
+                memory_bytes=memory,
+                memory_measure=MEMORY_MEASURE if memory is not None else "not measured (needs Linux /proc)",
+                seconds=seconds,
+                settings=dict((settings or {}).get(label, {})),
+            )
+        )
     bar.close()
     return results
-

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -22,8 +23,9 @@ from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, meta_objective
 __all__ = ["RGU", "TRGU", "RGUCheckpointed", "value_and_grad"]
 
 
-def value_and_grad(who: str, objective: Callable[[PyTree], torch.Tensor], phi: PyTree,
-                   check: bool = False) -> tuple[PyTree, Aux]:
+def value_and_grad(
+    who: str, objective: Callable[[PyTree], torch.Tensor], phi: PyTree, check: bool = False, problem: Any = None
+) -> tuple[PyTree, Aux]:
     """``(∇objective(φ), Aux(objective(φ)))`` by ``torch.autograd.grad`` on a detached copy of φ.
 
     Leaves of φ the objective does not depend on get a zero gradient. The graph is freed afterwards.
@@ -33,13 +35,13 @@ def value_and_grad(who: str, objective: Callable[[PyTree], torch.Tensor], phi: P
     with torch.enable_grad():
         loss = objective(tree_unflatten(req, spec))
         if loss.requires_grad:
-            grads = torch.autograd.grad(loss, req, allow_unused=True)
+            grads: Sequence[torch.Tensor | None] = torch.autograd.grad(loss, req, allow_unused=True)
         else:
             grads = [None] * len(req)
-    grads = [torch.zeros_like(p) if g is None else g.to(p.dtype) for g, p in zip(grads, leaves)]
-    grad, loss = tree_unflatten(grads, spec), loss.detach()
+    grad_leaves = [torch.zeros_like(p) if g is None else g.to(p.dtype) for g, p in zip(grads, leaves)]
+    grad, loss = tree_unflatten(grad_leaves, spec), loss.detach()
     if check:
-        check_finite_result(who, grad, loss)
+        check_finite_result(who, grad, loss, phi=phi, problem=problem)
     return grad, Aux(outer_loss=loss)
 
 
@@ -49,7 +51,7 @@ class RGU(estimators.RGU):
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
         check_unrolled_problem(problem, "RGU")
-        return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite)
+        return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite, problem=problem)
 
 
 class TRGU(estimators.TRGU):
@@ -61,7 +63,7 @@ class TRGU(estimators.TRGU):
         check_meta_params(phi, "TRGU")
         k = min(self.truncation, num_steps)
         if k == num_steps:
-            return value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite)
+            return value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite, problem=problem)
         head = num_steps - k
         with torch.no_grad():
             phi_const = detach(phi)
@@ -71,7 +73,7 @@ class TRGU(estimators.TRGU):
             final = run_steps(problem, state, p, head, num_steps)
             return _as_scalar(problem.outer_loss(final, p, problem.outer_batch), "outer_loss", p)
 
-        return value_and_grad("TRGU", objective, phi, self.check_finite)
+        return value_and_grad("TRGU", objective, phi, self.check_finite, problem=problem)
 
 
 class _Rematerialise(torch.autograd.Function):
@@ -85,7 +87,7 @@ class _Rematerialise(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, run: Callable, *inputs: torch.Tensor) -> Any:  # type: ignore[override]
+    def forward(ctx: Any, run: Callable, *inputs: torch.Tensor) -> Any:
         ctx.run = run
         ctx.devices = sorted({x.device.index or 0 for x in inputs if x.is_cuda})
         ctx.cpu_rng = torch.get_rng_state()
@@ -98,9 +100,7 @@ class _Rematerialise(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, *grad_outputs: Any) -> Any:
-        inputs = [
-            x.detach().requires_grad_(need) for x, need in zip(ctx.saved_tensors, ctx.needs_input_grad[1:])
-        ]
+        inputs = [x.detach().requires_grad_(need) for x, need in zip(ctx.saved_tensors, ctx.needs_input_grad[1:])]
         with torch.random.fork_rng(devices=ctx.devices, enabled=True):
             torch.set_rng_state(ctx.cpu_rng)
             for d, state in zip(ctx.devices, ctx.cuda_rng):
@@ -117,8 +117,9 @@ class _Rematerialise(torch.autograd.Function):
         return (None, *[next(grads) if x.requires_grad else None for x in inputs])
 
 
-def _checkpointed_segment(problem: Any, state: PyTree, phi_leaves: list, phi_spec: Any, start: int,
-                          stop: int) -> PyTree:
+def _checkpointed_segment(
+    problem: Any, state: PyTree, phi_leaves: list, phi_spec: Any, start: int, stop: int
+) -> PyTree:
     """Steps ``start:stop`` rematerialised in the backward pass (:class:`_Rematerialise`). Every tensor the
     segment depends on (the state's tensor leaves, φ's leaves) is an explicit input, so no closure hides
     a dependence on φ; non-tensor leaves of the state pass through as constants."""
@@ -159,4 +160,4 @@ class RGUCheckpointed(estimators.RGUCheckpointed):
                 state = _checkpointed_segment(problem, state, phi_leaves, phi_spec, start, min(start + seg, num_steps))
             return _as_scalar(problem.outer_loss(state, p, problem.outer_batch), "outer_loss", p)
 
-        return value_and_grad("RGUCheckpointed", objective, phi, self.check_finite)
+        return value_and_grad("RGUCheckpointed", objective, phi, self.check_finite, problem=problem)

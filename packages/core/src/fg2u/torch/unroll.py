@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
-
 import torch.utils._pytree as _pt
 
 from fg2u.problem import BlackBoxProblem, check_unrolled_structure
