@@ -207,3 +207,14 @@ def test_combinator_errors_name_the_argument(side):
         side.m.RunningControlVariate(side.m.FG2U(num_directions=2), decay=1.0)
     with pytest.raises(TypeError, match="surrogate"):
         side.m.ControlVariate(side.m.FG2U(2), "HessianFree")
+
+
+def test_running_control_variate_default_decay_is_a_long_memory(side):
+    """The running mean diverges for a memory L = 1/(1 − β) ≤ r = (N − 1)/b; None gives L = 4(1 + r)."""
+    est = side.m.RunningControlVariate(side.m.FG2U(num_directions=16))
+    r = (641 - 1) / 16
+    beta = est.decay_for(641)
+    assert 1 / (1 - beta) == pytest.approx(4 * (1 + r))
+    assert beta**2 + (1 - beta) ** 2 * r < 1  # contracting at a fixed meta-gradient
+    assert 0.9**2 + 0.1**2 * r > 1  # β = 0.9 is not, at N/b = 40
+    assert side.m.RunningControlVariate(side.m.FG2U(2), decay=0.5).decay_for(641) == 0.5

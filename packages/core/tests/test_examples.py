@@ -87,3 +87,21 @@ def test_example_runs_and_improves_the_outer_loss(script, runs):
     # Seeds are fixed, so this is deterministic; with these b and N, E[cos] ≈ √(b/(N + b)) ≥ 0.2.
     assert cosine > 0.0, out
     assert after < before, out
+
+
+def test_docs_quote_the_default_output_of_the_jax_example():
+    """docs/examples.md quotes ``python examples/weight_decay_jax.py`` with its defaults: rerun it and compare."""
+    page = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    quoted = re.search(r"Output of `python examples/weight_decay_jax.py`.*?```text\n(.*?)```", page, re.S)
+    assert quoted, "docs/examples.md no longer quotes the default output of weight_decay_jax.py"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "weight_decay_jax.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=True,
+    ).stdout
+    for line in quoted.group(1).strip().splitlines():
+        assert line.strip() in out, f"docs/examples.md quotes {line!r}, the script now prints:\n{out}"

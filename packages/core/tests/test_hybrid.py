@@ -82,7 +82,6 @@ class JaxSide:
         import jax
         import jax.numpy as jnp
 
-        jax.config.update("jax_enable_x64", True)
         self.jax, self.jnp = jax, jnp
 
     def problem(self, kind="mild"):
@@ -202,7 +201,20 @@ class TorchSide:
 
 @pytest.fixture(params=["jax", "torch"])
 def side(request):
-    return JaxSide() if request.param == "jax" else TorchSide()
+    if request.param == "torch":
+        yield TorchSide()
+        return
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(True):  # float64 for this test only (a global switch would leak into other tests)
+        yield JaxSide()
+
+
+@pytest.fixture
+def x64():
+    """float64 in JAX for one test (``jax.enable_x64`` as a context, never the global switch)."""
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(True):
+        yield
 
 
 def _z_test(samples, mean, what):
@@ -282,7 +294,7 @@ def test_inner_optimiser_state_with_an_integer_counter(side):
     assert np.all(np.isfinite(side.np(random))) and np.isfinite(side.np(aux.outer_loss))
 
 
-def test_jit_equals_eager_in_jax():
+def test_jit_equals_eager_in_jax(x64):
     s = JaxSide()
     problem, phi, key = s.problem(), s.phi(), s.key(5)
     est = s.m.Hybrid(num_directions=5, reverse_steps=4, chunk_size=2)
@@ -295,7 +307,7 @@ def test_jit_equals_eager_in_jax():
     np.testing.assert_allclose(s.np(whole), s.np(eager), rtol=1e-12)
 
 
-def test_same_directions_as_fg2u_and_same_estimate_in_both_backends():
+def test_same_directions_as_fg2u_and_same_estimate_in_both_backends(x64):
     js, ts = JaxSide(), TorchSide()
     rows = np.random.default_rng(0).choice([-1.0, 1.0], size=(6, N))
     out = [s.np(s.m.Hybrid(6, 5).with_directions(s.problem(), s.phi(), s.rows(rows))[0]) for s in (js, ts)]

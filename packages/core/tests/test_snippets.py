@@ -26,7 +26,7 @@ PAGES_WITH_CODE = [p for p in PAGES if python_blocks(p)]
 
 # Modules whose docstring ``Example::`` block (the indented block after the line ending in "Example::")
 # must run as is. TODO(lead): add "fg2u.jax" and "fg2u.torch" once their examples define every name.
-MODULE_EXAMPLES: list[str] = []
+MODULE_EXAMPLES: list[str] = ["fg2u.jax", "fg2u.torch"]
 
 
 def docstring_example(module_name: str) -> str:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
 
 __all__ = [
+    "estimator_label",
+    "named_estimators",
+    "is_stateful",
     "GradientQuality",
     "cosine",
     "relative_error",
@@ -173,7 +176,8 @@ def summarize(
       estimates: R flattened estimates ĝ_r (array-likes of N entries each).
       references: R matching references g_r, or a single reference used for every repeat (when the
         problem is the same in every repeat and only the random key changes).
-      memory_bytes, memory_measure: what the backend measured (see :class:`GradientQuality`).
+      memory_bytes: the memory the backend measured, in bytes (see :class:`GradientQuality`).
+      memory_measure: what that memory is (e.g. compiled temp bytes or RSS growth).
       seconds: per-estimate wall-clock seconds (a sequence: its median is kept, robust to a slow first
         call and to other processes on shared CPUs) or one value.
     """
@@ -261,3 +265,38 @@ def fg2u_expected_cosine(meta_dim: int, num_directions: int, distribution: str =
     N ≫ 1) for the expectation of the ratio. Independent of g.
     """
     return 1.0 / math.sqrt(1.0 + fg2u_expected_squared_error(1.0, meta_dim, num_directions, distribution))
+
+
+def estimator_label(estimator: Any) -> str:
+    """A readable label: the estimator's ``display_name`` (every fg2u estimator has one), else its class name."""
+    value = getattr(estimator, "display_name", None)
+    if callable(value):
+        try:
+            value = value()
+        except TypeError:
+            value = None
+    return value if isinstance(value, str) and value else type(estimator).__name__
+
+
+def named_estimators(estimators: Any) -> list[tuple[str, Any]]:
+    """``[(label, estimator), …]`` from a mapping ``{label: est}``, a sequence or one estimator (labels unique)."""
+    if isinstance(estimators, Mapping):
+        items = list(estimators.items())
+    elif callable(estimators):
+        items = [(estimator_label(estimators), estimators)]
+    else:
+        items = [(estimator_label(e), e) for e in estimators]
+    if not items:
+        raise ValueError("estimators is empty: pass a dict {label: estimator} or a list of estimators")
+    for label, est in items:
+        if not callable(est):
+            raise TypeError(f"estimator {label!r} is not callable; expected est(problem, phi, key) -> (grad, aux)")
+    labels = [label for label, _ in items]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"estimator labels must be unique, got {labels}; pass a dict {{label: estimator}}")
+    return items
+
+
+def is_stateful(estimator: Any) -> bool:
+    """Whether ``estimator`` carries state between meta steps (``stateful`` and ``init``/``estimate``)."""
+    return bool(getattr(estimator, "stateful", False)) and hasattr(estimator, "init") and hasattr(estimator, "estimate")

@@ -70,6 +70,9 @@ class TreeOps(Protocol):
     def to_float(self, x: Any) -> Any:
         """A scalar counter as a float scalar."""
 
+    def size(self, tree: PyTree) -> int:
+        """The total number of entries of ``tree`` (a Python int)."""
+
 
 def describe_settings(value: Any) -> Any:
     """A JSON-serialisable description of a setting (nested estimators become their own ``settings()``)."""

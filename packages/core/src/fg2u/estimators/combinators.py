@@ -205,33 +205,52 @@ class ControlVariate(Estimator):
 class RunningControlVariate(Estimator):
     """FG²U whose control variate is the running mean of its own previous estimates (no extra computation):
 
-        c_k = m_k / (1 − β^k),   m_{k+1} = β m_k + (1 − β) ĝ_k,     ĝ_k = s·c_k + (1/b) Σ v vᵀ (g_k − s·c_k).
+        c_k = m_k,   m_{k+1} = β m_k + (1 − β) ĝ_k,   m_0 = 0,     ĝ_k = s·c_k + (1/b) Σ v vᵀ (g_k − s·c_k).
 
     ``c_k`` depends only on earlier meta steps' directions, so ``E[ĝ_k | past] = g_k``: unbiased. Its error is
-    ``(N − 1)/b · ‖g_k − s·c_k‖²``: it helps when consecutive meta-gradients are correlated (slowly moving φ, a
-    shared component across inner initialisations) and can hurt when they are not (``‖g − c‖ > ‖g‖``); the
-    cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds about
-    ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16. At the first meta step ``c = 0`` (plain FG²U).
+    ``r · ‖g_k − s·c_k‖²`` with ``r = (N − 1)/b`` (plain FG²U: ``r · ‖g_k‖²``), so it helps only when the running
+    mean is closer to ``g_k`` than 0 is.
 
-    State: ``(m, k)`` — the un-normalised running mean (like φ) and the number of estimates folded in.
+    **Stability and when it pays.** The mean is fed by the estimates, whose error is r times that of ``c``. With
+    memory ``L = 1/(1 − β)`` and ``d² = E‖g_k − ḡ‖²`` the spread of the meta-gradients around their mean
+    (fresh inner initialisations, moving φ), the stationary error of ``c`` is about ``d² L/(L − r)`` for
+    ``L > r`` (it diverges for ``L ≤ r``), so ``E‖ĝ − g‖² ≈ r d² L/(L − r)``: a gain over plain FG²U needs
+    ``d² ≪ ‖g‖²`` and ``L ≫ r`` (memory much longer than N/b meta steps). ``decay=None`` takes ``L = 4(1 + r)``
+    (``β = 1 − 1/(4(1 + r))``); ``m`` starts at 0 without bias correction, so early control variates are shrunk
+    towards 0 (plain FG²U) rather than amplified. Measured on an image-distillation benchmark (N = 640, b = 16,
+    fresh networks every step: meta-gradients of different networks have cosine ≈ 0.4, so d² ≈ 0.6‖g‖²), a short
+    memory diverged (β = 0.9: 12 % test accuracy against 54 % for plain FG²U); this is a problem where it cannot
+    pay. The cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds
+    about ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16.
+
+    State: ``(m, k)`` — the running mean (like φ) and the number of estimates folded in.
     Memory: FG²U's plus one copy of φ.
 
     Args:
       estimator: the FG2U / FG2U_ZO estimator.
-      decay: β in [0, 1).
+      decay: β in [0, 1), or ``None`` for ``1 − 1/(4(1 + r))``, ``r = (N − 1)/b``.
       scale: ``s`` (default 1: ``c`` is in the units of the meta-gradient); ``None`` cross-fits it on two
         halves of the directions.
     """
 
     estimator: Any = estimator_field()
-    decay: float = 0.9
+    decay: float | None = None
     scale: float | None = 1.0
     stateful = True
 
     def __post_init__(self) -> None:
         _check_random("estimator", self.estimator, self.scale)
-        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or not 0 <= self.decay < 1:
-            raise ValueError(f"decay must be a number in [0, 1), got {self.decay!r}")
+        if self.decay is not None and (
+            isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or not 0 <= self.decay < 1
+        ):
+            raise ValueError(f"decay must be None (stable default) or a number in [0, 1), got {self.decay!r}")
+
+    def decay_for(self, num_params: int) -> float:
+        """β for φ with ``num_params`` entries: ``decay``, or ``1 − 1/(4(1 + r))`` with ``r = (N − 1)/b`` when None."""
+        if self.decay is not None:
+            return float(self.decay)
+        r = max(num_params - 1, 0) / self.estimator.num_directions
+        return 1.0 - 1.0 / (4.0 * (1.0 + r))
 
     def init(self, phi: PyTree) -> tuple:
         ops = self._require_ops()
@@ -240,10 +259,10 @@ class RunningControlVariate(Estimator):
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
         ops = self._require_ops()
         mean, count = state
-        correction = 1.0 - self.decay ** ops.to_float(count)
-        control = ops.scale(mean, ops.where(count > 0, 1.0 / ops.where(count > 0, correction, 1.0), 0.0))
+        decay = self.decay_for(ops.size(phi))
+        control = mean
         grad, aux = _controlled(ops, self.estimator, problem, phi, key, control, self.scale)
-        mean = ops.add(ops.scale(mean, self.decay), ops.scale(grad, 1.0 - self.decay))
+        mean = ops.add(ops.scale(mean, decay), ops.scale(grad, 1.0 - decay))
         return grad, aux, (mean, count + 1)
 
 

@@ -1,17 +1,22 @@
 """``fg2u.jax`` — the JAX backend: every meta-gradient estimator, jit-able, the inner loop a ``lax.scan``.
 
-Example::
+Example (φ = per-example log-weights of a least-squares inner loss; runs as is)::
 
     import jax, jax.numpy as jnp, optax
     from fg2u import UnrolledProblem
-    from fg2u.jax import FG2U, RGU, optax_transition
+    from fg2u.jax import FG2U, RGU, make, optax_transition
 
+    X = jax.random.normal(jax.random.key(1), (32, 5))
+    y = X @ jnp.arange(5.0) + 0.1 * jax.random.normal(jax.random.key(2), (32,))
+    xs, ys, idx = jnp.broadcast_to(X, (100, 32, 5)), jnp.broadcast_to(y, (100, 32)), jnp.tile(jnp.arange(32), (100, 1))
     loss = lambda w, phi, b: jnp.mean(jax.nn.sigmoid(phi[b[2]]) * (b[0] @ w - b[1]) ** 2)  # φ: example weights
-    init, step = optax_transition(loss, optax.adam(1e-2), jnp.zeros(5))
+    init, step = optax_transition(loss, optax.adam(1e-2, eps_root=1e-8), jnp.zeros(5))
     problem = UnrolledProblem(init, step, lambda s, phi, b: jnp.mean((b[0] @ s.params - b[1]) ** 2),
-                              num_steps=100, inner_batches=(xs, ys, idx), outer_batch=(xv, yv))
+                              num_steps=100, inner_batches=(xs, ys, idx), outer_batch=(X[:8], y[:8]))
+    phi = jnp.zeros(32)
     grad, aux = jax.jit(FG2U(num_directions=8, chunk_size=4))(problem, phi, jax.random.key(0))
     exact, _ = jax.jit(RGU())(problem, phi, None)   # memory ∝ T; FG2U's memory does not grow with T
+    same = make("fg2u", num_directions=8, chunk_size=4)   # by name, for configs and command lines
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,

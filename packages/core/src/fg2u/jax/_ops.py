@@ -66,5 +66,8 @@ class JaxTreeOps:
     def to_float(self, x: Any) -> jax.Array:
         return jnp.asarray(x, jnp.float32)
 
+    def size(self, tree: PyTree) -> int:
+        return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
+
 
 TREE_OPS = JaxTreeOps()

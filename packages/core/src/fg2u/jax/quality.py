@@ -34,52 +34,13 @@ from jax.flatten_util import ravel_pytree
 
 from fg2u._checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
-from fg2u.quality import GradientQuality, summarize
+from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 
 from .reverse import RGU
 
-__all__ = ["gradient_quality", "estimator_label", "compiled_estimate", "is_stateful"]
+__all__ = ["gradient_quality", "compiled_estimate"]
 
 MEMORY_MEASURE = "XLA compiled temp bytes of one estimate (memory_analysis().temp_size_in_bytes)"
-
-
-def estimator_label(estimator: Any) -> str:
-    """A readable label: the estimator's ``display_name``/``name`` attribute, else its class name."""
-    for attribute in ("display_name", "display"):
-        value = getattr(estimator, attribute, None)
-        if isinstance(value, str) and value:
-            return value
-        if callable(value):
-            try:
-                text = value()
-            except TypeError:
-                continue
-            if isinstance(text, str) and text:
-                return text
-    return type(estimator).__name__
-
-
-def _named(estimators: Any) -> list[tuple[str, Any]]:
-    if isinstance(estimators, Mapping):
-        items = list(estimators.items())
-    elif callable(estimators):
-        items = [(estimator_label(estimators), estimators)]
-    else:
-        items = [(estimator_label(e), e) for e in estimators]
-    if not items:
-        raise ValueError("estimators is empty: pass a dict {label: estimator} or a list of estimators")
-    for label, est in items:
-        if not callable(est):
-            raise TypeError(f"estimator {label!r} is not callable; expected est(problem, phi, key) -> (grad, aux)")
-    labels = [label for label, _ in items]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"estimator labels must be unique, got {labels}; pass a dict {{label: estimator}}")
-    return items
-
-
-def is_stateful(estimator: Any) -> bool:
-    """Whether ``estimator`` carries state between meta steps (``stateful = True`` and ``init``/``estimate``)."""
-    return bool(getattr(estimator, "stateful", False)) and hasattr(estimator, "init") and hasattr(estimator, "estimate")
 
 
 def compiled_estimate(
@@ -152,7 +113,7 @@ def gradient_quality(
       one :class:`fg2u.quality.GradientQuality` per estimator, in order. ``memory_bytes`` is XLA's
       compiled temporary memory of one estimate; ``seconds_per_estimate`` excludes compilation.
     """
-    items = _named(estimators)
+    items = named_estimators(estimators)
     if callable(problem) and not isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
         if inputs is None:
             raise ValueError(

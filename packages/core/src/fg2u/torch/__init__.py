@@ -1,20 +1,24 @@
 """``fg2u.torch`` — the PyTorch backend, built on ``torch.func``: the same estimators, arguments, defaults
 and result types as :mod:`fg2u.jax`, over pytrees (dicts, lists, tuples) of tensors.
 
-Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of the inner loss)::
+Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of the inner loss; runs as is)::
 
     import torch
     from fg2u import UnrolledProblem
     from fg2u.torch import FG2U, RGU, optim, optim_transition, functional_model, module_params
 
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 5), torch.randn(32)
+    xs, ys, idx = x.expand(50, 32, 5), y.expand(50, 32), torch.arange(32).expand(50, 32)
     net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
     f = functional_model(net)
     def inner_loss(params, phi, batch):
-        x, y, idx = batch
-        return torch.mean(torch.sigmoid(phi[idx]) * (f(params, x).squeeze(-1) - y) ** 2)
+        xb, yb, ib = batch
+        return torch.mean(torch.sigmoid(phi[ib]) * (f(params, xb).squeeze(-1) - yb) ** 2)
     init, step = optim_transition(inner_loss, optim.adam(1e-2), module_params(net))
     problem = UnrolledProblem(init, step, lambda s, phi, b: torch.mean((f(s.params, b[0]).squeeze(-1) - b[1]) ** 2),
-                              num_steps=100, inner_batches=(xs, ys, idx), outer_batch=(xv, yv))
+                              num_steps=50, inner_batches=(xs, ys, idx), outer_batch=(x[:8], y[:8]))
+    phi = torch.zeros(32)
     grad, aux = FG2U(num_directions=8, chunk_size=4)(problem, phi, torch.Generator().manual_seed(0))
     exact, _ = RGU()(problem, phi, None)   # memory ∝ T; FG2U's memory does not grow with T
 

@@ -62,5 +62,8 @@ class TorchTreeOps:
     def to_float(self, x: Any) -> float:
         return float(x)
 
+    def size(self, tree: PyTree) -> int:
+        return sum(int(x.numel()) for x in tree_flatten(tree)[0])
+
 
 TREE_OPS = TorchTreeOps()

@@ -28,7 +28,7 @@ import torch
 
 from fg2u._checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
-from fg2u.quality import GradientQuality, summarize
+from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 
 from ._pytree import tree_flatten
 from .reverse import RGU
@@ -84,34 +84,6 @@ def peak_rss_reset() -> bool:
     return True
 
 
-def _label(estimator: Any) -> str:
-    value = getattr(estimator, "display_name", None)
-    if callable(value):
-        try:
-            value = value()
-        except TypeError:
-            value = None
-    return value if isinstance(value, str) and value else type(estimator).__name__
-
-
-def _named_estimators(estimators: Any) -> list[tuple[str, Any]]:
-    if isinstance(estimators, Mapping):
-        items = list(estimators.items())
-    elif callable(estimators):
-        items = [(_label(estimators), estimators)]
-    else:
-        items = [(_label(e), e) for e in estimators]
-    if not items:
-        raise ValueError("estimators is empty: pass a dict {label: estimator} or a list of estimators")
-    for label, est in items:
-        if not callable(est):
-            raise TypeError(f"estimator {label!r} is not callable; expected est(problem, phi, key) -> (grad, aux)")
-    labels = [label for label, _ in items]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"estimator labels must be unique, got {labels}; pass a dict {{label: estimator}}")
-    return items
-
-
 def gradient_quality(
     problem: UnrolledProblem | BlackBoxProblem | Callable[[Any], Any],
     phi: Any,
@@ -149,7 +121,7 @@ def gradient_quality(
     Returns:
       one :class:`fg2u.quality.GradientQuality` per estimator, in order.
     """
-    items = _named_estimators(estimators)
+    items = named_estimators(estimators)
     if isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
         if inputs is not None:
             raise ValueError("inputs is only used with a function problem; got a fixed problem and inputs")
@@ -167,7 +139,7 @@ def gradient_quality(
             f"problem, got {type(problem).__name__}"
         )
     reference = RGU() if reference is None else reference
-    reference_name = reference_name or _label(reference)
+    reference_name = reference_name or estimator_label(reference)
 
     from tqdm.auto import tqdm  # noqa: PLC0415
 
@@ -191,7 +163,7 @@ def gradient_quality(
     results = []
     for label, est in items:
         problems = [make_problem(inp) for inp in per_repeat]
-        stateful = bool(getattr(est, "stateful", False)) and hasattr(est, "init") and hasattr(est, "estimate")
+        stateful = is_stateful(est)
         state = est.init(phi) if stateful else None
         reset = measure_memory and peak_rss_reset()
         before = rss_bytes() if reset else None
