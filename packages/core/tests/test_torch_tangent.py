@@ -18,7 +18,15 @@ import fg2u.torch as ft  # noqa: E402
 from fg2u.torch import _tangent, optim  # noqa: E402
 from fg2u.torch._pytree import tree_flatten  # noqa: E402
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """float64 by default inside this module's tests only (a module-level switch would leak into other files)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _mlp_problem(num_steps: int = 6, phi_in_init: bool = True):
