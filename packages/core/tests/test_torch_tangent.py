@@ -19,7 +19,6 @@ from fg2u.torch import _tangent, optim  # noqa: E402
 from fg2u.torch._pytree import tree_flatten  # noqa: E402
 
 
-
 @pytest.fixture(autouse=True)
 def _float64_default():
     """float64 by default inside this module's tests only (a module-level switch would leak into other files)."""
