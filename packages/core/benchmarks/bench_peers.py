@@ -48,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_problem import BATCH, LR, NAMES, SIZES, make_data, shapes  # noqa: E402
 from torch_memory import (  # noqa: E402
     MMAP_THRESHOLD,
-    _release_and_reset_peak,
     current_rss_bytes,
     peak_rss_bytes,
 )
+
+from fg2u.records import peak_rss_reset  # noqa: E402
 
 TORCH_IMPLS = (
     "fg2u.torch-FG2U",
@@ -281,7 +282,7 @@ def measure_here(impl: str, size: str, num_steps: int, repeats: int, grad_path: 
 
             versions[peer] = version(peer)
     gc.collect()
-    peak_reset = _release_and_reset_peak()
+    peak_reset = peak_rss_reset()
     baseline = current_rss_bytes()
     start = time.perf_counter()
     grads = run()

@@ -29,7 +29,6 @@ whose RSS reflects allocation history rather than live memory (differences of te
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import resource
@@ -38,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from fg2u.records import peak_rss_reset
 
 MMAP_THRESHOLD = 65536
 ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann", "ConjugateGradient")
@@ -53,23 +54,6 @@ def current_rss_bytes() -> int:
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process so far (``ru_maxrss`` is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _release_and_reset_peak() -> bool:
-    """Return freed heap memory to the OS and reset the peak-RSS counter; True if the reset worked."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def make_problem(num_steps: int, meta_dim: int) -> tuple[Any, Any]:
@@ -125,7 +109,7 @@ def measure_here(
     est(warm_problem, phi, 0)  # warm-up: kernels, allocator pools, functorch/autograd machinery
     del warm_problem
     problem, phi = make_problem(num_steps, meta_dim)
-    peak_reset = _release_and_reset_peak()
+    peak_reset = peak_rss_reset()
     baseline = current_rss_bytes()
     start = time.perf_counter()
     grad, aux = est(problem, phi, 1)

@@ -212,23 +212,13 @@ def make_estimator(name: str, cfg):
     return est, est.display_name, est.settings(), cfg.fg2u_num_steps if forward else cfg.spec.num_steps
 
 
-def fgt_reverse_types() -> tuple[type, ...]:
-    """Estimator classes that are not forward-mode (they unroll ``spec.num_steps`` with RGU's meta settings)."""
-    import fg2u.estimators
-
-    return tuple(
-        c
-        for c in (fg2u.estimators.get_spec(n) for n in fg2u.estimators.names())
-        if not issubclass(c, fg2u.estimators.RandomDirections)
-    )
-
-
 def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool = True):
     """Meta-train (``rgu`` / ``fg2u``), or use fixed weights (``base``: no adaptation, ``uniform``,
     ``oracle``: 1 on the answer-bearing tokens); evaluate with Adam (and SGD when ``cfg.eval_sgd_lr``);
     return ``(record, prediction rows, extras)`` where extras holds the validation curve and weight fn."""
     import torch
 
+    import fg2u.estimators
     from fg2u.records import make_record
     from fg2u_bench_lm import camels, evaluate, models
 
@@ -272,7 +262,7 @@ def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool 
         estimator, label, est_settings, num_steps = make_estimator(name, cfg)
         settings.update(est_settings)
         spec = dataclasses.replace(spec, num_steps=num_steps)
-        forward = num_steps == cfg.fg2u_num_steps and not isinstance(estimator, fgt_reverse_types())
+        forward = isinstance(estimator, fg2u.estimators.RandomDirections)  # as in make_estimator
         outer_lr = cfg.fg2u_outer_lr if forward and cfg.fg2u_outer_lr is not None else cfg.outer_lr
         grad_accum = cfg.fg2u_grad_accum if forward and cfg.fg2u_grad_accum is not None else cfg.grad_accum
         carry = cfg.fg2u_carry_reset if forward else cfg.rgu_carry_reset

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gc
 import json
 import math
 import os
@@ -33,6 +34,9 @@ __all__ = [
     "git_commit",
     "device_description",
     "peak_rss_bytes",
+    "peak_rss_reset",
+    "proc_status_kib",
+    "rss_bytes",
 ]
 
 SCHEMA_VERSION = 1
@@ -215,6 +219,41 @@ def peak_rss_bytes() -> int:
     """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def proc_status_kib(field: str) -> int | None:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``…), or None where ``/proc`` is unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Current resident set size (``VmRSS``), or None where ``/proc`` is unavailable."""
+    kib = proc_status_kib("VmRSS")
+    return None if kib is None else kib * 1024
+
+
+def peak_rss_reset() -> bool:
+    """Collects garbage, returns freed heap to the OS and resets the peak-RSS counter; True if reset."""
+    gc.collect()
+    try:
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def _json_default(value: Any) -> Any:

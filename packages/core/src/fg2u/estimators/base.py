@@ -67,9 +67,6 @@ class TreeOps(Protocol):
     def where(self, pred: Any, a: Any, b: Any) -> Any:
         """Scalar select ``a if pred else b`` (``pred`` may be traced)."""
 
-    def to_float(self, x: Any) -> Any:
-        """A scalar counter as a float scalar."""
-
     def size(self, tree: PyTree) -> int:
         """The total number of entries of ``tree`` (a Python int)."""
 

@@ -223,8 +223,7 @@ class RunningControlVariate(Estimator):
     pay. The cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds
     about ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16.
 
-    State: ``(m, k)`` — the running mean (like φ) and the number of estimates folded in.
-    Memory: FG²U's plus one copy of φ.
+    State: ``m``, the running mean (like φ). Memory: FG²U's plus one copy of φ.
 
     Args:
       estimator: the FG2U / FG2U_ZO estimator.
@@ -252,18 +251,16 @@ class RunningControlVariate(Estimator):
         r = max(num_params - 1, 0) / self.estimator.num_directions
         return 1.0 - 1.0 / (4.0 * (1.0 + r))
 
-    def init(self, phi: PyTree) -> tuple:
-        ops = self._require_ops()
-        return (ops.zeros_like(phi), ops.counter(0))
+    def init(self, phi: PyTree) -> PyTree:
+        return self._require_ops().zeros_like(phi)
 
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
         ops = self._require_ops()
-        mean, count = state
+        mean = state
         decay = self.decay_for(ops.size(phi))
-        control = mean
-        grad, aux = _controlled(ops, self.estimator, problem, phi, key, control, self.scale)
+        grad, aux = _controlled(ops, self.estimator, problem, phi, key, mean, self.scale)
         mean = ops.add(ops.scale(mean, decay), ops.scale(grad, 1.0 - decay))
-        return grad, aux, (mean, count + 1)
+        return grad, aux, mean
 
 
 COMBINATORS = (TwoPhase, Scaled, ControlVariate, RunningControlVariate)

@@ -63,9 +63,6 @@ class JaxTreeOps:
     def where(self, pred: Any, a: Any, b: Any) -> jax.Array:
         return jnp.where(pred, a, b)
 
-    def to_float(self, x: Any) -> jax.Array:
-        return jnp.asarray(x, jnp.float32)
-
     def size(self, tree: PyTree) -> int:
         return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
 

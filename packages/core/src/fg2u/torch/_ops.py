@@ -59,9 +59,6 @@ class TorchTreeOps:
             return torch.where(pred, torch.as_tensor(a), torch.as_tensor(b))
         return a if pred else b
 
-    def to_float(self, x: Any) -> float:
-        return float(x)
-
     def size(self, tree: PyTree) -> int:
         return sum(int(x.numel()) for x in tree_flatten(tree)[0])
 

@@ -18,7 +18,6 @@ with ``inputs`` (one per repeat); each repeat then gets its own reference.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,11 +28,12 @@ import torch
 from fg2u._checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
+from fg2u.records import peak_rss_reset, proc_status_kib, rss_bytes
 
 from ._pytree import tree_flatten
 from .reverse import RGU
 
-__all__ = ["gradient_quality", "flatten_gradient", "rss_bytes", "peak_rss_reset"]
+__all__ = ["gradient_quality", "flatten_gradient"]
 
 MEMORY_MEASURE = "peak RSS growth of the process during the estimates (VmHWM after − VmRSS before)"
 
@@ -48,40 +48,6 @@ def flatten_gradient(grad: Any) -> np.ndarray:
             "pytree of tensors shaped like φ"
         )
     return np.concatenate([t.detach().to("cpu", torch.float64).reshape(-1).numpy() for t in tensors])
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def rss_bytes() -> int | None:
-    """Current resident set size (``VmRSS``), or None where ``/proc`` is unavailable."""
-    kib = _status_kib("VmRSS")
-    return None if kib is None else kib * 1024
-
-
-def peak_rss_reset() -> bool:
-    """Collects garbage, returns freed heap to the OS and resets the peak-RSS counter; True if reset."""
-    gc.collect()
-    try:
-        import ctypes  # noqa: PLC0415
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def gradient_quality(
@@ -179,7 +145,7 @@ def gradient_quality(
             seconds.append(time.perf_counter() - t0)
             del grad
             bar.update(1)
-        peak = _status_kib("VmHWM") if before is not None else None
+        peak = proc_status_kib("VmHWM") if before is not None else None
         memory = None if peak is None or before is None else max(peak * 1024 - before, 0)
         results.append(
             summarize(
