@@ -1,4 +1,5 @@
-"""The core's combinators (fg2u.estimators.combinators) on both backends, against the closed-form quadratic.
+"""The core's combinators (fg2u.estimators.combinators) on both backends (the ``side`` fixture), against the
+closed-form quadratic.
 
 Problem: θ_{t+1} = θ_t − η(Aθ_t − Bφ), θ_0 = 0, F = ½‖Cθ_T − y‖². Then θ_T = Mφ with
 M = (I − (I − ηA)^T) A⁻¹ B, and the exact meta-gradient is g = Mᵀ Cᵀ (C M φ − y) (float64 numpy oracle).
@@ -34,107 +35,20 @@ def oracle_gradient():
     return m.T @ C.T @ (C @ m @ PHI - Y)
 
 
-class Fixed:
-    """A direction 'distribution' that always returns the given rows (for exact expectations)."""
-
-    name = "fixed"
-
-    def __init__(self, rows, convert):
-        self.rows, self.convert = rows, convert
-
-    def sample(self, ops, key, num_directions, dim, dtype):
-        assert self.rows.shape == (num_directions, dim)
-        return self.convert(self.rows, dtype)
+ETAS = np.full(T, ETA)  # a constant inner step size, passed as the inner batches
 
 
-class JaxSide:
-    def __init__(self):
-        self.m = pytest.importorskip("fg2u.jax")
-        import jax
-        import jax.numpy as jnp
-
-        self.jax, self.jnp = jax, jnp
-
-    def problem(self):
-        import fg2u
-
-        jnp = self.jnp
-        a, b, c, y = (jnp.asarray(x) for x in (A, B, C, Y))
-        return fg2u.UnrolledProblem(
-            init=lambda p: jnp.zeros(4, p.dtype),
-            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * jnp.sum((c @ th - y) ** 2),
-            num_steps=T,
-        )
-
-    def phi(self):
-        return self.jnp.asarray(PHI)
-
-    def key(self, seed):
-        return self.jax.random.PRNGKey(seed)
-
-    def fixed(self, rows):
-        return Fixed(rows, lambda r, dtype: self.jnp.asarray(r, dtype))
-
-    def np(self, x):
-        return np.asarray(x, np.float64)
-
-    def fast(self, fn):
-        return self.jax.jit(fn)
-
-
-class TorchSide:
-    def __init__(self):
-        self.m = pytest.importorskip("fg2u.torch")
-        import torch
-
-        self.torch = torch
-
-    def problem(self):
-        import fg2u
-
-        t = self.torch
-        a, b, c, y = (t.as_tensor(x) for x in (A, B, C, Y))
-        return fg2u.UnrolledProblem(
-            init=lambda p: t.zeros(4, dtype=p.dtype),
-            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * t.sum((c @ th - y) ** 2),
-            num_steps=T,
-        )
-
-    def phi(self):
-        return self.torch.as_tensor(PHI)
-
-    def key(self, seed):
-        return seed
-
-    def fixed(self, rows):
-        return Fixed(rows, lambda r, dtype: self.torch.as_tensor(r, dtype=dtype))
-
-    def np(self, x):
-        return x.detach().numpy().astype(np.float64)
-
-    def fast(self, fn):
-        return fn
-
-
-@pytest.fixture(params=["jax", "torch"])
-def side(request):
-    if request.param == "torch":
-        yield TorchSide()
-        return
-    jax = pytest.importorskip("jax")
-    with jax.enable_x64(True):  # float64 for this test only (a global switch would leak into other tests)
-        yield JaxSide()
+def make_problem(side):
+    return side.linear_problem(A, B, C, Y, ETAS)
 
 
 def test_oracle_matches_rgu(side):
-    g, _ = side.m.RGU()(side.problem(), side.phi(), None)
+    g, _ = side.m.RGU()(make_problem(side), side.array(PHI), None)
     np.testing.assert_allclose(side.np(g), oracle_gradient(), rtol=1e-10)
 
 
 def test_scaled_multiplies_the_estimate(side):
-    g, aux = side.m.Scaled(side.m.RGU(), scale=-2.5)(side.problem(), side.phi(), None)
+    g, aux = side.m.Scaled(side.m.RGU(), scale=-2.5)(make_problem(side), side.array(PHI), None)
     np.testing.assert_allclose(side.np(g), -2.5 * oracle_gradient(), rtol=1e-10)
     assert side.m.Scaled(side.m.HessianFree(), 3.0).display_name == "HessianFree"
     assert side.m.Scaled(side.m.HessianFree(), 3.0).settings()["scale"] == 3.0
@@ -143,7 +57,7 @@ def test_scaled_multiplies_the_estimate(side):
 def test_control_variate_with_exact_surrogate_has_no_variance(side):
     est = side.m.ControlVariate(side.m.FG2U(num_directions=2), side.m.RGU(), scale=1.0)
     for seed in range(3):
-        g, _ = est(side.problem(), side.phi(), side.key(seed))
+        g, _ = est(make_problem(side), side.array(PHI), side.key(seed))
         np.testing.assert_allclose(side.np(g), oracle_gradient(), rtol=1e-9)
 
 
@@ -151,9 +65,9 @@ def test_control_variate_with_exact_surrogate_has_no_variance(side):
 def test_control_variate_is_exact_over_balanced_directions_whatever_the_surrogate(side, scale):
     fg = side.m.FG2U(num_directions=len(SIGNS), distribution=side.fixed(SIGNS))
     est = side.m.ControlVariate(fg, side.m.TRGU(1), scale=scale)  # TRGU(1) is strongly biased here
-    g, _ = est(side.problem(), side.phi(), side.key(0))
+    g, _ = est(make_problem(side), side.array(PHI), side.key(0))
     np.testing.assert_allclose(side.np(g), oracle_gradient(), rtol=1e-9)
-    biased, _ = side.m.TRGU(1)(side.problem(), side.phi(), None)
+    biased, _ = side.m.TRGU(1)(make_problem(side), side.array(PHI), None)
     assert np.linalg.norm(side.np(biased) - oracle_gradient()) > 0.1 * np.linalg.norm(oracle_gradient())
 
 
@@ -164,7 +78,7 @@ def _z_test(samples, mean):
 
 
 def test_cross_fitted_control_variate_is_unbiased_and_reduces_variance(side):
-    problem, phi, g = side.problem(), side.phi(), oracle_gradient()
+    problem, phi, g = make_problem(side), side.array(PHI), oracle_gradient()
     # b = 16: the cross-fitted scale's own noise adds about 4/b of plain FG2U's error (see _controlled)
     cv = side.fast(side.m.ControlVariate(side.m.FG2U(num_directions=16), side.m.TRGU(4), scale=None).__call__)
     plain = side.fast(side.m.FG2U(num_directions=16).__call__)
@@ -180,7 +94,7 @@ def test_cross_fitted_control_variate_is_unbiased_and_reduces_variance(side):
 
 
 def test_running_control_variate_is_unbiased_and_learns_a_fixed_gradient(side):
-    problem, phi, g = side.problem(), side.phi(), oracle_gradient()
+    problem, phi, g = make_problem(side), side.array(PHI), oracle_gradient()
     est = side.m.RunningControlVariate(side.m.FG2U(num_directions=4), decay=0.8)
     first, _ = est(problem, phi, side.key(7))  # fresh state: plain FG2U with the same directions
     plain, _ = side.m.FG2U(num_directions=4)(problem, phi, side.key(7))

@@ -44,6 +44,25 @@ def test_run_meta_loop_logs_times_and_stops_on_nan():
     assert result.seconds >= result.first_step_s >= 0 and result.step_s >= 0
     with pytest.raises(FloatingPointError, match="meta step 3"):
         run_meta_loop(lambda c, i: (c, float("nan") if i == 3 else 1.0), 0, 5, progress_bar=False, log_every=1)
+    assert result.steps_run == 25 and not result.stopped_early
+
+
+def test_run_meta_loop_stops_when_asked_and_logs_the_last_step():
+    seen = []
+    result = run_meta_loop(
+        lambda c, i: (c + 1, float(100 - c)),
+        0,
+        50,
+        progress_bar=False,
+        log_every=10,
+        stop_when=lambda i, c: seen.append((i, c)) or c >= 13,  # called after every step with (i, carry)
+        postfix=lambda c: {"carry": c},
+    )
+    assert seen == [(i, i + 1) for i in range(13)]
+    assert result.carry == 13 and result.steps_run == 13 and result.num_steps == 50 and result.stopped_early
+    assert result.losses == [(9, 91.0), (12, 88.0)]  # the step that stopped the loop is logged
+    with pytest.raises(ValueError, match="log_every"):
+        run_meta_loop(lambda c, i: (c, 0.0), 0, 3, log_every=0)
 
 
 def test_estimator_record_uses_the_objects_own_settings():
@@ -121,3 +140,34 @@ def test_torch_meta_step_accumulates_and_merges_running_state():
         np.testing.assert_allclose(phi.detach().numpy(), want, rtol=1e-9)
     merged = merge_states([(torch.tensor([1.0, 3.0]), 4), (torch.tensor([3.0, 5.0]), 4)])
     assert torch.equal(merged[0], torch.tensor([2.0, 4.0])) and merged[1] == 4
+
+
+def test_torch_meta_step_clips_the_mean_estimate_to_max_grad_norm():
+    ft = pytest.importorskip("fg2u.torch")
+    import torch
+
+    import fg2u
+    from fg2u.torch.harness import make_meta_step
+
+    a, b, c = (torch.as_tensor(x) for x in (A, B, C))
+
+    def make_problem(y):
+        return fg2u.UnrolledProblem(
+            init=lambda p: torch.zeros(4, dtype=p.dtype),
+            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+            outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2),
+            num_steps=T,
+            outer_batch=y,
+        )
+
+    ys = [torch.as_tensor(Y), torch.as_tensor(-2 * Y)]
+    exact = np.mean([_grad(PHI, y.numpy()) for y in ys], axis=0)
+    norm = float(np.linalg.norm(exact))
+    for limit, scale in ((0.5 * norm, 0.5), (2.0 * norm, 1.0)):  # clipped to the limit / left alone
+        phi = torch.tensor(PHI, requires_grad=True)
+        opt = torch.optim.SGD([phi], lr=1.0)
+        step = make_meta_step(ft.RGU(), make_problem, opt, phi, max_grad_norm=limit)
+        step((), [0, 1], ys)
+        np.testing.assert_allclose(phi.detach().numpy(), PHI - scale * exact, rtol=1e-9)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        make_meta_step(ft.RGU(), make_problem, torch.optim.SGD([phi], lr=1.0), phi, max_grad_norm=0.0)

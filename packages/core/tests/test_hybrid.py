@@ -61,160 +61,14 @@ def oracle(kind, k):
     return (m_head + m_tail).T @ C.T @ r, m_head.T @ C.T @ r
 
 
-class Fixed:
-    """A direction 'distribution' that always returns the given rows (for exact expectations)."""
-
-    name = "fixed"
-
-    def __init__(self, rows, convert):
-        self.rows, self.convert = rows, convert
-
-    def sample(self, ops, key, num_directions, dim, dtype):
-        assert self.rows.shape == (num_directions, dim)
-        return self.convert(self.rows, dtype)
+def make_problem(side, kind="mild"):
+    a, etas = PROBLEMS[kind]
+    return side.linear_problem(a, B, C, Y, etas)
 
 
-class JaxSide:
-    label = "jax"
-
-    def __init__(self):
-        self.m = pytest.importorskip("fg2u.jax")
-        import jax
-        import jax.numpy as jnp
-
-        self.jax, self.jnp = jax, jnp
-
-    def problem(self, kind="mild"):
-        import fg2u
-
-        jnp = self.jnp
-        a, etas = PROBLEMS[kind]
-        a, b, c, y = (jnp.asarray(x) for x in (a, B, C, Y))
-        return fg2u.UnrolledProblem(
-            init=lambda p: jnp.zeros(4, p.dtype),
-            step=lambda th, p, eta: th - eta * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * jnp.sum((c @ th - y) ** 2),
-            num_steps=T,
-            inner_batches=jnp.asarray(etas),
-        )
-
-    def adam_problem(self):
-        import optax
-
-        import fg2u
-
-        jnp = self.jnp
-        a, etas = PROBLEMS["mild"]
-        a, b, c, y = (jnp.asarray(x) for x in (a, B, C, Y))
-
-        def inner_loss(w, p, scale):
-            return 0.5 * scale * jnp.sum((a @ w - b @ p) ** 2)
-
-        init, step = self.m.optax_transition(inner_loss, optax.adam(0.05, eps_root=1e-8), jnp.zeros(4))
-        return fg2u.UnrolledProblem(
-            init,
-            step,
-            lambda s, p, _: 0.5 * jnp.sum((c @ s.params - y) ** 2),
-            num_steps=T,
-            inner_batches=jnp.asarray(etas),
-        )
-
-    def phi(self):
-        return self.jnp.asarray(PHI)
-
-    def rows(self, rows):
-        return self.jnp.asarray(rows)
-
-    def key(self, seed):
-        return self.jax.random.PRNGKey(seed)
-
-    def fixed(self, rows):
-        return Fixed(rows, lambda r, dtype: self.jnp.asarray(r, dtype))
-
-    def np(self, x):
-        return np.asarray(x, np.float64)
-
-    def fast(self, fn):
-        return self.jax.jit(fn)
-
-
-class TorchSide:
-    label = "torch"
-
-    def __init__(self):
-        self.m = pytest.importorskip("fg2u.torch")
-        import torch
-
-        self.torch = torch
-
-    def problem(self, kind="mild"):
-        import fg2u
-
-        t = self.torch
-        a, etas = PROBLEMS[kind]
-        a, b, c, y = (t.as_tensor(x) for x in (a, B, C, Y))
-        return fg2u.UnrolledProblem(
-            init=lambda p: t.zeros(4, dtype=p.dtype),
-            step=lambda th, p, eta: th - eta * (a @ th - b @ p),
-            outer_loss=lambda th, p, _: 0.5 * t.sum((c @ th - y) ** 2),
-            num_steps=T,
-            inner_batches=t.as_tensor(etas),
-        )
-
-    def adam_problem(self):
-        import fg2u
-
-        t = self.torch
-        a, etas = PROBLEMS["mild"]
-        a, b, c, y = (t.as_tensor(x) for x in (a, B, C, Y))
-
-        def inner_loss(w, p, scale):
-            return 0.5 * scale * t.sum((a @ w - b @ p) ** 2)
-
-        init, step = self.m.optim_transition(inner_loss, self.m.optim.adam(0.05), t.zeros(4, dtype=t.float64))
-        return fg2u.UnrolledProblem(
-            init,
-            step,
-            lambda s, p, _: 0.5 * t.sum((c @ s.params - y) ** 2),
-            num_steps=T,
-            inner_batches=t.as_tensor(etas),
-        )
-
-    def phi(self):
-        return self.torch.as_tensor(PHI)
-
-    def rows(self, rows):
-        return self.torch.as_tensor(rows)
-
-    def key(self, seed):
-        return seed
-
-    def fixed(self, rows):
-        return Fixed(rows, lambda r, dtype: self.torch.as_tensor(r, dtype=dtype))
-
-    def np(self, x):
-        return x.detach().numpy().astype(np.float64)
-
-    def fast(self, fn):
-        return fn
-
-
-@pytest.fixture(params=["jax", "torch"])
-def side(request):
-    if request.param == "torch":
-        yield TorchSide()
-        return
-    jax = pytest.importorskip("jax")
-    with jax.enable_x64(True):  # float64 for this test only (a global switch would leak into other tests)
-        yield JaxSide()
-
-
-@pytest.fixture
-def x64():
-    """float64 in JAX for one test (``jax.enable_x64`` as a context, never the global switch)."""
-    jax = pytest.importorskip("jax")
-    with jax.enable_x64(True):
-        yield
+def make_adam_problem(side):
+    a, etas = PROBLEMS["mild"]
+    return side.adam_problem(a, B, C, Y, etas, lr=0.05)
 
 
 def _z_test(samples, mean, what):
@@ -225,7 +79,7 @@ def _z_test(samples, mean, what):
 
 @pytest.mark.parametrize("k", [T, T + 5])
 def test_reverse_steps_at_least_T_is_rgu(side, k):
-    problem, phi = side.problem(), side.phi()
+    problem, phi = make_problem(side), side.array(PHI)
     exact, exact_aux = side.fast(side.m.RGU().__call__)(problem, phi, None)
     g, aux = side.fast(side.m.Hybrid(num_directions=3, reverse_steps=k).__call__)(problem, phi, None)  # no key
     np.testing.assert_array_equal(side.np(g), side.np(exact))
@@ -235,10 +89,10 @@ def test_reverse_steps_at_least_T_is_rgu(side, k):
 
 @pytest.mark.parametrize("kind,k", [("mild", 1), ("mild", T - 1), ("contracting", 4)])
 def test_zero_direction_gives_the_reverse_part_and_sign_vectors_the_gradient(side, kind, k):
-    problem, phi = side.problem(kind), side.phi()
+    problem, phi = make_problem(side, kind), side.array(PHI)
     g, h = oracle(kind, k)
     est = side.m.Hybrid(num_directions=len(SIGNS), reverse_steps=k)
-    reverse_part, aux = side.fast(est.with_directions)(problem, phi, side.rows(np.zeros((1, N))))
+    reverse_part, aux = side.fast(est.with_directions)(problem, phi, side.array(np.zeros((1, N))))
     np.testing.assert_allclose(side.np(reverse_part), g - h, rtol=1e-10, atol=1e-12)
     trgu, _ = side.fast(side.m.TRGU(k).__call__)(problem, phi, None)  # the reverse part is TRGU(K)
     np.testing.assert_allclose(side.np(reverse_part), side.np(trgu), rtol=1e-12, atol=1e-14)
@@ -252,12 +106,12 @@ def test_zero_direction_gives_the_reverse_part_and_sign_vectors_the_gradient(sid
 
 def test_error_is_the_predicted_fraction_of_fg2u_error_over_all_sign_vectors(side):
     """Exact expectations: each of the 2^N sign vectors as the single direction (b = 1)."""
-    problem, phi, k = side.problem("contracting"), side.phi(), 3
+    problem, phi, k = make_problem(side, "contracting"), side.array(PHI), 3
     g, h = oracle("contracting", k)
     hybrid = side.fast(side.m.Hybrid(1, reverse_steps=k).with_directions)
     plain = side.fast(side.m.FG2U(1).with_directions)
-    err_h = np.mean([np.sum((side.np(hybrid(problem, phi, side.rows(v[None]))[0]) - g) ** 2) for v in SIGNS])
-    err_p = np.mean([np.sum((side.np(plain(problem, phi, side.rows(v[None]))[0]) - g) ** 2) for v in SIGNS])
+    err_h = np.mean([np.sum((side.np(hybrid(problem, phi, side.array(v[None]))[0]) - g) ** 2) for v in SIGNS])
+    err_p = np.mean([np.sum((side.np(plain(problem, phi, side.array(v[None]))[0]) - g) ** 2) for v in SIGNS])
     np.testing.assert_allclose(err_h, (N - 1) * np.sum(h**2), rtol=1e-8)
     np.testing.assert_allclose(err_p, (N - 1) * np.sum(g**2), rtol=1e-8)
     factor = np.sum(h**2) / np.sum(g**2)  # the derived factor (≈ 0.04 here; ρ^{2K} ≈ 0.6^6 ≈ 0.05)
@@ -266,7 +120,7 @@ def test_error_is_the_predicted_fraction_of_fg2u_error_over_all_sign_vectors(sid
 
 @pytest.mark.parametrize("kind", ["mild", "contracting"])
 def test_unbiased_with_random_directions_and_error_as_predicted(side, kind):
-    problem, phi, k, b, draws = side.problem(kind), side.phi(), 3, 4, 200
+    problem, phi, k, b, draws = make_problem(side, kind), side.array(PHI), 3, 4, 200
     g, h = oracle(kind, k)
     hybrid = side.fast(side.m.Hybrid(b, reverse_steps=k).__call__)
     plain = side.fast(side.m.FG2U(b).__call__)
@@ -282,7 +136,7 @@ def test_unbiased_with_random_directions_and_error_as_predicted(side, kind):
 
 
 def test_inner_optimiser_state_with_an_integer_counter(side):
-    problem, phi, k = side.adam_problem(), side.phi(), 4
+    problem, phi, k = make_adam_problem(side), side.array(PHI), 4
     exact, _ = side.fast(side.m.RGU().__call__)(problem, phi, None)
     state = problem.init(phi)
     counter = state.opt_state[0].count if side.label == "jax" else state.opt_state.count
@@ -294,9 +148,9 @@ def test_inner_optimiser_state_with_an_integer_counter(side):
     assert np.all(np.isfinite(side.np(random))) and np.isfinite(side.np(aux.outer_loss))
 
 
-def test_jit_equals_eager_in_jax(x64):
-    s = JaxSide()
-    problem, phi, key = s.problem(), s.phi(), s.key(5)
+def test_jit_equals_eager_in_jax(jax_side):
+    s = jax_side
+    problem, phi, key = make_problem(s), s.array(PHI), s.key(5)
     est = s.m.Hybrid(num_directions=5, reverse_steps=4, chunk_size=2)
     eager, eager_aux = est(problem, phi, key)
     jitted, jit_aux = s.jax.jit(est)(problem, phi, key)
@@ -307,10 +161,10 @@ def test_jit_equals_eager_in_jax(x64):
     np.testing.assert_allclose(s.np(whole), s.np(eager), rtol=1e-12)
 
 
-def test_same_directions_as_fg2u_and_same_estimate_in_both_backends(x64):
-    js, ts = JaxSide(), TorchSide()
+def test_same_directions_as_fg2u_and_same_estimate_in_both_backends(jax_side, torch_side):
+    js, ts = jax_side, torch_side
     rows = np.random.default_rng(0).choice([-1.0, 1.0], size=(6, N))
-    out = [s.np(s.m.Hybrid(6, 5).with_directions(s.problem(), s.phi(), s.rows(rows))[0]) for s in (js, ts)]
+    out = [s.np(s.m.Hybrid(6, 5).with_directions(make_problem(s), s.array(PHI), s.array(rows))[0]) for s in (js, ts)]
     np.testing.assert_allclose(out[0], out[1], rtol=1e-10)
     g, h = oracle("mild", 5)
     np.testing.assert_allclose(out[0], g - h + rows.T @ (rows @ h) / 6, rtol=1e-10)
@@ -339,6 +193,6 @@ def test_settings_names_and_errors(side):
     with pytest.raises(ValueError, match="num_directions"):
         side.m.Hybrid(0)
     with pytest.raises(TypeError, match="Hybrid is randomised"):
-        side.m.Hybrid(2, reverse_steps=3)(side.problem(), side.phi(), None)
+        side.m.Hybrid(2, reverse_steps=3)(make_problem(side), side.array(PHI), None)
     with pytest.raises(TypeError, match="directions"):
-        side.m.Hybrid(2, 3).with_directions(side.problem(), side.phi(), side.rows(np.zeros((2, N + 1))))
+        side.m.Hybrid(2, 3).with_directions(make_problem(side), side.array(PHI), side.array(np.zeros((2, N + 1))))

@@ -119,8 +119,6 @@ def main(argv=None) -> int:
 def _run(args) -> int:
     import dataclasses
 
-    from tqdm.auto import tqdm
-
     from fg2u_bench_pde.configs import apply_setting
     from fg2u_bench_pde.run import build_task, format_table, run_one, write_records
 
@@ -168,14 +166,7 @@ def _run(args) -> int:
             task = build_task(config, equation, data_source, args.data_dir, args.cache_dir)
             for estimator in args.estimators:
                 for seed in args.seeds:
-                    bar = (
-                        None
-                        if args.no_progress
-                        else (
-                            lambda it, q=equation, e=estimator, s=seed: tqdm(it, desc=f"{q}/{e}/seed{s}", leave=False)
-                        )
-                    )
-                    record = run_one(config, task, estimator, seed, progress=bar)
+                    record = run_one(config, task, estimator, seed, progress=not args.no_progress)
                     write_records([record], args.out, config.name)
                     records.append(record)
                     m = record.metrics

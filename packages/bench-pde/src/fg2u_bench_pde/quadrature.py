@@ -21,15 +21,18 @@ import jax.numpy as jnp
 
 from fg2u._checks import check_choice, check_positive_float, check_positive_int
 from fg2u.estimator import Aux
+from fg2u.estimators import Estimator
 
 __all__ = ["FixedQuadratureZO"]
 
 
 @dataclasses.dataclass(frozen=True)
-class FixedQuadratureZO:
+class FixedQuadratureZO(Estimator):
     """Deterministic zeroth-order gradient of a :class:`fg2u.BlackBoxProblem` (module docstring).
 
-    ``__call__(problem, phi, key) -> (grad, Aux)``; φ a 0-d or 1-d array, grad of the same shape.
+    A stateless estimator of the core protocol (:class:`fg2u.estimators.Estimator`): ``__call__(problem, phi,
+    key) -> (grad, Aux)`` and ``estimate(problem, phi, key, state) -> (grad, Aux, state)``; φ a 0-d or 1-d
+    array, grad of the same shape. A benchmark baseline, not in the core's registry.
     """
 
     num_points: int = 12

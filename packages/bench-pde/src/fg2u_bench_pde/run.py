@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fg2u.harness import run_meta_loop
+from fg2u.jax.harness import make_meta_step
 from fg2u.records import append_records, make_record, peak_rss_bytes
 from fg2u_bench_pde.configs import BenchConfig, default_grid
 from fg2u_bench_pde.equations import (
@@ -210,7 +211,7 @@ def run_one(
     estimator_name: str,
     seed: int,
     *,
-    progress: Callable[[Any], Any] | None = None,
+    progress: bool = True,
     estimator=None,
 ):
     """Fits φ for one (equation, estimator, seed); returns a :class:`fg2u.records.ResultRecord`.
@@ -274,12 +275,6 @@ def run_one(
     def coefficients(phi) -> np.ndarray:  # (λ₁, c) or (c,)
         return np.atleast_1d(np.asarray(coefficient_from_phi(phi, param), dtype=np.float64))
 
-    @jax.jit
-    def meta_step(problem, phi, opt_state, key):
-        grad, aux = estimator(problem, phi, key)
-        updates, opt_state = optimizer.update(grad, opt_state, phi)
-        return optax.apply_updates(phi, updates), opt_state, aux.outer_loss, grad
-
     c0 = c_drawn
     scan_calls = 0
     timings = {"scan_seconds": 0.0}
@@ -288,9 +283,12 @@ def run_one(
         c0 = _scan_start(config, problem, eq, param, c_drawn, to_phi=to_phi, timings=timings)
         scan_calls = config.init_scan + 1
     phi = to_phi(c0)
-    opt_state = optimizer.init(phi)
     key = jax.random.PRNGKey(seed)
-    compiled = meta_step.lower(problem, phi, opt_state, key).compile()
+    # the core's meta step (one estimate per step: the problem itself is the only input, leading axis 1)
+    meta_step = make_meta_step(estimator, lambda p: p, optimizer)
+    inputs = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], problem)
+    start_carry = (phi, optimizer.init(phi), estimator.init(phi))
+    compiled = meta_step.lower(*start_carry, key, inputs).compile()
     compile_s = time.perf_counter() - compile_start
 
     def describe(step: int, value) -> str:
@@ -302,46 +300,56 @@ def run_one(
 
     thresholds = tuple(config.cost_thresholds)
     reached: dict = {}
-    steps = range(num_outer_steps)
-    iterator = progress(steps) if progress is not None else steps
-    losses = []
-    start = time.perf_counter()
-    for step in iterator:
-        new_phi, opt_state, loss, grad = compiled(problem, phi, opt_state, jax.random.fold_in(key, step))
-        if not (
-            np.isfinite(float(loss))
-            and np.all(np.isfinite(np.asarray(grad)))
-            and np.all(np.isfinite(np.asarray(new_phi)))
-        ):
+    losses: list[float] = []
+    start = 0.0
+
+    def step(carry, i: int):
+        phi, opt_state, est_state = carry
+        new_phi, opt_state, est_state, loss = compiled(phi, opt_state, est_state, jax.random.fold_in(key, i), inputs)
+        if not (np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(new_phi)))):
             c = coefficients(phi)
             raise UnstableSettingError(
                 describe(
-                    step,
-                    f"loss={float(loss)!r}, meta-gradient={np.asarray(grad)!r} "
-                    f"at {eq.coefficient_name}={c[-1]:.6g} (NaN/inf: the solve "
-                    "blew up or the coefficient left (0, ∞))",
+                    i,
+                    f"loss={float(loss)!r}, next φ={np.asarray(new_phi)!r} at {eq.coefficient_name}={c[-1]:.6g} "
+                    "(NaN/inf: the solve blew up or the coefficient left (0, ∞))",
                 )
             )
-        phi = new_phi
-        c = coefficients(phi)
+        c = coefficients(new_phi)
         if not np.all(c > 0):
             raise UnstableSettingError(
                 describe(
-                    step,
-                    f"{eq.coefficient_name}={c[-1]!r} is not positive; use "
-                    "the 'log' parametrisation or a smaller outer lr",
+                    i,
+                    f"{eq.coefficient_name}={c[-1]!r} is not positive; use the 'log' parametrisation or a smaller "
+                    "outer lr",
                 )
             )
         err = float(np.max(np.abs(c - targets) / targets))
         for tau in thresholds:
             if tau not in reached and err < tau:
-                reached[tau] = (step + 1, timings["scan_seconds"] + time.perf_counter() - start)
+                reached[tau] = (i + 1, timings["scan_seconds"] + time.perf_counter() - start)
         losses.append(float(loss))
-        if hasattr(iterator, "set_postfix"):
-            iterator.set_postfix({eq.coefficient_name: f"{c[-1]:.5g}", "loss": f"{float(loss):.3e}"})
-        if config.stop_below is not None and err < config.stop_below:
-            break
-    loop_s = time.perf_counter() - start
+        return (new_phi, opt_state, est_state), loss
+
+    def error_below_stop(i: int, carry) -> bool:
+        if config.stop_below is None:
+            return False
+        c = coefficients(carry[0])
+        return float(np.max(np.abs(c - targets) / targets)) < config.stop_below
+
+    start = time.perf_counter()
+    result = run_meta_loop(
+        step,
+        start_carry,
+        num_outer_steps,
+        desc=f"{task.equation}/{estimator_name}/seed{seed}",
+        progress_bar=progress,
+        log_every=1,
+        stop_when=error_below_stop,
+        postfix=lambda carry: {eq.coefficient_name: f"{coefficients(carry[0])[-1]:.5g}"},
+    )
+    loop_s = result.seconds
+    phi = result.carry[0]
 
     c = coefficients(phi)
     coefficient = float(c[-1])

@@ -166,21 +166,9 @@ def _baseline_random_real(data: VisionData, config: Config, seed: int) -> RunRes
         momentum=config.inner_momentum,
         weight_decay=config.weight_decay,
     )
-    metrics = {
-        "test_accuracy_mean": 100 * ev["mean"],
-        "test_accuracy_std": 100 * ev["std"],
-        "eval_time_s": time.perf_counter() - t0,
-    }
-    settings = {
-        **config.settings(),
-        "depth_used": setup.model.depth,
-        "norm_order": _norm_order(config),
-        "accuracy_unit": "percent",
-        "baseline": "random real images per class",
-        "dataset_note": data.note,
-        "eval_accuracies": [100 * a for a in ev["accuracies"]],
-    }
-    return RunResult("RandomReal", seed, data.x_train[idx], metrics, settings, time.perf_counter() - t0, [])
+    return _baseline_result(
+        "RandomReal", seed, data.x_train[idx], ev, t0, config, setup, data, baseline="random real images per class"
+    )
 
 
 def _baseline_whole(data: VisionData, config: Config, seed: int) -> RunResult:
@@ -204,6 +192,22 @@ def _baseline_whole(data: VisionData, config: Config, seed: int) -> RunResult:
         momentum=config.inner_momentum,
         weight_decay=config.weight_decay,
     )
+    return _baseline_result(
+        "WholeDataset",
+        seed,
+        np.zeros((0,)),
+        ev,
+        t0,
+        config,
+        setup,
+        data,
+        baseline="whole training set",
+        train_steps=ev["steps"],
+    )
+
+
+def _baseline_result(name, seed, images, ev, t0, config, setup, data, **extra) -> RunResult:
+    """The record of a data baseline from its evaluation ``ev`` (accuracies in [0, 1]) started at ``t0``."""
     metrics = {
         "test_accuracy_mean": 100 * ev["mean"],
         "test_accuracy_std": 100 * ev["std"],
@@ -214,12 +218,11 @@ def _baseline_whole(data: VisionData, config: Config, seed: int) -> RunResult:
         "depth_used": setup.model.depth,
         "norm_order": _norm_order(config),
         "accuracy_unit": "percent",
-        "baseline": "whole training set",
-        "train_steps": ev["steps"],
+        **extra,
         "dataset_note": data.note,
         "eval_accuracies": [100 * a for a in ev["accuracies"]],
     }
-    return RunResult("WholeDataset", seed, np.zeros((0,)), metrics, settings, time.perf_counter() - t0, [])
+    return RunResult(name, seed, images, metrics, settings, time.perf_counter() - t0, [])
 
 
 def enable_compilation_cache() -> str | None:

@@ -25,7 +25,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -137,6 +137,8 @@ class LoopResult:
       seconds: wall time of the whole loop.
       first_step_s: wall time of the first step (includes compilation in JAX).
       step_s: mean wall time per meta step after the first.
+      steps_run: meta steps taken (``num_steps`` unless ``stop_when`` ended the loop early).
+      num_steps: the steps asked for.
     """
 
     carry: Any
@@ -144,6 +146,13 @@ class LoopResult:
     seconds: float
     first_step_s: float
     step_s: float
+    steps_run: int
+    num_steps: int
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether ``stop_when`` ended the loop before ``num_steps``."""
+        return self.steps_run < self.num_steps
 
 
 def run_meta_loop(
@@ -155,6 +164,8 @@ def run_meta_loop(
     progress_bar: bool = True,
     log_every: int = 10,
     block: Callable[[Any], Any] | None = None,
+    stop_when: Callable[[int, Any], bool] | None = None,
+    postfix: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> LoopResult:
     """Runs ``carry, loss = step(carry, i)`` for ``i < num_steps`` with a progress bar showing the outer loss.
 
@@ -162,20 +173,29 @@ def run_meta_loop(
     asynchronous backend only then. A non-finite loss stops the loop with a ``FloatingPointError`` that names the
     step. ``block(carry)`` (e.g. ``jax.block_until_ready``) is applied after the first and the last step so the
     timings are real.
+
+    Hooks: ``stop_when(i, carry)`` is called after every step; ``True`` ends the loop there (early stopping at
+    a target, a time budget; the last loss is then logged and ``steps_run`` says how many steps ran).
+    ``postfix(carry)`` adds fields to the progress bar at the logged steps (e.g. the current coefficient).
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
     sync = block or (lambda c: c)
     bar = progress(range(num_steps), desc=desc, enabled=progress_bar)
     losses: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     first_step_s = 0.0
+    steps_run = 0
     for i in bar:
         carry, loss = step(carry, i)
+        steps_run = i + 1
         if i == 0:
             sync(carry)
             first_step_s = time.perf_counter() - t0
-        if (i + 1) % log_every == 0 or i + 1 == num_steps:
+        stop = stop_when is not None and bool(stop_when(i, carry))
+        if (i + 1) % log_every == 0 or i + 1 == num_steps or stop:
             value = float(loss)
             if not math.isfinite(value):
                 bar.close()
@@ -184,12 +204,22 @@ def run_meta_loop(
                     "learning rate or check the inner step size"
                 )
             losses.append((i, value))
-            bar.set_postfix(outer_loss=f"{value:.4f}")
+            bar.set_postfix(outer_loss=f"{value:.4g}", **dict(postfix(carry) if postfix is not None else {}))
+        if stop:
+            break
     sync(carry)
     seconds = time.perf_counter() - t0
     bar.close()
-    step_s = (seconds - first_step_s) / max(1, num_steps - 1)
-    return LoopResult(carry=carry, losses=losses, seconds=seconds, first_step_s=first_step_s, step_s=step_s)
+    step_s = (seconds - first_step_s) / max(1, steps_run - 1)
+    return LoopResult(
+        carry=carry,
+        losses=losses,
+        seconds=seconds,
+        first_step_s=first_step_s,
+        step_s=step_s,
+        steps_run=steps_run,
+        num_steps=num_steps,
+    )
 
 
 def estimator_record(estimator: Any) -> dict[str, Any]:

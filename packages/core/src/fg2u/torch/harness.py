@@ -32,14 +32,19 @@ def make_meta_step(
     phi: PyTree,
     *,
     project: Callable[[PyTree], None] | None = None,
+    max_grad_norm: float | None = None,
 ) -> Callable:
     """``step(est_state, keys, inputs) -> (est_state, outer_loss)`` updating ``phi`` (tensor leaves, in place).
 
     ``inputs`` is a sequence of A problem inputs (gradient accumulation, A = ``len(inputs)``) and ``keys`` as many
     generators or int seeds: estimate ``a`` is ``estimator.estimate(make_problem(inputs[a]), φ, keys[a],
-    est_state)``. The mean estimate becomes ``.grad`` of φ's leaves (which ``optimizer`` must hold) and
-    ``optimizer.step()`` runs; ``project(phi)`` may then modify φ in place under ``torch.no_grad``.
+    est_state)``. The mean estimate becomes ``.grad`` of φ's leaves (which ``optimizer`` must hold), is rescaled
+    to global norm ``max_grad_norm`` if it is larger (the torch twin of ``optax.clip_by_global_norm``; the norm is
+    computed in float64) and ``optimizer.step()`` runs; ``project(phi)`` may then modify φ in place under
+    ``torch.no_grad``.
     """
+    if max_grad_norm is not None and not max_grad_norm > 0:
+        raise ValueError(f"max_grad_norm must be positive or None (no clipping), got {max_grad_norm!r}")
     leaves = tree_flatten(phi)[0]
 
     def step(est_state: Any, keys: Sequence[Any], inputs: Sequence[Any]) -> tuple[Any, float]:
@@ -53,6 +58,10 @@ def make_meta_step(
             losses.append(float(aux.outer_loss))
             states.append(new_state)
         mean = tree_flatten(tree_map(lambda g: g / len(inputs), total))[0]
+        if max_grad_norm is not None:
+            norm = float(torch.sqrt(sum((g.detach().double() ** 2).sum() for g in mean)))
+            if norm > max_grad_norm:
+                mean = [g * (max_grad_norm / norm) for g in mean]
         for p, g in zip(leaves, mean):
             p.grad = g.detach().to(p.dtype)
         optimizer.step()
