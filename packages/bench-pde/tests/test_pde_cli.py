@@ -70,6 +70,8 @@ def test_negative_noise_and_steps_are_rejected():
         main(["--noise", "-0.1"])
     with pytest.raises(SystemExit, match="outer-steps"):
         main(["--outer-steps", "0"])
+    with pytest.raises(SystemExit, match="--noise LEVEL"):  # the noise floor of exact data does not exist
+        main(["--config", "smoke", "--estimators", "noise_floor"])
 
 
 def test_missing_reference_data_names_the_file(tmp_path, capsys):

@@ -52,6 +52,7 @@ __all__ = [
     "build_task",
     "make_estimator",
     "run_one",
+    "noise_floor_record",
     "format_table",
 ]
 
@@ -62,6 +63,7 @@ ESTIMATORS = {
     "fg2u": "pinn",
     "rgu": "pinn",
     "trgu": "pinn",
+    "noise_floor": "bound",  # not an estimator: the Cramér–Rao floor of the noisy data (.information)
 }
 DATA_SOURCES = ("solver", "reference")
 # The paper's Fig. 2 / Table F.3: relative coefficient error of FG²U-ZO + numerical solver ≈ 1–3 %.
@@ -457,6 +459,71 @@ def run_one(
     )
 
 
+def noise_floor_record(config: BenchConfig, task: Task, seed: int):
+    """The Cramér–Rao floor of the relative coefficient error for the observations ``run_one`` would draw with
+    ``seed`` (same points, same noise level), as a record with estimator ``NoiseFloor``.
+
+    Metrics: ``relative_coefficient_error`` = the expected largest relative error over the unknowns of any
+    unbiased estimator (:mod:`.information`), ``lambda1/2_relative_error`` for two unknowns, and the relative
+    standard deviations. Raises ``ValueError`` for noise-free settings (no floor).
+    """
+    from fg2u_bench_pde.information import noise_floor
+
+    if not config.noise_level > 0:
+        raise ValueError(
+            "noise_floor needs noisy observations: pass --noise LEVEL (e.g. 0.01); exact data have no floor"
+        )
+    eq = get_equation(task.equation)
+    unknowns = config.unknowns
+    obs = sample_observations(
+        task.x,
+        task.t,
+        task.u,
+        num_points=config.num_observations,
+        noise_level=config.noise_level,
+        seed=seed,
+        layout=config.observation_layout,
+    )
+    start = time.perf_counter()
+    floor = noise_floor(eq, task, obs, unknowns, config.noise_level)
+    metrics = {
+        "relative_coefficient_error": floor.expected_max_relative_error,
+        "coefficient_relative_std": float(floor.relative_std[-1]),
+        "target_coefficient": task.target_coefficient,
+    }
+    if unknowns == 2:
+        metrics.update(
+            lambda1_relative_error=float(floor.expected_relative_error[0]),
+            lambda2_relative_error=float(floor.expected_relative_error[1]),
+            lambda1_relative_std=float(floor.relative_std[0]),
+        )
+    settings = {
+        "kind": "Cramér–Rao bound of the least-squares fit, linearised at the true coefficients (not a method)",
+        "setting": config.setting,
+        "unknowns": unknowns,
+        "observation_layout": config.observation_layout,
+        "num_observations": config.num_observations,
+        "noise_level": config.noise_level,
+        "data_source": task.data_source,
+        "solver": "spectral",
+        "num_points": task.spectral.num_points,
+        "dt": task.spectral.dt,
+        "grid": [len(task.t), len(task.x)],
+    }
+    return make_record(
+        benchmark="pde",
+        task=task.equation,
+        dataset=f"{task.equation}-{task.data_source}",
+        config=config.name,
+        estimator="NoiseFloor",
+        settings=settings,
+        seed=seed,
+        metrics=metrics,
+        wall_time_s=time.perf_counter() - start,
+        peak_memory_bytes=peak_rss_bytes(),
+    )
+
+
 def _scan_start(config: BenchConfig, problem, eq, param: str, c_drawn: float, to_phi=None, timings=None) -> float:
     """The best of ``c_drawn`` and ``init_scan`` log-spaced coefficients over the paper's initial range.
 
@@ -522,7 +589,7 @@ def format_table(records) -> str:
     lines = [header, "-" * len(header)]
     for (task, est, setting, noise, source, scan, steps), rs in sorted(groups.items()):
         ce = np.array([r.metrics["relative_coefficient_error"] for r in rs]) * 100
-        l2 = np.array([r.metrics["relative_l2_error"] for r in rs])
+        l2 = np.array([r.metrics.get("relative_l2_error", math.nan) for r in rs])
         wt = np.mean([r.wall_time_s for r in rs])
         calls = [np.median([r.metrics.get(f"solver_calls_to_{k}", math.nan) for r in rs]) for k in ("1pct", "0.1pct")]
         if "lambda1_relative_error" in rs[0].metrics:
@@ -535,7 +602,8 @@ def format_table(records) -> str:
             l1p, l2p = RAISSI_PINN_ERROR_PCT.get((task, noise), (None, None))
             paper = f"{l1p if l1p is not None else '–'} / {l2p if l2p is not None else '–'}"
         else:
-            paper = PAPER_ZO_ERROR_PCT.get(task) if rs[0].settings.get("solver") == "spectral" else None
+            fitted = rs[0].settings.get("solver") == "spectral" and rs[0].estimator != "NoiseFloor"
+            paper = PAPER_ZO_ERROR_PCT.get(task) if fitted else None
         lines.append(
             f"{task:<11} {est:<13} {setting:<7} {noise:>5.2g} {source:<9} {scan:>4} {steps:>5} {len(rs):>5} "
             f"{ce.mean():>10.3g} ± {ce.std():<7.2g} {lam:>19} {l2.mean():>10.2e} "
