@@ -109,29 +109,33 @@ def test_jax_meta_step_accumulates_and_counts_meta_steps_once():
             assert int(state[0]) == k + 1  # one count per meta step, not per accumulated estimate
 
 
+def _torch_problem(y):
+    """The quadratic problem in torch with outer target ``y`` (a tensor)."""
+    import torch
+
+    import fg2u
+
+    a, b, c = (torch.as_tensor(x) for x in (A, B, C))
+    return fg2u.UnrolledProblem(
+        init=lambda p: torch.zeros(4, dtype=p.dtype),
+        step=lambda th, p, _: th - ETA * (a @ th - b @ p),
+        outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2),
+        num_steps=T,
+        outer_batch=y,
+    )
+
+
 def test_torch_meta_step_accumulates_and_merges_running_state():
     ft = pytest.importorskip("fg2u.torch")
     import torch
 
-    import fg2u
     from fg2u.torch.harness import make_meta_step, merge_states
-
-    a, b, c = (torch.as_tensor(x) for x in (A, B, C))
-
-    def make_problem(y):
-        return fg2u.UnrolledProblem(
-            init=lambda p: torch.zeros(4, dtype=p.dtype),
-            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2),
-            num_steps=T,
-            outer_batch=y,
-        )
 
     phi = torch.tensor(PHI, requires_grad=True)
     lr = 0.05
     opt = torch.optim.SGD([phi], lr=lr)
     est = ft.RGU()
-    step = make_meta_step(est, make_problem, opt, phi)
+    step = make_meta_step(est, _torch_problem, opt, phi)
     want, state = PHI.copy(), est.init(phi)
     ys = [torch.as_tensor(Y), torch.as_tensor(-2 * Y)]
     for k in range(2):
@@ -146,19 +150,7 @@ def test_torch_meta_step_clips_the_mean_estimate_to_max_grad_norm():
     ft = pytest.importorskip("fg2u.torch")
     import torch
 
-    import fg2u
     from fg2u.torch.harness import make_meta_step
-
-    a, b, c = (torch.as_tensor(x) for x in (A, B, C))
-
-    def make_problem(y):
-        return fg2u.UnrolledProblem(
-            init=lambda p: torch.zeros(4, dtype=p.dtype),
-            step=lambda th, p, _: th - ETA * (a @ th - b @ p),
-            outer_loss=lambda th, p, yy: 0.5 * torch.sum((c @ th - yy) ** 2),
-            num_steps=T,
-            outer_batch=y,
-        )
 
     ys = [torch.as_tensor(Y), torch.as_tensor(-2 * Y)]
     exact = np.mean([_grad(PHI, y.numpy()) for y in ys], axis=0)
@@ -166,8 +158,8 @@ def test_torch_meta_step_clips_the_mean_estimate_to_max_grad_norm():
     for limit, scale in ((0.5 * norm, 0.5), (2.0 * norm, 1.0)):  # clipped to the limit / left alone
         phi = torch.tensor(PHI, requires_grad=True)
         opt = torch.optim.SGD([phi], lr=1.0)
-        step = make_meta_step(ft.RGU(), make_problem, opt, phi, max_grad_norm=limit)
+        step = make_meta_step(ft.RGU(), _torch_problem, opt, phi, max_grad_norm=limit)
         step((), [0, 1], ys)
         np.testing.assert_allclose(phi.detach().numpy(), PHI - scale * exact, rtol=1e-9)
     with pytest.raises(ValueError, match="max_grad_norm"):
-        make_meta_step(ft.RGU(), make_problem, torch.optim.SGD([phi], lr=1.0), phi, max_grad_norm=0.0)
+        make_meta_step(ft.RGU(), _torch_problem, torch.optim.SGD([phi], lr=1.0), phi, max_grad_norm=0.0)

@@ -272,3 +272,18 @@ def test_plots_without_matplotlib_say_what_to_install(tmp_path, monkeypatch, cap
     assert cli(["render", "--results", str(tmp_path)]) == 2
     assert "--no-plots" in capsys.readouterr().err
     assert cli(["render", "--results", str(tmp_path), "--no-plots"]) == 0
+
+
+def test_row_labels_name_few_settings_that_tell_the_rows_apart():
+    from fg2u.leaderboard.render import _distinguishing
+
+    rows = [
+        {"cli": cli, "cls": cls, "scan": scan, "note": "a long, constant note"}
+        for cli, cls in (("fwd", "ZO"), ("cen", "ZO"), ("quad", "QuadratureZO"))
+        for scan in (0, 32)
+    ]
+    chosen = _distinguishing(rows)
+    assert chosen == ["cli", "scan"]  # "cls" only co-varies with "cli"; "note" never varies
+    assert len({tuple(r[n] for n in chosen) for r in rows}) == len(rows)
+    assert _distinguishing([{"a": 1}, {"a": 1}]) == []  # identical settings: nothing to show
+    assert _distinguishing([{"a": 1}, {"b": 2}]) == ["a"]  # absent counts as a value

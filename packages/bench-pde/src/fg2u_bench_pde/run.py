@@ -53,6 +53,7 @@ __all__ = [
     "make_estimator",
     "run_one",
     "noise_floor_record",
+    "draw_observations",
     "format_table",
 ]
 
@@ -207,6 +208,19 @@ def _deviation(config: BenchConfig, solver: str) -> str:
     return "none"
 
 
+def draw_observations(config: BenchConfig, task: Task, seed: int):
+    """The seeded observations of one run: the config's number, layout and noise level on ``task``'s grid."""
+    return sample_observations(
+        task.x,
+        task.t,
+        task.u,
+        num_points=config.num_observations,
+        noise_level=config.noise_level,
+        seed=seed,
+        layout=config.observation_layout,
+    )
+
+
 def run_one(
     config: BenchConfig,
     task: Task,
@@ -239,15 +253,7 @@ def run_one(
         raise ValueError(f"{task.equation} has one unknown only; the 'raissi' setting applies to burgers and kdv")
     param = config.parametrisation_for(task.equation)
     estimator = estimator if estimator is not None else spec.estimator
-    obs = sample_observations(
-        task.x,
-        task.t,
-        task.u,
-        num_points=config.num_observations,
-        noise_level=config.noise_level,
-        seed=seed,
-        layout=config.observation_layout,
-    )
+    obs = draw_observations(config, task, seed)
     if solver == "spectral":
         problem = spectral_problem(eq, task.spectral, param, obs, unknowns)
         outer = config.outer
@@ -475,15 +481,7 @@ def noise_floor_record(config: BenchConfig, task: Task, seed: int):
         )
     eq = get_equation(task.equation)
     unknowns = config.unknowns
-    obs = sample_observations(
-        task.x,
-        task.t,
-        task.u,
-        num_points=config.num_observations,
-        noise_level=config.noise_level,
-        seed=seed,
-        layout=config.observation_layout,
-    )
+    obs = draw_observations(config, task, seed)
     start = time.perf_counter()
     floor = noise_floor(eq, task, obs, unknowns, config.noise_level)
     metrics = {

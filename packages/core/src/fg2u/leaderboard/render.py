@@ -33,7 +33,7 @@ import html
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -295,6 +295,33 @@ def _describe(bench: Benchmark, names: Sequence[str], values: Sequence[Any], *, 
     return " · ".join(parts) if parts else "all runs"
 
 
+def _distinguishing(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A few setting names whose values tell ``dicts`` apart: greedily the name that separates the most
+    still-confused pairs (ties: the shorter values, then the name), until every pair that differs at all is
+    separated. Settings that only co-vary with a chosen one (a class name beside the CLI name) are left out."""
+
+    def value(d: Mapping[str, Any], name: str) -> str:
+        return repr(d.get(name, "<absent>"))
+
+    names = sorted({n for d in dicts for n in d})
+    pairs = [
+        (i, j)
+        for i in range(len(dicts))
+        for j in range(i + 1, len(dicts))
+        if any(value(dicts[i], n) != value(dicts[j], n) for n in names)
+    ]
+    chosen: list[str] = []
+    while pairs:
+        def score(name: str) -> tuple[int, int]:
+            split = sum(value(dicts[i], name) != value(dicts[j], name) for i, j in pairs)
+            return split, -sum(len(value(d, name)) for d in dicts)
+
+        best = max(names, key=score)  # max keeps the first (alphabetical) of equal scores
+        chosen.append(best)
+        pairs = [(i, j) for i, j in pairs if value(dicts[i], best) == value(dicts[j], best)]
+    return chosen
+
+
 def _row_labels(bench: Benchmark, entries: Sequence[GroupSummary], column_of) -> dict[GroupKey, str]:
     """Estimator names, plus the settings that tell apart entries of one estimator in one column."""
     slots: dict[tuple, list[GroupKey]] = {}
@@ -303,11 +330,7 @@ def _row_labels(bench: Benchmark, entries: Sequence[GroupSummary], column_of) ->
     extra: dict[str, set[str]] = {}
     for (estimator, _), keys in slots.items():
         if len(keys) > 1:
-            dicts = [k.settings_dict for k in keys]
-            names = {n for d in dicts for n in d}
-            extra.setdefault(estimator, set()).update(
-                n for n in names if len({repr(d.get(n, "<absent>")) for d in dicts}) > 1
-            )
+            extra.setdefault(estimator, set()).update(_distinguishing([k.settings_dict for k in keys]))
     labels = {}
     for s in entries:
         settings = s.key.settings_dict
