@@ -310,13 +310,14 @@ def _distinguishing(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
         for j in range(i + 1, len(dicts))
         if any(value(dicts[i], n) != value(dicts[j], n) for n in names)
     ]
+
+    def score(name: str, pairs: Sequence[tuple[int, int]]) -> tuple[int, int]:
+        split = sum(value(dicts[i], name) != value(dicts[j], name) for i, j in pairs)
+        return split, -sum(len(value(d, name)) for d in dicts)
+
     chosen: list[str] = []
     while pairs:
-        def score(name: str) -> tuple[int, int]:
-            split = sum(value(dicts[i], name) != value(dicts[j], name) for i, j in pairs)
-            return split, -sum(len(value(d, name)) for d in dicts)
-
-        best = max(names, key=score)  # max keeps the first (alphabetical) of equal scores
+        best = max(names, key=lambda n, p=pairs: score(n, p))  # max keeps the first (alphabetical) of ties
         chosen.append(best)
         pairs = [(i, j) for i, j in pairs if value(dicts[i], best) == value(dicts[j], best)]
     return chosen
