@@ -106,7 +106,14 @@ def test_probe_cli_writes_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [r["settings"]["estimator_settings"]["chunk_size"] for r in speed] == [1]
     assert -1.0 <= quality[1]["metrics"]["cosine_mean"] <= 1.0
     assert all(r["metrics"]["directions_per_second"] > 0 for r in speed)
-    assert "FG2U throughput" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FG2U throughput" in out
+    figure = tmp_path / "gradient-quality.png"  # drawn after the run from probe.jsonl
+    assert f"figure -> {figure}" in out and figure.read_bytes().startswith(b"\x89PNG")
+    figure.unlink()
+    assert vp.main(["--plot-only", "--out", str(tmp_path)]) == 0 and figure.is_file()
+    assert vp.main(["--plot-only", "--out", str(tmp_path / "empty")]) == 2  # no records: a clear error
+    assert "run the probe first" in capsys.readouterr().err
 
 
 def test_probe_cli_rejects_bad_arguments() -> None:

@@ -287,3 +287,25 @@ def test_row_labels_name_few_settings_that_tell_the_rows_apart():
     assert len({tuple(r[n] for n in chosen) for r in rows}) == len(rows)
     assert _distinguishing([{"a": 1}, {"a": 1}]) == []  # identical settings: nothing to show
     assert _distinguishing([{"a": 1}, {"b": 2}]) == ["a"]  # absent counts as a value
+
+
+def test_a_benchmarks_own_figures_follow_its_tables_in_markdown_and_html(tmp_path):
+    results = tmp_path / "results"
+    append_records(results / "quality" / "smoke.jsonl", _records()[0])
+    png = _PNG_MAGIC + b"figure bytes"
+    (results / "quality" / "own-figure.png").write_bytes(png)
+    bench = dataclasses.replace(QUALITY, figures=("quality/own-figure.png", "quality/not-drawn-yet.png"))
+    out = render_all(results, tmp_path / "out", plots=False, benchmarks=[bench, MEMORY], warn=False)
+    md = out["markdown"].read_text()
+    section = md[md.index("## quality") : md.index("## Appendix")]
+    assert "![own-figure](../results/quality/own-figure.png)" in section  # linked relative to the output folder
+    assert "not-drawn-yet" not in md  # a declared figure that does not exist is skipped
+    html_text = out["html"].read_text()
+    assert base64.b64encode(png).decode() in html_text
+    assert html_text.index('alt="own-figure"') < html_text.index('id="appendix"')
+
+
+@pytest.mark.parametrize("figure", ["plot.svg", "/abs/plot.png", "../outside.png"])
+def test_figures_must_be_relative_png_paths(figure):
+    with pytest.raises(ValueError, match="figures are PNG paths"):
+        dataclasses.replace(QUALITY, figures=(figure,))

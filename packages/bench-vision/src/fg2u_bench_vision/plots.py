@@ -1,4 +1,5 @@
-"""A PNG grid of condensed images: one row per class, ``ipc`` columns."""
+"""Figures of the benchmark: a PNG grid of condensed images (one row per class, ``ipc`` columns), and the
+gradient-quality figure of the probe (cosine to the exact meta-gradient against T and against memory)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_image_grid"]
+__all__ = ["save_image_grid", "save_gradient_quality_figure", "GRADIENT_QUALITY_FIGURE"]
+
+GRADIENT_QUALITY_FIGURE = "gradient-quality.png"
+"""File name of the probe's figure, next to ``probe.jsonl`` (the leaderboard shows ``vision/<this>``)."""
 
 
 def save_image_grid(
@@ -50,6 +54,68 @@ def save_image_grid(
             ax.set_title(str(class_names[i // ipc]), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def save_gradient_quality_figure(
+    records: Sequence, path: str | os.PathLike, *, memory_at_steps: int = 100
+) -> Path | None:
+    """Two panels from the probe's records (``measure == "quality"``; the last record of each estimator and T):
+
+    * left — cosine to the exact meta-gradient (mean ± std over the draws) against the unroll length T, one
+      line per estimator label (log x);
+    * right — the same cosine against the compiled temp memory of one estimate at ``T = memory_at_steps``
+      (log x), one labelled point per estimator: what each MiB buys.
+
+    Returns the path, or ``None`` when no quality record exists.
+    """
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    points: dict[tuple[str, int], tuple[float, float, float | None]] = {}
+    titles = set()
+    for r in records:
+        if r.settings.get("measure") != "quality" or not str(r.config).startswith("probe-T"):
+            continue
+        steps = int(str(r.config)[len("probe-T") :])
+        memory = r.metrics.get("memory_bytes")
+        points[(r.estimator, steps)] = (r.metrics["cosine_mean"], r.metrics["cosine_std"], memory)
+        titles.add(f"{r.dataset}, {r.task}")
+    if not points:
+        return None
+    labels = sorted({label for label, _ in points}, key=lambda n: (n.split()[0], len(n), n))
+    colours = {label: plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")(i) for i, label in enumerate(labels)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
+    placed: list[tuple[float, float]] = []
+    for label in labels:
+        series = sorted((t, *v) for (n, t), v in points.items() if n == label)
+        ts, mean, std = ([row[i] for row in series] for i in range(3))
+        left.errorbar(ts, mean, yerr=std, marker="o", capsize=3, label=label, color=colours[label])
+        at = points.get((label, memory_at_steps))
+        if at is not None and at[2]:
+            x, y = at[2] / 2**20, at[0]
+            # stack the labels of points that (nearly) coincide instead of printing them over each other
+            near = sum(abs(np.log10(x / px)) < 0.15 and abs(y - py) < 0.04 for px, py in placed)
+            placed.append((x, y))
+            right.scatter([x], [y], color=colours[label], s=40)
+            right.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3 - 9 * near), fontsize=7)
+    left.set(xscale="log", xlabel="unroll length T", ylabel="cosine to the exact meta-gradient", ylim=(0, 1.05))
+    left.set_title("gradient quality against T", fontsize=9)
+    left.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    right.set(
+        xscale="log", xlabel=f"compiled temp memory of one estimate at T = {memory_at_steps} (MiB)", ylim=(0, 1.05)
+    )
+    right.set_title(f"gradient quality against memory, T = {memory_at_steps}", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle("; ".join(sorted(titles)) + " — fresh network and real batch per draw", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,8 @@ BENCHMARK = Benchmark(
     smoke_command=("{python}", "-m", "fg2u_bench_vision", "--config", "smoke", "--seeds", "{seeds}", "--out", "{out}"),
     metrics=(Metric("test_accuracy_mean", "higher", "%", "test accuracy"),),
     columns=("dataset", "ipc"),
+    # the probe's cosine-versus-T and cosine-versus-memory figure (python -m fg2u_bench_vision.probe)
+    figures=("vision/gradient-quality.png",),
     tables=("config",),
     labels={"ipc": "IPC"},
     order=20,

@@ -294,13 +294,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throughput-steps", type=int, default=100, help="T of the throughput measurement")
     p.add_argument("--out", default="results/vision", help="folder of probe.jsonl")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="measure nothing: redraw the figure (OUT/gradient-quality.png) from OUT/probe.jsonl",
+    )
     args = p.parse_args(argv)
     for name in ("repeats", "ipc"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     if any(t < 1 for t in args.inner_steps):
         p.error(f"--inner-steps must be positive integers, got {args.inner_steps}")
-    if not args.inner_steps and not args.throughput_directions:
+    if not args.inner_steps and not args.throughput_directions and not args.plot_only:
         p.error("nothing to measure: give --inner-steps and/or --throughput-directions")
     if args.phi_steps < 0:
         p.error("--phi-steps must be >= 0")
@@ -315,9 +320,30 @@ def _row(T: int, q: Any) -> str:
     )
 
 
+def draw_figure(out: Path) -> Path | None:
+    """Redraws ``out/gradient-quality.png`` from every record in ``out/probe.jsonl`` (see
+    :func:`fg2u_bench_vision.plots.save_gradient_quality_figure`); ``None`` when there is nothing to draw."""
+    from fg2u.records import read_records  # noqa: PLC0415
+
+    from .plots import GRADIENT_QUALITY_FIGURE, save_gradient_quality_figure  # noqa: PLC0415
+
+    jsonl = Path(out) / "probe.jsonl"
+    if not jsonl.is_file():
+        return None
+    return save_gradient_quality_figure(read_records(jsonl), Path(out) / GRADIENT_QUALITY_FIGURE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from fg2u.records import append_records, make_record  # noqa: PLC0415
+
+    if args.plot_only:
+        figure = draw_figure(Path(args.out))
+        if figure is None:
+            print(f"error: no probe records in {Path(args.out) / 'probe.jsonl'}; run the probe first", file=sys.stderr)
+            return 2
+        print(f"figure -> {figure}")
+        return 0
 
     config = get_config(args.config, args.ipc)
     changes = {k: v for k, v in {"width": args.width, "real_batch": args.real_batch}.items() if v is not None}
@@ -402,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             record(T, choice, q, "throughput", {"directions_per_second": rate})
             mem = "—" if q.memory_bytes is None else f"{q.memory_bytes / 2**20:.2f}"
             print(f"| {choice.get('chunk_size')} | {rate:.1f} | {mem} | {q.seconds_per_estimate:.3f} |", flush=True)
+    figure = draw_figure(out)
+    if figure is not None:
+        print(f"figure -> {figure}")
     return 0
 
 

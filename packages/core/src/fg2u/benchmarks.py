@@ -199,6 +199,8 @@ class Benchmark:
       yardsticks: estimator names of its records that are yard sticks rather than competitors (no
         meta-gradient, a data baseline): shown, never marked best. Records can also opt out with a
         ``baseline`` setting.
+      figures: PNG files the benchmark itself draws next to its records, as paths relative to the results
+        folder (``"<benchmark>/figure.png"``): shown under its headline tables when they exist.
     """
 
     name: str
@@ -212,6 +214,7 @@ class Benchmark:
     order: int = 100
     smoke_requires: tuple[str, ...] = ()
     yardsticks: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("Benchmark.name", self.name)
@@ -232,6 +235,14 @@ class Benchmark:
         )
         object.__setattr__(self, "labels", dict(self.labels))
         object.__setattr__(self, "yardsticks", _tuple_of_str(f"Benchmark {self.name!r} yardsticks", self.yardsticks))
+        figures = _tuple_of_str(f"Benchmark {self.name!r} figures", self.figures)
+        for figure in figures:
+            if not figure.endswith(".png") or figure.startswith(("/", "..")) or "\\" in figure:
+                raise ValueError(
+                    f"Benchmark {self.name!r}: figures are PNG paths relative to the results folder "
+                    f"(e.g. '{self.name}/figure.png'), got {figure!r}"
+                )
+        object.__setattr__(self, "figures", figures)
         refs = tuple(self.references)
         names = {m.name for m in metrics}
         for ref in refs:

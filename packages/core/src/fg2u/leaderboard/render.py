@@ -317,7 +317,8 @@ def _distinguishing(dicts: Sequence[Mapping[str, Any]]) -> list[str]:
 
     chosen: list[str] = []
     while pairs:
-        best = max(names, key=lambda n, p=pairs: score(n, p))  # max keeps the first (alphabetical) of ties
+        scores = {name: score(name, pairs) for name in names}
+        best = max(names, key=scores.__getitem__)  # max keeps the first (alphabetical) of ties
         chosen.append(best)
         pairs = [(i, j) for i, j in pairs if value(dicts[i], best) == value(dicts[j], best)]
     return chosen
@@ -653,9 +654,12 @@ def render_markdown(
     unmatched: dict[str, list[Reference]] | None = None,
     out_dir: Path | None = None,
     results_label: str = "results",
+    figures: Mapping[str, Sequence[Path]] | None = None,
 ) -> str:
-    """The text of ``LEADERBOARD.md``: headline tables and plots per benchmark, then the full tables as an
-    appendix; plot links are relative to ``out_dir``."""
+    """The text of ``LEADERBOARD.md``: headline tables and plots per benchmark (``figures``: the benchmarks' own
+    PNGs by benchmark name, after the generated plots), then the full tables as an appendix; plot links are
+    relative to ``out_dir``."""
+    figures = figures or {}
     titles = titles or {}
     lines = [
         "# fg2u leaderboard",
@@ -672,7 +676,7 @@ def render_markdown(
         lines += [f"## {name} — {_md_escape(titles.get(name, name))}", ""]
         for h in (h for h in headlines if h.benchmark == name):
             lines += _md_headline(h)
-        for plot in (p for p in plots if Path(p).stem.startswith(f"{name}-")):
+        for plot in [*(p for p in plots if Path(p).stem.startswith(f"{name}-")), *figures.get(name, ())]:
             lines += [f"![{Path(plot).stem}]({link(plot)})", ""]
     if not headlines:
         lines += ["_No headline table: no installed benchmark declares metrics that the records have._", ""]
@@ -788,11 +792,12 @@ def render_html(
     *,
     headlines: Sequence[Headline] = (),
     titles: dict[str, str] | None = None,
+    figures: Mapping[str, Sequence[Path]] | None = None,
 ) -> str:
     """The text of ``leaderboard.html``: headline tables with their plots first (one block per benchmark,
-    tables left, plots right, so a 1400 px wide first screen shows results), then the full tables
-    (horizontally scrollable, the settings column wrapped). Inline CSS, plots as base64 PNG, nothing
-    loaded from elsewhere."""
+    tables left, plots right — the generated ones, then ``figures``, the benchmark's own PNGs by benchmark
+    name — so a 1400 px wide first screen shows results), then the full tables (horizontally scrollable, the
+    settings column wrapped). Inline CSS, plots as base64 PNG, nothing loaded from elsewhere."""
     e = html.escape
     titles = titles or {}
     names = list(dict.fromkeys([h.benchmark for h in headlines]))
@@ -805,14 +810,16 @@ def render_html(
         "<nav>" + "".join(f'<a href="#{e(n)}">{e(n)}</a>' for n in names) + '<a href="#appendix">full tables</a></nav>',
         f'<p class="note">{e(_INTRO.replace("**", ""))}</p>',
     ]
-    data = {p: base64.b64encode(Path(p).read_bytes()).decode("ascii") for p in plots}
+    figures = figures or {}
+    own = [p for name in names for p in figures.get(name, ())]
+    data = {p: base64.b64encode(Path(p).read_bytes()).decode("ascii") for p in [*plots, *own]}
     for name in names:
         out.append(
             f'<h2 id="{e(name)}">{e(name)} — {e(titles.get(name, name))}</h2><div class="bench"><div class="tables">'
         )
         out += [_html_headline(h) for h in headlines if h.benchmark == name]
         out.append('</div><div class="plots">')
-        for plot in (p for p in plots if Path(p).stem.startswith(f"{name}-")):
+        for plot in [*(p for p in plots if Path(p).stem.startswith(f"{name}-")), *figures.get(name, ())]:
             out.append(
                 f'<img alt="{e(Path(plot).stem)}" title="{e(Path(plot).stem)}" src="data:image/png;base64,{data[plot]}">'
             )
@@ -1016,6 +1023,7 @@ def render_all(
     tables = build_tables(summaries, benchmarks)
     titles = {b.name: b.title for b in benchmarks}
     written = plot_headlines(headlines, benchmarks, out_dir / "plots") if plots else []
+    figures = {b.name: [results_dir / f for f in b.figures if (results_dir / f).is_file()] for b in benchmarks}
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path = out_dir / "LEADERBOARD.md"
     label = os.path.relpath(results_dir, out_dir.parent) if out_dir != results_dir else results_dir.name
@@ -1029,11 +1037,14 @@ def render_all(
             unmatched=unmatched,
             out_dir=out_dir,
             results_label=label,
+            figures=figures,
         ),
         encoding="utf-8",
     )
     html_path = out_dir / "leaderboard.html"
-    html_path.write_text(render_html(tables, issues, written, headlines=headlines, titles=titles), encoding="utf-8")
+    html_path.write_text(
+        render_html(tables, issues, written, headlines=headlines, titles=titles, figures=figures), encoding="utf-8"
+    )
     return {
         "markdown": md_path,
         "html": html_path,
