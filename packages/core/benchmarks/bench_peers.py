@@ -9,9 +9,11 @@ minibatch SGD, outer loss on held-out data; ``small`` has N = 9,610 meta-paramet
 Implementations (each configuration runs in a fresh process, one intra-op thread):
 
 * ``fg2u.torch-FG2U`` (b = 1), ``fg2u.torch-RGU``, ``fg2u.torch-RGUCheckpointed`` on a problem built with
-  ``fg2u.torch.optim_transition`` (inner gradient by ``torch.func.grad``), as a new user would;
-  ``fg2u.torch-RGU[autograd-step]``: the same RGU on a step written with ``torch.autograd.grad`` — the
-  formulation TorchOpt and higher use, to separate the estimator's cost from the step's;
+  ``fg2u.torch.optim_transition`` + ``optim.sgd``, as a new user would (inner gradient by
+  ``torch.autograd.grad``; FG²U pushes its tangent through each step by one Hessian-vector product and the
+  optimiser's own tangent rule); ``fg2u.torch-RGU[autograd-step]``: the same RGU on a hand-written step
+  with ``torch.autograd.grad`` — the formulation TorchOpt and higher use, to separate the estimator's cost
+  from the step's;
 * ``torchopt-MetaSGD`` (``torchopt.MetaSGD`` on an ``nn.Module``), ``higher`` (``higher.innerloop_ctx``
   around ``torch.optim.SGD``);
 * ``fg2u.jax-FG2U`` (b = 1), ``fg2u.jax-RGU`` (``fg2u.jax.optax_transition`` + ``optax.sgd``);
@@ -21,7 +23,8 @@ Implementations (each configuration runs in a fresh process, one intra-op thread
 Measured per configuration: peak RSS growth of the meta-gradient call over the RSS after a warm-up
 (torch: warm-up on the T = 2 problem; JAX: the compiled function run once), with glibc's mmap threshold
 fixed and the kernel's peak counter reset (as ``torch_memory.py``); XLA's compiled temporary bytes for
-JAX; seconds per meta-gradient (the minimum of ``--repeats`` calls after the warm-up); the gradient
+JAX; seconds per meta-gradient (the minimum of ``--repeats`` calls after the warm-up; wall clock, and the
+process's CPU time, which a machine shared with other jobs disturbs less); the gradient
 itself, which the parent compares with the reference (``jax-grad-scan``, else ``fg2u.torch-RGU``): relative
 L2 error for exact methods; for FG²U, whose estimate is ``(∇L·v) v`` with a Rademacher v, the check is
 ``|ĝ_k| = |∇L_ref · sign(ĝ)|`` for every k (the directional derivative, recovered without knowing v).
@@ -284,14 +287,15 @@ def measure_here(impl: str, size: str, num_steps: int, repeats: int, grad_path: 
     gc.collect()
     peak_reset = peak_rss_reset()
     baseline = current_rss_bytes()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     grads = run()
-    times = [time.perf_counter() - start]
+    times, cpu_times = [time.perf_counter() - start], [time.process_time() - cpu_start]
     peak = peak_rss_bytes()
     for _ in range(repeats - 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     if grad_path is not None:
         np.savez(grad_path, **grads)
     return {
@@ -303,6 +307,7 @@ def measure_here(impl: str, size: str, num_steps: int, repeats: int, grad_path: 
         "threads": 1,
         "seconds": min(times),
         "seconds_all": times,
+        "cpu_seconds": min(cpu_times),
         "peak_rss_delta_bytes": max(peak - baseline, 0),
         "peak_reset": peak_reset,
         "xla_temp_bytes": temp,
@@ -375,7 +380,11 @@ def _to_record(m: dict, config: str) -> Any:
 
     settings = {k: m[k] for k in ("impl", "size", "num_steps", "meta_dim", "batch", "threads")}
     settings["versions"] = m["versions"]
-    metrics = {"seconds_per_meta_gradient": m["seconds"], "peak_rss_delta_bytes": m["peak_rss_delta_bytes"]}
+    metrics = {
+        "seconds_per_meta_gradient": m["seconds"],
+        "cpu_seconds_per_meta_gradient": m["cpu_seconds"],
+        "peak_rss_delta_bytes": m["peak_rss_delta_bytes"],
+    }
     if m.get("xla_temp_bytes") is not None:
         metrics["xla_temp_bytes"] = m["xla_temp_bytes"]
     for k in ("grad_rel_error", "directional_rel_error"):
@@ -398,7 +407,7 @@ def _to_record(m: dict, config: str) -> Any:
 def print_table(results: list[dict]) -> None:
     print(
         f"\n{'implementation':32s} {'size':5s} {'T':>5s} {'RSS growth MiB':>15s} {'XLA temp MiB':>13s} "
-        f"{'s/meta-grad':>12s} {'rel err':>9s}  vs torchopt (mem, time)"
+        f"{'s/meta-grad':>12s} {'CPU s':>8s} {'rel err':>9s}  vs torchopt (mem, time, CPU time)"
     )
     by_key = {(m["impl"], m["size"], m["num_steps"]): m for m in results}
     for m in results:
@@ -407,11 +416,11 @@ def print_table(results: list[dict]) -> None:
         ratio = ""
         if ref is not None and m["impl"] in TORCH_IMPLS:
             mem = m["peak_rss_delta_bytes"] / max(ref["peak_rss_delta_bytes"], 1)
-            ratio = f"{mem:7.3f}x {m['seconds'] / ref['seconds']:6.2f}x"
+            ratio = f"{mem:7.3f}x {m['seconds'] / ref['seconds']:6.2f}x {m['cpu_seconds'] / ref['cpu_seconds']:6.2f}x"
         temp = "" if m.get("xla_temp_bytes") is None else f"{m['xla_temp_bytes'] / 2**20:13.2f}"
         print(
             f"{m['impl']:32s} {m['size']:5s} {m['num_steps']:5d} {m['peak_rss_delta_bytes'] / 2**20:15.2f} "
-            f"{temp:>13s} {m['seconds']:12.3f} {'' if err is None else f'{err:9.1e}'}  {ratio}"
+            f"{temp:>13s} {m['seconds']:12.3f} {m['cpu_seconds']:8.3f} {'' if err is None else f'{err:9.1e}'}  {ratio}"
         )
 
 

@@ -172,3 +172,154 @@ def test_saved_tensors_do_not_grow_with_unroll_depth():
     short, long_ = peak_saved(2), peak_saved(12)
     assert short[0] == long_[0] > 0
     assert long_[1] == 0
+
+
+def _optim_problem(optimizer, num_steps: int = 5, phi_in_init: bool = True, unused_param: bool = False):
+    """The tanh MLP of ``_mlp_problem`` trained by ``optimizer`` through ``optim_transition`` (a
+    :class:`~fg2u.torch.optim.GradientStep`); ``unused_param`` adds a zero parameter the loss ignores
+    (its gradient is exactly zero: Adam's √v at v = 0)."""
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(num_steps, 8, 5, generator=g), torch.randn(num_steps, 8, 2, generator=g)
+    xv, yv = torch.randn(16, 5, generator=g), torch.randn(16, 2, generator=g)
+    p0 = {"w1": torch.randn(5, 7, generator=g) / 2, "b1": torch.zeros(7), "w2": torch.randn(7, 2, generator=g) / 3}
+    if unused_param:
+        p0["u"] = torch.zeros(3)
+
+    def net(p, xb):
+        return torch.tanh(xb @ p["w1"] + p["b1"]) @ p["w2"]
+
+    def inner_loss(p, phi, batch):
+        return ((net(p, batch[0]) - batch[1]) ** 2).mean() + 0.5 * sum((phi[k] * p[k] ** 2).sum() for k in p)
+
+    init_params = (lambda phi: {k: v + 0.1 * torch.tanh(phi[k]) for k, v in p0.items()}) if phi_in_init else p0
+    init, step = ft.optim_transition(inner_loss, optimizer, init_params)
+    problem = fg2u.UnrolledProblem(
+        init=init,
+        step=step,
+        num_steps=num_steps,
+        inner_batches=(x, y),
+        outer_loss=lambda s, phi, b: ((net(s.params, xv) - yv) ** 2).mean() + 1e-2 * sum(v.sum() for v in phi.values()),
+    )
+    phi = {k: 0.05 + 0.1 * torch.rand(v.shape, generator=g) for k, v in p0.items()}
+    return problem, phi
+
+
+_OPTIMIZERS = {
+    "sgd": lambda: optim.sgd(0.3),
+    "sgd-wd-schedule": lambda: optim.sgd(lambda count: 0.3 / (1.0 + count), weight_decay=0.05),
+    "momentum": lambda: optim.momentum(0.2, momentum=0.7, dampening=0.1, weight_decay=0.02),
+    "nesterov": lambda: optim.momentum(0.2, momentum=0.6, nesterov=True),
+    "adam": lambda: optim.adam(0.05, weight_decay=0.01),
+    "adam-eps-root": lambda: optim.adam(0.05, eps_root=1e-6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
+@pytest.mark.parametrize("c", [1, 3])
+def test_gradient_step_rule_matches_rgu_and_the_generic_kernel(name, c):
+    """optim_transition's step goes through the Hessian-vector-product rule and the optimiser's own tangent
+    (Optimizer.tangent); the same step hidden in a lambda goes through the generic double-vjp kernel. Both
+    equal the exact ∇L·v (RGU) to float64 rounding, for every built-in optimiser, one or several directions,
+    θ_0 depending on φ or not, and a parameter with an exactly zero gradient (Adam's √v at v = 0)."""
+    for phi_in_init in (True, False):
+        problem, phi = _optim_problem(_OPTIMIZERS[name](), phi_in_init=phi_in_init, unused_param=True)
+        assert isinstance(problem.step, optim.GradientStep)
+        generic = problem.replace(step=lambda s, p, b, step=problem.step: step(s, p, b))
+        dirs = _directions(phi, c, seed=7)
+        leaves, spec = tree_flatten(phi)
+        fast, loss = _tangent.directional_derivatives(problem, leaves, spec, tree_flatten(dirs)[0])
+        slow, slow_loss = _tangent.directional_derivatives(generic, leaves, spec, tree_flatten(dirs)[0])
+        exact, aux = ft.RGU()(problem, phi)
+        want = torch.stack([_flat(exact) @ _flat({k: d[i] for k, d in dirs.items()}) for i in range(c)])
+        assert torch.isfinite(fast).all()
+        torch.testing.assert_close(fast, want, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(loss, aux.outer_loss, rtol=1e-14, atol=0)
+        torch.testing.assert_close(slow_loss, loss, rtol=1e-14, atol=0)
+
+
+def test_optim_step_autograd_gradient_equals_func_grad():
+    """The step's inner gradient by torch.autograd.grad equals torch.func.grad's (used inside torch.func
+    transforms), keeps no graph under no_grad, and takes the partial derivative in the parameters alone even
+    when θ_0 *is* φ (the same tensor objects: a leaf of params that is also a leaf of φ)."""
+
+    def inner_loss(p, phi, batch):
+        return (torch.sin(p["a"]) * phi["a"]).sum() + (p["a"] ** 2 * phi["a"] ** 3).sum()
+
+    step = ft.optim_transition(inner_loss, optim.sgd(0.1), lambda phi: phi)[1]
+    phi = {"a": torch.linspace(0.2, 1.0, 5).requires_grad_(True)}
+    state = optim.InnerState(phi, optim.sgd(0.1).init(phi))  # params are φ's own tensors
+    got = step.grad(state.params, phi, None)
+    want = torch.func.grad(lambda p: inner_loss(p, phi, None))({"a": phi["a"].detach()})
+    torch.testing.assert_close(got["a"], want["a"], rtol=1e-14, atol=0)
+    assert got["a"].requires_grad  # differentiable further (reverse unrolling)
+    with torch.no_grad():
+        plain = step.grad(state.params, phi, None)
+    assert not plain["a"].requires_grad
+    torch.testing.assert_close(plain["a"], want["a"], rtol=1e-14, atol=0)
+
+    # a leaf computed from another leaf (θ_0 = {a, b = 2a}): still the partial derivatives
+    def two_loss(p, phi, batch):
+        return (torch.sin(p["a"]) * p["b"] ** 2).sum() + (phi["a"] * p["a"]).sum()
+
+    two = ft.optim_transition(two_loss, optim.sgd(0.1), lambda phi: phi)[1]
+    a = phi["a"] * 1.5
+    params = {"a": a, "b": 2 * a}
+    got = two.grad(params, phi, None)
+    want = torch.func.grad(lambda p: two_loss(p, phi, None))({k: v.detach() for k, v in params.items()})
+    for k in ("a", "b"):
+        torch.testing.assert_close(got[k], want[k], rtol=1e-14, atol=0)
+
+    # RGU through a 3-step unroll with θ_0 = φ equals the func.grad-based forward-mode reference
+    problem = fg2u.UnrolledProblem(
+        init=ft.optim_transition(inner_loss, optim.sgd(0.1), lambda phi: phi)[0],
+        step=step,
+        num_steps=3,
+        outer_loss=lambda s, phi, b: (s.params["a"] ** 2).sum(),
+    )
+    phi = {"a": torch.linspace(0.2, 1.0, 5)}
+    exact, _ = ft.RGU()(problem, phi)
+    eye = {"a": torch.eye(5)}
+    ref, _ = _tangent._jvp_estimate("FG2U", problem, phi, [eye["a"]], tree_flatten(phi)[1], 5, None)
+    torch.testing.assert_close(exact["a"], ref["a"], rtol=1e-12, atol=1e-14)
+
+
+def test_gradient_step_keeps_one_step_graph_alive():
+    """optim_transition's step (inner gradient by torch.autograd.grad outside torch.func transforms) keeps
+    FG²U's memory flat in T: at most one step's graph is alive at any time, for one or several directions,
+    and none afterwards. Tracked by weak references to each step's hidden activations (a tensor every step's
+    graph saves), which tells a freed graph from a live one without instrumenting autograd."""
+    g = torch.Generator().manual_seed(5)
+    num_steps = 8
+    x, y = torch.randn(num_steps, 8, 5, generator=g), torch.randn(num_steps, 8, 2, generator=g)
+    p0 = {"w1": torch.randn(5, 7, generator=g) / 2, "w2": torch.randn(7, 2, generator=g) / 3}
+    hidden: list = []
+    most_alive = 0
+
+    def inner_loss(p, phi, batch):
+        nonlocal most_alive
+        h = torch.tanh(batch[0] @ p["w1"])
+        hidden.append(weakref.ref(h))
+        most_alive = max(most_alive, sum(r() is not None for r in hidden))
+        return ((h @ p["w2"] - batch[1]) ** 2).mean() + 0.5 * sum((phi[k] * p[k] ** 2).sum() for k in p)
+
+    init, step = ft.optim_transition(inner_loss, optim.adam(0.05), p0)
+    problem = fg2u.UnrolledProblem(
+        init=init,
+        step=step,
+        num_steps=num_steps,
+        inner_batches=(x, y),
+        outer_loss=lambda s, phi, b: (s.params["w2"] ** 2).sum(),
+    )
+    phi = {k: 0.05 + 0.1 * torch.rand(v.shape, generator=g) for k, v in p0.items()}
+    leaves, spec = tree_flatten(phi)
+    for c in (1, 3):
+        hidden.clear()
+        most_alive = 0
+        _tangent.directional_derivatives(problem, leaves, spec, tree_flatten(_directions(phi, c))[0])
+        import gc
+
+        gc.collect()
+        assert len(hidden) == num_steps
+        assert most_alive == 1  # the graph of step t is gone when step t + 1 computes its loss
+        assert all(r() is None for r in hidden)

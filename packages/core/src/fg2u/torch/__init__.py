@@ -33,8 +33,11 @@ kernel of the settings class of the same name in :mod:`fg2u.estimators`; :func:`
 :func:`module_params`, :func:`module_buffers`, :func:`functional_model`; direction-parallel FG²U over
 ``torch.distributed``: :class:`DirectionParallel`, :func:`rank_seed` (see :mod:`fg2u.torch.parallel`).
 
-Steps must be pure functions of (state, φ, batch) differentiable by ``torch.func``: compute inner gradients
-with ``torch.func.grad`` (as :func:`optim_transition` does) and avoid in-place updates of captured tensors.
+Steps must be pure functions of (state, φ, batch), differentiable by autograd and by ``torch.func``, without
+in-place updates of captured tensors. :func:`optim_transition` takes the inner gradient with
+``torch.autograd.grad(create_graph=True)`` outside ``torch.func`` transforms (reverse mode builds one graph, as
+TorchOpt does) and with ``torch.func.grad`` inside them; its steps also carry a tangent rule that FG²U uses to push
+directions through one Hessian-vector product per step.
 """
 
 from __future__ import annotations

@@ -33,7 +33,28 @@ __all__ = [
 
 tree_flatten = _pt.tree_flatten
 tree_unflatten = _pt.tree_unflatten
-tree_map = _pt.tree_map
+
+
+def tree_map(fn: Any, tree: PyTree, *rests: PyTree) -> PyTree:
+    """``torch.utils._pytree.tree_map``, with a fast path for the commonest pytree of an inner loop — a plain
+    ``dict`` (or tuple, list) of tensors (e.g. a model's parameters, a minibatch), mapped together with
+    containers of the same type and keys/length — which
+    skips the generic flatten/unflatten (tens of microseconds per call, paid every inner step). Same
+    result as the generic path in every case."""
+    if (
+        type(tree) is dict
+        and all(isinstance(v, torch.Tensor) for v in tree.values())
+        and all(type(r) is dict and r.keys() == tree.keys() for r in rests)
+    ):
+        return {k: fn(v, *[r[k] for r in rests]) for k, v in tree.items()}
+    kind = type(tree)
+    if (
+        (kind is tuple or kind is list)
+        and all(isinstance(v, torch.Tensor) for v in tree)
+        and all(type(r) is kind and len(r) == len(tree) for r in rests)
+    ):
+        return kind(fn(*args) for args in zip(tree, *rests))
+    return _pt.tree_map(fn, tree, *rests)
 
 
 def is_float_tensor(x: Any) -> bool:

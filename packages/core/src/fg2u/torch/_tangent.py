@@ -15,6 +15,13 @@ share the primal pass and the first backward; the second backward is batched ove
 backward per direction where the graph has no batching rule. At the end,
 ``∇L·v = ∇_θF(θ_T, φ)·Z_T + ∇_φF(θ_T, φ)·v`` takes one plain backward pass of F, shared by all directions.
 
+A step made by :func:`fg2u.torch.optim_transition` (a :class:`~fg2u.torch.optim.GradientStep`,
+``θ' = (p + u(∇_p ℓ, s, p), s')``) takes a shorter path: the tangent of the inner gradient is one
+Hessian-vector product, ``∇²_pp ℓ·Z_p + ∇²_pφ ℓ·v`` = the vjp of ``(∇_p ℓ, ∇_φ ℓ)`` in ``p`` with cotangent
+``(Z_p, v)`` (one backward pass through the gradient's graph instead of two nested ones), and the built-in
+optimisers push it through their update by their own tangent rule (``Optimizer.tangent``, no graph), so a
+direction costs about one reverse-mode step per step.
+
 The step must be differentiable twice by ``torch.autograd`` (steps that compute inner gradients with
 ``torch.func.grad`` or with ``torch.autograd.grad(create_graph=True)`` both are). Random operations inside
 the step draw once per step and are shared by the directions (as ``vmap(randomness="same")`` would).
@@ -27,10 +34,12 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import torch
+import torch.utils._pytree as _pt
 
 from fg2u.torch import _chunks
 from fg2u.torch._chunks import chunked_direction_sum, weighted_direction_sum
 from fg2u.torch._pytree import PyTree, check_same_structure, detach, tree_flatten, tree_unflatten
+from fg2u.torch.optim import GradientStep, apply_updates
 from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, meta_objective
 
 __all__ = ["directional_derivatives", "forward_estimate"]
@@ -114,6 +123,136 @@ def _slicer(inner_batches: Any):
     return lambda t: tree_unflatten([x[t] if is_t else x for x, is_t in zip(leaves, tensors)], spec)
 
 
+def _gradient_step_tangent(
+    step: GradientStep,
+    leaves: list,
+    state_spec: Any,
+    z: list,
+    phi: PyTree,
+    phi_req: list,
+    v_phi: list,
+    batch: Any,
+    batched: bool,
+) -> tuple[PyTree, list, list]:
+    """``(θ_{t+1}, its leaves (detached), their tangents)`` for a :class:`~fg2u.torch.optim.GradientStep`
+    ``θ' = (p + u(g, s, p), s')`` with ``g = ∇_p ℓ(p, φ)``, at the cost of one Hessian-vector product.
+
+    The tangent of the inner gradient is ``ġ = ∇²_pp ℓ·Z_p + ∇²_pφ ℓ·v``: the vjp of ``(∇_p ℓ, ∇_φ ℓ)`` in
+    ``p`` with cotangent ``(Z_p, v)`` (the Hessian of ℓ in (p, φ) is symmetric), one backward pass through
+    the gradient's graph — where the generic kernel differentiates through that graph twice. The
+    optimiser's update (a few elementwise operations) then maps ``(ġ, Z_s, Z_p)`` to the new tangents by
+    its own rule (``Optimizer.tangent``, no graph at all), or by the generic double-vjp for an optimiser
+    without one. ``leaves``/``z``: θ_t's leaves (detached) and tangents (``None`` = zero)."""
+    state = tree_unflatten(leaves, state_spec)
+    p_leaves, p_spec = tree_flatten(state.params)
+    floats = [i for i, x in enumerate(p_leaves) if _is_float(x)]
+    p_req = list(p_leaves)
+    for i in floats:
+        p_req[i] = p_leaves[i].detach().requires_grad_(True)
+    wrt_p = [p_req[i] for i in floats]
+    with torch.enable_grad():
+        loss = step.loss(tree_unflatten(p_req, p_spec), phi, batch)
+        wrt = wrt_p + phi_req
+        grads: list = (
+            list(torch.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)) if loss.requires_grad else []
+        )
+    grads = grads or [None] * len(wrt)
+    pairs = [
+        (g, w)
+        for g, w in zip(grads, [z[i] for i in floats] + v_phi)
+        if g is not None and w is not None and g.requires_grad
+    ]
+    g_dot = _batched_grad([g for g, _ in pairs], wrt_p, [w for _, w in pairs], batched) if pairs else []
+    # detached: under vmap the batched vjp's results can still reference this step's graph
+    g_dot = [None if d is None else d.detach() for d in g_dot] or [None] * len(wrt_p)
+
+    g_leaves = list(p_leaves)
+    for k, i in enumerate(floats):
+        g_leaves[i] = torch.zeros_like(p_leaves[i]) if grads[k] is None else grads[k].detach()
+    if getattr(step.optimizer, "tangent", None) is not None:
+        return _update_tangent_rule(step, state, p_leaves, p_spec, g_leaves, g_dot, floats, leaves, z, batched)
+
+    # the update: inputs g (tangent ġ) and θ_t's float leaves (tangent Z); the generic double-vjp
+    g_in = []
+    for k, i in enumerate(floats):
+        if g_dot[k] is not None:
+            g_leaves[i] = g_leaves[i].requires_grad_(True)
+            g_in.append((g_leaves[i], g_dot[k]))
+    s_leaves = [x.detach().requires_grad_(True) if _is_float(x) and zi is not None else x for x, zi in zip(leaves, z)]
+    s_in = [(x, zi) for x, zi in zip(s_leaves, z) if zi is not None]
+    with torch.enable_grad():
+        new_state = step.apply(tree_unflatten(g_leaves, p_spec), tree_unflatten(s_leaves, state_spec))
+    new_leaves = tree_flatten(new_state)[0]
+    new_z: list = [None] * len(new_leaves)
+    outs = [i for i, x in enumerate(new_leaves) if _differentiable(x)]
+    inputs = g_in + s_in
+    if outs and inputs:
+        mapped = _tangent_map([new_leaves[i] for i in outs], [x for x, _ in inputs], [w for _, w in inputs], batched)
+        for i, zi in zip(outs, mapped):
+            new_z[i] = zi
+    return new_state, [x.detach() if isinstance(x, torch.Tensor) else x for x in new_leaves], new_z
+
+
+def _update_tangent_rule(
+    step: GradientStep,
+    state: Any,
+    p_leaves: list,
+    p_spec: Any,
+    g_leaves: list,
+    g_dot: list,
+    floats: list,
+    leaves: list,
+    z: list,
+    batched: bool,
+) -> tuple[PyTree, list, list]:
+    """The update's tangent by the optimiser's own Jacobian-vector product (``Optimizer.tangent``): no graph,
+    a few elementwise operations. Zero tangents enter as 0-d zeros; a result that does not have its
+    primal's (batched) shape was built from zeros only (the rule is linear), so it is a zero tangent."""
+    n = len(p_leaves)
+
+    def placeholder(x: Any, t: Any) -> Any:
+        if t is not None or not _is_float(x):
+            return t
+        return torch.zeros((), dtype=x.dtype, device=x.device)
+
+    g_dot_leaves: list = [None] * n
+    for k, i in enumerate(floats):
+        g_dot_leaves[i] = placeholder(p_leaves[i], g_dot[k])
+    z_dot = [placeholder(x, t) for x, t in zip(leaves, z)]
+    opt_spec = tree_flatten(state.opt_state)[1]
+    with torch.no_grad():
+        grads = tree_unflatten(g_leaves, p_spec)
+        updates, opt_state = step.optimizer.update(grads, state.opt_state, state.params)
+        u_dot, opt_dot = cast(Any, step.optimizer.tangent)(
+            grads,
+            state.opt_state,
+            state.params,
+            tree_unflatten(g_dot_leaves, p_spec),
+            tree_unflatten(z_dot[n:], opt_spec),
+            tree_unflatten(z_dot[:n], p_spec),
+        )
+        new_state = type(state)(apply_updates(state.params, updates), opt_state)
+        new_leaves = tree_flatten(new_state)[0]
+        u_dot_leaves = _pt.tree_flatten(u_dot, is_leaf=lambda x: x is None)[0]
+        p_dot = [
+            (zp + ud).to(p.dtype) if _is_float(p) else None for p, zp, ud in zip(p_leaves, z_dot[:n], u_dot_leaves)
+        ]
+        dots = p_dot + _pt.tree_flatten(opt_dot, is_leaf=lambda x: x is None)[0]
+    if len(dots) != len(new_leaves):
+        raise ValueError(
+            f"{type(step.optimizer).__name__}.tangent returned {len(dots)} tangent leaves for a state of "
+            f"{len(new_leaves)} leaves; it must mirror update's structure (None for the step count)"
+        )
+    return new_state, new_leaves, [_full_tangent(t, x, batched) for x, t in zip(new_leaves, dots)]
+
+
+def _full_tangent(t: Any, x: Any, batched: bool) -> Any:
+    """``t`` when it has the shape of a tangent of ``x`` (``(c, *x.shape)`` when batched), else ``None``."""
+    if t is None or not _is_float(x) or t.dim() != x.dim() + int(batched):
+        return None
+    return t if t.shape[int(batched) :] == x.shape else None
+
+
 def directional_derivatives(
     problem: Any, phi_leaves: Sequence[torch.Tensor], spec: Any, directions: Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,7 +289,22 @@ def directional_derivatives(
             z[i] = zi
     leaves = [x.detach() if isinstance(x, torch.Tensor) else x for x in leaves]
 
+    fast = isinstance(problem.step, GradientStep)
     for t in range(num_steps):
+        if fast:
+            new_state, new_leaves, z = _gradient_step_tangent(
+                problem.step, leaves, state_spec, z, phi, phi_req, v_phi, batch_at(t), batched
+            )
+            if t == 0:
+                check_same_structure(
+                    new_state,
+                    tree_unflatten(leaves, state_spec),
+                    "the state returned by step",
+                    "the state passed to step",
+                )
+            leaves = new_leaves
+            del new_state
+            continue
         # every float leaf of θ_t is a fresh leaf requiring grad (a step may differentiate through it with
         # torch.autograd.grad); only those with a non-zero tangent enter the tangent map
         leaves = [x.detach().requires_grad_(True) if _is_float(x) else x for x in leaves]

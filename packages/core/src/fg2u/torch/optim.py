@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import torch
 
 from fg2u._checks import check_callable
-from fg2u.torch._pytree import PyTree, tree_flatten, tree_map
+from fg2u.torch._pytree import PyTree, tree_flatten, tree_map, tree_unflatten
 
 __all__ = [
     "Optimizer",
@@ -43,14 +43,24 @@ __all__ = [
     "adam",
     "apply_updates",
     "optim_transition",
+    "GradientStep",
 ]
 
 
 class Optimizer(NamedTuple):
-    """A pure optimiser: ``init(params) -> state``, ``update(grads, state, params) -> (updates, state)``."""
+    """A pure optimiser: ``init(params) -> state``, ``update(grads, state, params) -> (updates, state)``.
+
+    ``tangent`` (optional): the Jacobian-vector product of ``update``,
+    ``tangent(grads, state, params, grads_dot, state_dot, params_dot) -> (updates_dot, state_dot')``, which
+    lets FG²U push tangents through the update without differentiating it twice. Tangent leaves are tensors
+    that broadcast against their primal: a 0-d zero stands for a zero tangent, and a leading axis holds
+    several directions at once, so the rule must be linear in the tangents and written with broadcasting
+    elementwise operations; the step count's tangent is ``None``. The built-in optimisers define it.
+    """
 
     init: Callable[[PyTree], Any]
     update: Callable[[PyTree, Any, PyTree], tuple[PyTree, Any]]
+    tangent: Callable[..., tuple[PyTree, Any]] | None = None
 
 
 class InnerState(NamedTuple):
@@ -127,7 +137,11 @@ def sgd(lr: Any, weight_decay: float = 0.0) -> Optimizer:
         updates = tree_map(lambda g: -step_lr * g, _with_decay(grads, params, weight_decay))
         return updates, SGDState(state.count + 1)
 
-    return Optimizer(init, update)
+    def tangent(grads: PyTree, state: SGDState, params: PyTree, g_dot: PyTree, s_dot: Any, p_dot: PyTree) -> Any:
+        step_lr = _lr_at(lr, state.count)
+        return tree_map(lambda g: -step_lr * g, _with_decay(g_dot, p_dot, weight_decay)), SGDState(None)  # type: ignore[arg-type]  # the step count has no tangent
+
+    return Optimizer(init, update, tangent)
 
 
 def momentum(
@@ -154,7 +168,17 @@ def momentum(
         updates = tree_map(lambda d: -step_lr * d, direction)
         return updates, MomentumState(state.count + 1, buf)
 
-    return Optimizer(init, update)
+    def tangent(
+        grads: PyTree, state: MomentumState, params: PyTree, g_dot: PyTree, s_dot: MomentumState, p_dot: PyTree
+    ) -> Any:
+        d_dot = _with_decay(g_dot, p_dot, weight_decay)
+        first = state.count == 0
+        buf = tree_map(lambda b, g: torch.where(first, g, mu * b + (1 - tau) * g), s_dot.momentum_buffer, d_dot)
+        direction = tree_map(lambda g, b: g + mu * b, d_dot, buf) if nesterov else buf
+        step_lr = _lr_at(lr, state.count)
+        return tree_map(lambda d: -step_lr * d, direction), MomentumState(None, buf)  # type: ignore[arg-type]  # no tangent for the count
+
+    return Optimizer(init, update, tangent)
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
@@ -215,12 +239,69 @@ def adam(
         updates = tree_map(one, m, v)
         return updates, AdamState(state.count + 1, m, v)
 
-    return Optimizer(init, update)
+    def tangent(grads: PyTree, state: AdamState, params: PyTree, g_dot: PyTree, s_dot: AdamState, p_dot: PyTree) -> Any:
+        g = _with_decay(grads, params, weight_decay)
+        gd = _with_decay(g_dot, p_dot, weight_decay)
+        t = (state.count + 1).to(torch.float64)
+        bias1 = 1 - beta1**t
+        bias2 = 1 - beta2**t
+        step_lr = _lr_at(lr, state.count)
+        m = tree_map(lambda m_, g_: torch.lerp(m_, g_, 1 - beta1), state.exp_avg, g)
+        v = tree_map(lambda v_, g_: beta2 * v_ + (1 - beta2) * g_ * g_, state.exp_avg_sq, g)
+        m_dot = tree_map(lambda m_, g_: m_ + (1 - beta1) * (g_ - m_), s_dot.exp_avg, gd)
+        v_dot = tree_map(lambda v_, g_, gd_: beta2 * v_ + (2 * (1 - beta2)) * g_ * gd_, s_dot.exp_avg_sq, g, gd)
+
+        def one(m_: torch.Tensor, v_: torch.Tensor, md: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
+            step_size = (step_lr / bias1).to(m_.dtype)
+            if eps_root == 0:  # d√v = v̇ / (2√v) for v > 0 and 0 at v = 0 (the safe square root's derivative)
+                root = _safe_sqrt(v_)
+                scale = torch.sqrt(bias2).to(v_.dtype)
+                half_inv = torch.where(root > 0, 0.5 / torch.where(root > 0, root, torch.ones_like(root)), 0.0)
+                denom, denom_dot = root / scale + eps, vd * half_inv / scale
+            else:
+                root = torch.sqrt(v_ / bias2.to(v_.dtype) + eps_root)
+                denom, denom_dot = root + eps, vd / bias2.to(v_.dtype) * (0.5 / root)
+            return -step_size * (md / denom - m_ * denom_dot / (denom * denom))
+
+        return tree_map(one, m, v, m_dot, v_dot), AdamState(None, m_dot, v_dot)
+
+    return Optimizer(init, update, tangent)
 
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leafwise (each result in the dtype of its parameter)."""
     return tree_map(lambda p, u: (p + u).to(p.dtype), params, updates)
+
+
+def _autograd_grad(
+    scalar_loss: Callable[[PyTree, PyTree, Any], torch.Tensor], params: PyTree, phi: PyTree, batch: Any
+) -> PyTree:
+    """``∇_params scalar_loss(params, φ, batch)`` by ``torch.autograd.grad``, as ``torch.func.grad`` would
+    give it: the partial derivative in ``params`` alone (each float leaf enters through its own alias, so
+    a leaf that is also part of φ, appears twice or feeds another leaf is not mixed up), zeros for leaves
+    the loss does not use, and — when grad mode is on — a result that is differentiable in everything
+    ``params`` and φ depend on (``create_graph=True``). Under ``torch.no_grad`` the result is a plain tensor (no graph is kept)."""
+    create = torch.is_grad_enabled()
+    leaves, spec = tree_flatten(params)
+    floats = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    aliased = list(leaves)
+    for i in floats:
+        x = leaves[i]
+        # an alias (a view) of a tensor that requires grad keeps its history (the derivative of g in φ flows
+        # through it) while the gradient is taken in this use alone: not through φ when x is also a leaf of
+        # φ, not through another leaf of params computed from x. A constant becomes a fresh leaf.
+        aliased[i] = x.view_as(x) if (create and x.requires_grad) else x.detach().requires_grad_(True)
+    wrt = [aliased[i] for i in floats]
+    with torch.enable_grad():
+        loss = scalar_loss(tree_unflatten(aliased, spec), phi, batch)
+        if loss.requires_grad and wrt:
+            grads: list = list(torch.autograd.grad(loss, wrt, create_graph=create, allow_unused=True))
+        else:
+            grads = [None] * len(wrt)
+    out = list(leaves)
+    for i, g in zip(floats, grads):
+        out[i] = torch.zeros_like(leaves[i]) if g is None else g
+    return tree_unflatten(out, spec)
 
 
 def optim_transition(
@@ -232,8 +313,14 @@ def optim_transition(
 
     * ``init(φ) -> InnerState(params_0, optimizer.init(params_0))`` with ``params_0 = init_params(φ)``
       when ``init_params`` is callable, else (a copy of) the pytree ``init_params`` itself.
-    * ``step(state, φ, batch)``: ``g = ∇_params inner_loss(params, φ, batch)`` by ``torch.func.grad``,
+    * ``step(state, φ, batch)``: ``g = ∇_params inner_loss(params, φ, batch)``,
       ``u, s' = optimizer.update(g, s, params)``, ``params' = params + u``.
+
+    The inner gradient is taken by ``torch.autograd.grad(..., create_graph=True)`` (with a graph only
+    when grad mode is on), which is what reverse unrolling pays least for: a step under ``torch.func.grad``
+    costs reverse unrolling about twice the time (functorch wraps every tensor of the step and its backward).
+    Inside a ``torch.func`` transform (``jvp``, ``vmap``, ``grad`` of the unroll) the step uses
+    ``torch.func.grad`` instead, so it composes with the transform; both give the same numbers.
 
     Mirrors ``fg2u.jax.optax_transition``. Every step is differentiable in φ by reverse mode (autograd,
     checkpointing) and forward mode (``torch.func.jvp``, vmapped), as the estimators need.
@@ -251,8 +338,6 @@ def optim_transition(
             raise TypeError(f"inner_loss must return a scalar tensor, got {loss!r}")
         return loss.reshape(())
 
-    grad_fn = torch.func.grad(scalar_loss)
-
     def init(phi: PyTree) -> InnerState:
         if callable(init_params):
             params = init_params(phi)
@@ -260,9 +345,32 @@ def optim_transition(
             params = tree_map(lambda x: x.detach().clone() if isinstance(x, torch.Tensor) else x, init_params)
         return InnerState(params, optimizer.init(params))
 
-    def step(state: InnerState, phi: PyTree, batch: Any) -> InnerState:
-        grads = grad_fn(state.params, phi, batch)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return init, GradientStep(scalar_loss, optimizer)
+
+
+class GradientStep:
+    """The step of :func:`optim_transition`: ``step(state, φ, batch) -> state'`` (see there).
+
+    A class rather than a closure so that the FG²U kernel (:mod:`fg2u.torch._tangent`) can recognise a
+    gradient step and push tangents through it at the cost of one Hessian-vector product
+    (``loss``: the scalar inner loss; ``optimizer``: the pure optimiser)."""
+
+    def __init__(self, loss: Callable[[PyTree, PyTree, Any], torch.Tensor], optimizer: Optimizer) -> None:
+        self.loss = loss
+        self.optimizer = optimizer
+        self._func_grad = torch.func.grad(loss)
+
+    def grad(self, params: PyTree, phi: PyTree, batch: Any) -> PyTree:
+        """``∇_params loss(params, φ, batch)``: by ``torch.autograd.grad`` (:func:`_autograd_grad`), or by
+        ``torch.func.grad`` inside a ``torch.func`` transform, so that it composes with the transform."""
+        if torch._C._functorch.peek_interpreter_stack() is not None:
+            return self._func_grad(params, phi, batch)
+        return _autograd_grad(self.loss, params, phi, batch)
+
+    def apply(self, grads: PyTree, state: InnerState) -> InnerState:
+        """``InnerState(params + u, s')`` with ``u, s' = optimizer.update(grads, s, params)``."""
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         return InnerState(apply_updates(state.params, updates), opt_state)
 
-    return init, step
+    def __call__(self, state: InnerState, phi: PyTree, batch: Any) -> InnerState:
+        return self.apply(self.grad(state.params, phi, batch), state)

@@ -82,8 +82,8 @@ class _Rematerialise(torch.autograd.Function):
 
     Like the reentrant ``torch.utils.checkpoint`` but differentiated with ``torch.autograd.grad`` inside
     ``backward``, so the outer call may use ``torch.autograd.grad`` too. (The non-reentrant checkpoint
-    relies on saved-tensor hooks, which ``torch.func.grad`` — the inner gradient of
-    :func:`fg2u.torch.optim_transition` — does not support.)
+    relies on saved-tensor hooks, which ``torch.func.grad`` — the inner gradient of a user's step, or of
+    :func:`fg2u.torch.optim_transition`'s inside ``torch.func`` transforms — does not support.)
     """
 
     @staticmethod
