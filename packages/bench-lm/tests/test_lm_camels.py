@@ -208,3 +208,27 @@ def test_meta_train_carries_the_base_model_and_records_validation(tiny):
     assert not torch.allclose(carried["transformer.wte.weight"], base.transformer.wte.weight)
     assert [s for s, _ in history["val"]] == [0, 2, 3] and len(calls) == 3
     assert len(history["outer_losses"]) == 3
+
+
+def test_weight_model_from_the_base_model_and_frozen_backbone(tiny):
+    """backbone="base" copies the base LM's transformer; "base-frozen" meta-learns the head only."""
+    tok, base, _, spec, _, splits = tiny
+    wm = models.build_weight_model("tiny", tok, n_positions=64, seed=3, backbone="base", base=base)
+    for k, v in base.transformer.state_dict().items():
+        assert torch.equal(wm.backbone.state_dict()[k], v), k
+    frozen = models.build_weight_model("tiny", tok, n_positions=64, seed=3, backbone="base-frozen", base=base)
+    backbone_before = {k: v.clone() for k, v in frozen.backbone.state_dict().items()}
+    head_before = {k: v.clone() for k, v in frozen.head.state_dict().items()}
+    camels.meta_train(base, frozen, tok, splits.meta_train, splits.locality, RGU(), spec, meta_steps=2, outer_lr=1e-2)
+    assert all(torch.equal(frozen.backbone.state_dict()[k], v) for k, v in backbone_before.items())
+    assert not torch.equal(frozen.head.state_dict()["2.weight"], head_before["2.weight"])
+    with pytest.raises(ValueError, match="pass base="):
+        models.build_weight_model("tiny", tok, n_positions=64, backbone="base")
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        models.build_weight_model("tiny", tok, n_positions=64, backbone="pretrained", base=base)
+    for p in frozen.head.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="nothing to meta-learn"):
+        camels.meta_train(
+            base, frozen, tok, splits.meta_train, splits.locality, RGU(), spec, meta_steps=1, outer_lr=1e-2
+        )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -225,14 +225,15 @@ def meta_train(
     tokenizer,
     train_docs: Sequence[Document],
     locality: Sequence[str],
-    estimator: Callable[[Any, Params, Any], tuple[Params, Any]],
+    estimator: Any,
     spec: CamelsSpec,
     *,
     meta_steps: int,
     outer_lr: float,
     grad_accum: int = 1,
     seed: int = 0,
-    progress: Callable[[int, float], None] | None = None,
+    progress: bool = False,
+    desc: str = "meta-train",
     max_grad_norm: float | None = 1.0,
     carry_reset: int | None = None,
     validate: Callable[[], float] | None = None,
@@ -240,66 +241,82 @@ def meta_train(
 ) -> dict[str, Any]:
     """Meta-trains ``weight_model`` in place with Adam(outer_lr) on estimated meta-gradients.
 
-    Each meta step averages ``grad_accum`` estimates ``estimator(problem, φ, key)`` on fresh tasks
-    (:func:`make_task`), clips the global norm to ``max_grad_norm`` and takes one Adam step.
+    φ = the weight model's parameters with ``requires_grad`` (all of them, or the head only when the
+    backbone is frozen).
+
+    The loop is the core's: :func:`fg2u.harness.run_meta_loop` (progress bar ``desc`` when ``progress``,
+    timings, a non-finite outer loss stops it) around :func:`fg2u.torch.harness.make_meta_step`, which
+    averages ``grad_accum`` estimates ``estimator.estimate(problem, φ, key, state)`` on fresh tasks
+    (:func:`make_task`; key ``seed·1000003 + step·grad_accum + a``, state from ``estimator.init(φ)``),
+    clips the mean to global norm ``max_grad_norm`` (norm in float64) and takes one Adam step.
 
     Base model: with ``carry_reset=None`` every task starts from the pre-trained parameters θ_0. With
     ``carry_reset=R`` (the paper's protocol: R = 24 for RGU, 48 for FG²U) the base model is carried
     across meta steps — after each meta step it is advanced by the inner loop of that step's first task
-    under the current weights (no gradient) — and reset to θ_0 once R documents have been streamed.
+    under the weights the step's estimates used (no gradient) — and reset to θ_0 once R documents have
+    been streamed.
 
     ``validate()`` (e.g. the validation meta-objective) is called before training and every
     ``validate_every`` meta steps and after the last one.
 
-    Returns ``{"outer_losses": [L per meta step], "val": [(meta step, validate())...], "seconds": float}``.
+    Returns ``{"outer_losses": [L per meta step], "val": [(meta step, validate())...], "seconds": float,
+    "first_step_s": float, "step_s": float}`` (``seconds``: the whole loop, validations included).
     """
+    from fg2u.harness import run_meta_loop
     from fg2u.torch import unroll
+    from fg2u.torch.harness import make_meta_step
 
+    if not hasattr(estimator, "estimate") or not hasattr(estimator, "init"):
+        raise TypeError(
+            f"estimator must be a registered estimator object with init/estimate (e.g. fg2u.torch.make('rgu')), "
+            f"got {type(estimator).__name__}"
+        )
+    if grad_accum < 1:
+        raise ValueError(f"grad_accum must be >= 1, got {grad_accum}")
     theta0 = {k: v.detach() for k, v in base.named_parameters()}
-    params = dict(weight_model.named_parameters())
-    opt = torch.optim.Adam(list(params.values()), lr=outer_lr)
+    # φ: the weight model's parameters that require grad (a frozen backbone stays fixed), as detached leaves
+    # sharing storage with the module's parameters (Adam updates them in place)
+    phi = {k: p.detach() for k, p in weight_model.named_parameters() if p.requires_grad}
+    if not phi:
+        raise ValueError("the weight model has no parameter with requires_grad=True: nothing to meta-learn")
+    opt = torch.optim.Adam(list(phi.values()), lr=outer_lr)
+    meta_step = make_meta_step(estimator, lambda problem: problem, opt, phi, max_grad_norm=max_grad_norm)
     rng = random.Random(seed)
     losses: list[float] = []
     val: list[tuple[int, float]] = []
     if validate is not None:
         val.append((0, float(validate())))
-    carried, streamed = None, 0
-    start = time.perf_counter()
-    for step in range(meta_steps):
-        total = {k: torch.zeros_like(p) for k, p in params.items()}
-        step_loss = 0.0
-        first = None
-        for a in range(grad_accum):
-            problem = make_task(
-                base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng, theta_start=carried
-            )
-            first = first or problem
-            phi = {k: p.detach() for k, p in params.items()}
-            grad, aux = estimator(problem, phi, seed * 1_000_003 + step * grad_accum + a)
-            for k in total:
-                total[k] += grad[k].detach() / grad_accum
-            step_loss += float(aux.outer_loss) / grad_accum
-        if max_grad_norm is not None:
-            norm = torch.sqrt(sum((g.double() ** 2).sum() for g in total.values()))
-            if norm > max_grad_norm:
-                total = {k: g * (max_grad_norm / float(norm)) for k, g in total.items()}
-        if carry_reset is not None:
+
+    def step(carry: tuple, i: int) -> tuple[tuple, float]:
+        est_state, carried, streamed = carry
+        problems = [
+            make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng, theta_start=carried)
+            for _ in range(grad_accum)
+        ]
+        if carry_reset is not None:  # advance (or reset) the base model under the φ of this step's estimates
             streamed += spec.num_steps
             if streamed >= carry_reset:
                 carried, streamed = None, 0
             else:
                 with torch.no_grad():
-                    carried = {
-                        k: v.detach() for k, v in unroll(first, {k: p.detach() for k, p in params.items()}).items()
-                    }
-        for k, p in params.items():
-            p.grad = total[k].to(p.dtype)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-        if validate is not None and ((validate_every and (step + 1) % validate_every == 0) or step + 1 == meta_steps):
-            if not val or val[-1][0] != step + 1:
-                val.append((step + 1, float(validate())))
-        if progress is not None:
-            progress(step, step_loss)
-    return {"outer_losses": losses, "val": val, "seconds": time.perf_counter() - start}
+                    carried = {k: v.detach() for k, v in unroll(problems[0], dict(phi)).items()}
+        keys = [seed * 1_000_003 + i * grad_accum + a for a in range(grad_accum)]
+        est_state, loss = meta_step(est_state, keys, problems)
+        losses.append(float(loss))
+        if validate is not None and ((validate_every and (i + 1) % validate_every == 0) or i + 1 == meta_steps):
+            if not val or val[-1][0] != i + 1:
+                val.append((i + 1, float(validate())))
+                if progress:
+                    print(f"\n{desc}: validation meta-objective {val[-1][1]:.4f} after {i + 1} steps", file=sys.stderr)
+        return (est_state, carried, streamed), loss
+
+    result = run_meta_loop(
+        step, (estimator.init(phi), None, 0), meta_steps, desc=desc, progress_bar=progress, log_every=1
+    )
+    return {
+        "outer_losses": losses,
+        "val": val,
+        "seconds": result.seconds,
+        "first_step_s": result.first_step_s,
+        "step_s": result.step_s,
+    }

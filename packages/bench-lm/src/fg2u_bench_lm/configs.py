@@ -37,7 +37,10 @@ class LMConfig:
     Paper options: ``rgu_carry_reset`` / ``fg2u_carry_reset`` (carry the base model across meta steps,
     reset every R documents; None = reset every meta step); ``fg2u_outer_lr`` / ``fg2u_grad_accum``
     (None = same as RGU). ``validate_every`` meta steps the validation meta-objective on
-    ``validation_tasks`` fixed tasks is recorded (the convergence curve).
+    ``validation_tasks`` fixed tasks is recorded (the convergence curve). ``weight_backbone``: the weight
+    model's backbone, ``"fresh"`` (random init, meta-learned), ``"base"`` (a copy of the pre-trained base
+    LM, meta-learned) or ``"base-frozen"`` (that copy fixed; φ = the head only), see
+    :func:`fg2u_bench_lm.models.build_weight_model`.
     Memory sweep: ``memory_model_size``, ``memory_rgu_steps`` (tried in order until
     ``memory_budget_bytes`` is exceeded), ``memory_fg2u_steps``.
     """
@@ -83,6 +86,7 @@ class LMConfig:
     validation_tasks: int = 4
     fg2u_outer_lr: float | None = None
     fg2u_grad_accum: int | None = None
+    weight_backbone: str = "fresh"
 
     def replace(self, **changes) -> LMConfig:
         return dataclasses.replace(self, **changes)
@@ -166,7 +170,7 @@ CPU = LMConfig(
     fg2u_chunk_size=None,
     meta_steps=150,
     grad_accum=2,
-    outer_lr=3e-3,
+    outer_lr=1e-3,
     eval_lr=3e-3,
     eval_optimizer="adam",
     eval_chunk=6,
@@ -179,6 +183,7 @@ CPU = LMConfig(
     eval_sgd_lr=0.3,
     validate_every=10,
     validation_tasks=4,
+    weight_backbone="base",
 )
 
 PAPER = LMConfig(

@@ -25,6 +25,7 @@ __all__ = [
     "build_base_model",
     "WeightModel",
     "build_weight_model",
+    "WEIGHT_BACKBONES",
     "param_dict",
     "token_nll",
     "count_parameters",
@@ -116,10 +117,42 @@ class WeightModel(nn.Module):
         return nn.functional.softplus(raw, beta=self.beta) * attention_mask.to(raw.dtype)
 
 
-def build_weight_model(size_or_dir: str | os.PathLike, tokenizer, n_positions: int = 256, seed: int = 0) -> WeightModel:
-    """A :class:`WeightModel` on a fresh GPT-2 backbone of a size, or a local pretrained directory."""
+WEIGHT_BACKBONES = ("fresh", "base", "base-frozen")
+
+
+def build_weight_model(
+    size_or_dir: str | os.PathLike,
+    tokenizer,
+    n_positions: int = 256,
+    seed: int = 0,
+    *,
+    backbone: str = "fresh",
+    base: nn.Module | None = None,
+) -> WeightModel:
+    """A :class:`WeightModel` on a GPT-2 backbone of a size, or a local pretrained directory.
+
+    ``backbone``: ``"fresh"`` — the backbone as built (seeded random init, or the directory's weights);
+    ``"base"`` — a copy of ``base``'s transformer (the QA-pre-trained base LM; CaMeLS likewise starts its
+    weight model from a pre-trained LM), trained with the head; ``"base-frozen"`` — the same copy with
+    ``requires_grad=False``, so only the head is meta-learned (:func:`fg2u_bench_lm.camels.meta_train`
+    meta-learns the parameters that require grad). The head is always fresh (last layer zero).
+    """
     from transformers import AutoModel, GPT2Model
 
+    if backbone not in WEIGHT_BACKBONES:
+        raise ValueError(f"backbone must be one of {WEIGHT_BACKBONES}, got {backbone!r}")
+    if backbone != "fresh" and base is None:
+        raise ValueError(f"backbone={backbone!r} copies the base model's transformer: pass base=<the base LM>")
+    if backbone != "fresh":
+        source = getattr(base, "transformer", base)
+        copy = GPT2Model(source.config)
+        copy.load_state_dict(source.state_dict())
+        torch.manual_seed(seed + 1)
+        model = _no_dropout(WeightModel(_no_dropout(copy)))
+        if backbone == "base-frozen":
+            for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        return model
     if Path(str(size_or_dir)).is_dir():
         backbone = AutoModel.from_pretrained(str(size_or_dir), local_files_only=True, attn_implementation="eager")
     else:

@@ -267,7 +267,12 @@ def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool 
         grad_accum = cfg.fg2u_grad_accum if forward and cfg.fg2u_grad_accum is not None else cfg.grad_accum
         carry = cfg.fg2u_carry_reset if forward else cfg.rgu_carry_reset
         weight_model = models.build_weight_model(
-            args.weight_model_dir or cfg.weight_model_size, setup.tokenizer, cfg.n_positions, seed=seed
+            args.weight_model_dir or cfg.weight_model_size,
+            setup.tokenizer,
+            cfg.n_positions,
+            seed=seed,
+            backbone=cfg.weight_backbone,
+            base=setup.base,
         )
         settings.update(
             dataclasses.asdict(spec),
@@ -275,9 +280,11 @@ def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool 
             grad_accum=grad_accum,
             outer_lr=outer_lr,
             carry_reset=carry,
-            weight_params=models.count_parameters(models.param_dict(weight_model)),
+            weight_backbone=cfg.weight_backbone,
+            weight_params=models.count_parameters(
+                {k: p for k, p in weight_model.named_parameters() if p.requires_grad}
+            ),
         )
-        bar = _tqdm(total=cfg.meta_steps, desc=f"meta-train {label} seed {seed}", disable=not progress, leave=False)
         history = camels.meta_train(
             setup.base,
             weight_model,
@@ -293,9 +300,9 @@ def run_estimator(cfg, args, setup: Setup, name: str, seed: int, progress: bool 
             carry_reset=carry,
             validate=lambda: _validation_loss(cfg, setup, weight_model, spec, seed),
             validate_every=cfg.validate_every,
-            progress=lambda s, loss: (bar.update(1), bar.set_postfix(outer=f"{loss:.3f}")),
+            progress=progress,
+            desc=f"meta-train {label} seed {seed}",
         )
-        bar.close()
         extras["val"] = history["val"]
         metrics["val_outer_loss_before"] = history["val"][0][1]
         metrics["val_outer_loss_after"] = history["val"][-1][1]
@@ -584,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval-lr", type=float, default=None, help="override the evaluation learning rate")
     p.add_argument(
+        "--weight-backbone",
+        choices=("fresh", "base", "base-frozen"),
+        default=None,
+        help="override the weight model's backbone: fresh (random init), base (copy of the pre-trained base LM) "
+        "or base-frozen (that copy fixed, only the head is meta-learned)",
+    )
+    p.add_argument(
         "--carry",
         action="store_true",
         help="paper protocol: carry the base model across meta steps, reset every 24 (RGU) / 48 (FG2U) documents",
@@ -624,6 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = cfg.replace(spec=dataclasses.replace(cfg.spec, num_steps=args.rgu_num_steps))
     if args.fg2u_num_steps is not None:
         cfg = cfg.replace(fg2u_num_steps=args.fg2u_num_steps)
+    if args.weight_backbone is not None:
+        cfg = cfg.replace(weight_backbone=args.weight_backbone)
     if args.carry:
         cfg = cfg.replace(rgu_carry_reset=24, fg2u_carry_reset=48)
     out = Path(args.out)
