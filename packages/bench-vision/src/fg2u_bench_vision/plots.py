@@ -54,12 +54,7 @@ def save_image_grid(
             ax.set_title(str(class_names[i // ipc]), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_gradient_quality_figure(
@@ -116,6 +111,13 @@ def save_gradient_quality_figure(
     for ax in (left, right):
         ax.grid(alpha=0.3)
     fig.suptitle("; ".join(sorted(titles)) + " — fresh network and real batch per draw", fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Saves ``fig`` as a PNG at ``path`` (parent folders created), closes it, returns the path."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

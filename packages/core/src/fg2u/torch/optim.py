@@ -219,14 +219,16 @@ def adam(
         zeros = tree_map(torch.zeros_like, params)
         return AdamState(_count0(params), zeros, tree_map(torch.zeros_like, params))
 
-    def update(grads: PyTree, state: AdamState, params: PyTree) -> tuple[PyTree, AdamState]:
+    def moments(grads: PyTree, state: AdamState, params: PyTree) -> tuple:
+        """``(g, 1 − β₁ᵗ, 1 − β₂ᵗ, lr_t, m_t, v_t)`` of the step from ``state`` (t = count + 1)."""
         g = _with_decay(grads, params, weight_decay)
         t = (state.count + 1).to(torch.float64)
-        bias1 = 1 - beta1**t
-        bias2 = 1 - beta2**t
-        step_lr = _lr_at(lr, state.count)
         m = tree_map(lambda m_, g_: torch.lerp(m_, g_, 1 - beta1), state.exp_avg, g)
         v = tree_map(lambda v_, g_: beta2 * v_ + (1 - beta2) * g_ * g_, state.exp_avg_sq, g)
+        return g, 1 - beta1**t, 1 - beta2**t, _lr_at(lr, state.count), m, v
+
+    def update(grads: PyTree, state: AdamState, params: PyTree) -> tuple[PyTree, AdamState]:
+        _, bias1, bias2, step_lr, m, v = moments(grads, state, params)
 
         def one(m_: torch.Tensor, v_: torch.Tensor) -> torch.Tensor:
             step_size = (step_lr / bias1).to(m_.dtype)
@@ -240,14 +242,8 @@ def adam(
         return updates, AdamState(state.count + 1, m, v)
 
     def tangent(grads: PyTree, state: AdamState, params: PyTree, g_dot: PyTree, s_dot: AdamState, p_dot: PyTree) -> Any:
-        g = _with_decay(grads, params, weight_decay)
+        g, bias1, bias2, step_lr, m, v = moments(grads, state, params)
         gd = _with_decay(g_dot, p_dot, weight_decay)
-        t = (state.count + 1).to(torch.float64)
-        bias1 = 1 - beta1**t
-        bias2 = 1 - beta2**t
-        step_lr = _lr_at(lr, state.count)
-        m = tree_map(lambda m_, g_: torch.lerp(m_, g_, 1 - beta1), state.exp_avg, g)
-        v = tree_map(lambda v_, g_: beta2 * v_ + (1 - beta2) * g_ * g_, state.exp_avg_sq, g)
         m_dot = tree_map(lambda m_, g_: m_ + (1 - beta1) * (g_ - m_), s_dot.exp_avg, gd)
         v_dot = tree_map(lambda v_, g_, gd_: beta2 * v_ + (2 * (1 - beta2)) * g_ * gd_, s_dot.exp_avg_sq, g, gd)
 
