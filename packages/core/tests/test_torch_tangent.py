@@ -270,6 +270,26 @@ def test_optim_step_autograd_gradient_equals_func_grad():
     for k in ("a", "b"):
         torch.testing.assert_close(got[k], want[k], rtol=1e-14, atol=0)
 
+    # the previous apply()'s own outputs (fresh p + u tensors) skip the aliases: the same gradient, and the
+    # same derivative of it in φ, as through the aliases; a state that reuses one output under two keys
+    # (a leaf feeding another) is not taken for fresh and still gets the partial derivatives
+    two_init, two = ft.optim_transition(two_loss, optim.sgd(0.1), lambda phi: phi)
+    phi2 = {"a": torch.linspace(0.2, 1.0, 5, dtype=torch.float64).requires_grad_(True)}
+    s1 = two(optim.InnerState({"a": phi2["a"] * 1.5, "b": phi2["a"] * 3.0}, optim.sgd(0.1).init(phi2)), phi2, None)
+    assert [r() for r in two._made] == list(s1.params.values())  # made by apply: the shortcut applies
+    fast = two.grad(s1.params, phi2, None)
+    slow = optim._autograd_grad(two.loss, s1.params, phi2, None)  # no record of apply: aliases
+    for k in ("a", "b"):
+        torch.testing.assert_close(fast[k], slow[k], rtol=0, atol=0)
+        d_fast = torch.autograd.grad(fast[k].sum(), phi2["a"], retain_graph=True)[0]
+        d_slow = torch.autograd.grad(slow[k].sum(), phi2["a"], retain_graph=True)[0]
+        torch.testing.assert_close(d_fast, d_slow, rtol=1e-14, atol=0)
+    shared = {"a": s1.params["a"], "b": s1.params["a"]}  # one fresh tensor under two keys
+    got = two.grad(shared, phi2, None)
+    want = torch.func.grad(lambda p: two_loss(p, phi2, None))({k: v.detach() for k, v in shared.items()})
+    for k in ("a", "b"):
+        torch.testing.assert_close(got[k], want[k], rtol=1e-14, atol=0)
+
     # RGU through a 3-step unroll with θ_0 = φ equals the func.grad-based forward-mode reference
     problem = fg2u.UnrolledProblem(
         init=ft.optim_transition(inner_loss, optim.sgd(0.1), lambda phi: phi)[0],

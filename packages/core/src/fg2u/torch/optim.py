@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -266,30 +267,61 @@ def adam(
 
 def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
     """``params + updates`` leafwise (each result in the dtype of its parameter)."""
-    return tree_map(lambda p, u: (p + u).to(p.dtype), params, updates)
+    return tree_map(lambda p, u: _add(p, u), params, updates)
+
+
+def _add(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    out = p + u
+    return out if out.dtype == p.dtype else out.to(p.dtype)
+
+
+def _NOT_A_TENSOR() -> None:  # noqa: N802 - stands in for a weak reference to a non-tensor leaf (never matches)
+    return None
 
 
 def _autograd_grad(
-    scalar_loss: Callable[[PyTree, PyTree, Any], torch.Tensor], params: PyTree, phi: PyTree, batch: Any
+    scalar_loss: Callable[[PyTree, PyTree, Any], torch.Tensor],
+    params: PyTree,
+    phi: PyTree,
+    batch: Any,
+    made_by_step: Sequence[Callable[[], Any]] = (),
 ) -> PyTree:
     """``∇_params scalar_loss(params, φ, batch)`` by ``torch.autograd.grad``, as ``torch.func.grad`` would
     give it: the partial derivative in ``params`` alone (each float leaf enters through its own alias, so
     a leaf that is also part of φ, appears twice or feeds another leaf is not mixed up), zeros for leaves
     the loss does not use, and — when grad mode is on — a result that is differentiable in everything
-    ``params`` and φ depend on (``create_graph=True``). Under ``torch.no_grad`` the result is a plain tensor (no graph is kept)."""
+    ``params`` and φ depend on (``create_graph=True``). Under ``torch.no_grad`` the result is a plain tensor
+    (no graph is kept).
+
+    ``made_by_step``: weak references to the parameter leaves the previous :meth:`GradientStep.apply` made
+    (``p + u``, fresh tensors: none is a leaf of φ, none appears twice, none is computed from another). When
+    ``params`` holds exactly those tensors the aliases are skipped — the gradient in them is already the
+    partial derivative — which saves one view and one backward node per leaf and step (reverse unrolling
+    through ``optim_transition`` then costs what a hand-written ``torch.autograd.grad`` step costs)."""
     create = torch.is_grad_enabled()
-    leaves, spec = tree_flatten(params)
+    if type(params) is dict and all(isinstance(x, torch.Tensor) for x in params.values()):
+        keys: list | None = list(params)
+        leaves = list(params.values())  # the commonest inner state: no generic flatten/unflatten per step
+    else:
+        keys, (leaves, spec) = None, tree_flatten(params)
     floats = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+    fresh = create and len(made_by_step) == len(leaves) and all(r() is x for r, x in zip(made_by_step, leaves))
     aliased = list(leaves)
     for i in floats:
         x = leaves[i]
+        if fresh and x.requires_grad:
+            continue
         # an alias (a view) of a tensor that requires grad keeps its history (the derivative of g in φ flows
         # through it) while the gradient is taken in this use alone: not through φ when x is also a leaf of
         # φ, not through another leaf of params computed from x. A constant becomes a fresh leaf.
         aliased[i] = x.view_as(x) if (create and x.requires_grad) else x.detach().requires_grad_(True)
     wrt = [aliased[i] for i in floats]
+
+    def rebuild(values: list) -> PyTree:
+        return dict(zip(keys, values)) if keys is not None else tree_unflatten(values, spec)
+
     with torch.enable_grad():
-        loss = scalar_loss(tree_unflatten(aliased, spec), phi, batch)
+        loss = scalar_loss(rebuild(aliased), phi, batch)
         if loss.requires_grad and wrt:
             grads: list = list(torch.autograd.grad(loss, wrt, create_graph=create, allow_unused=True))
         else:
@@ -297,7 +329,7 @@ def _autograd_grad(
     out = list(leaves)
     for i, g in zip(floats, grads):
         out[i] = torch.zeros_like(leaves[i]) if g is None else g
-    return tree_unflatten(out, spec)
+    return rebuild(out)
 
 
 def optim_transition(
@@ -355,18 +387,22 @@ class GradientStep:
         self.loss = loss
         self.optimizer = optimizer
         self._func_grad = torch.func.grad(loss)
+        self._made: tuple[Callable[[], Any], ...] = ()  # weak references to the parameter leaves apply() made last
 
     def grad(self, params: PyTree, phi: PyTree, batch: Any) -> PyTree:
         """``∇_params loss(params, φ, batch)``: by ``torch.autograd.grad`` (:func:`_autograd_grad`), or by
         ``torch.func.grad`` inside a ``torch.func`` transform, so that it composes with the transform."""
         if torch._C._functorch.peek_interpreter_stack() is not None:
             return self._func_grad(params, phi, batch)
-        return _autograd_grad(self.loss, params, phi, batch)
+        return _autograd_grad(self.loss, params, phi, batch, self._made)
 
     def apply(self, grads: PyTree, state: InnerState) -> InnerState:
         """``InnerState(params + u, s')`` with ``u, s' = optimizer.update(grads, s, params)``."""
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        return InnerState(apply_updates(state.params, updates), opt_state)
+        params = apply_updates(state.params, updates)
+        leaves = list(params.values()) if type(params) is dict else tree_flatten(params)[0]
+        self._made = tuple(weakref.ref(x) if isinstance(x, torch.Tensor) else _NOT_A_TENSOR for x in leaves)
+        return InnerState(params, opt_state)
 
     def __call__(self, state: InnerState, phi: PyTree, batch: Any) -> InnerState:
         return self.apply(self.grad(state.params, phi, batch), state)
