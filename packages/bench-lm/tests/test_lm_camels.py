@@ -211,7 +211,8 @@ def test_meta_train_carries_the_base_model_and_records_validation(tiny):
 
 
 def test_weight_model_from_the_base_model_and_frozen_backbone(tiny):
-    """backbone="base" copies the base LM's transformer; "base-frozen" meta-learns the head only."""
+    """backbone="base" copies the base LM's transformer; "base-frozen" meta-learns the head only,
+    "base-frozen-readout" its last layer only."""
     tok, base, _, spec, _, splits = tiny
     wm = models.build_weight_model("tiny", tok, n_positions=64, seed=3, backbone="base", base=base)
     for k, v in base.transformer.state_dict().items():
@@ -222,6 +223,10 @@ def test_weight_model_from_the_base_model_and_frozen_backbone(tiny):
     camels.meta_train(base, frozen, tok, splits.meta_train, splits.locality, RGU(), spec, meta_steps=2, outer_lr=1e-2)
     assert all(torch.equal(frozen.backbone.state_dict()[k], v) for k, v in backbone_before.items())
     assert not torch.equal(frozen.head.state_dict()["2.weight"], head_before["2.weight"])
+    readout = models.build_weight_model("tiny", tok, n_positions=64, seed=3, backbone="base-frozen-readout", base=base)
+    learned = [k for k, p in readout.named_parameters() if p.requires_grad]
+    assert learned == ["head.2.weight", "head.2.bias"]  # the last Linear(128, 1) only: 129 meta-parameters
+    assert sum(readout.get_parameter(k).numel() for k in learned) == 129
     with pytest.raises(ValueError, match="pass base="):
         models.build_weight_model("tiny", tok, n_positions=64, backbone="base")
     with pytest.raises(ValueError, match="backbone must be one of"):

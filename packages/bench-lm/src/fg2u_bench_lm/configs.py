@@ -39,7 +39,8 @@ class LMConfig:
     (None = same as RGU). ``validate_every`` meta steps the validation meta-objective on
     ``validation_tasks`` fixed tasks is recorded (the convergence curve). ``weight_backbone``: the weight
     model's backbone, ``"fresh"`` (random init, meta-learned), ``"base"`` (a copy of the pre-trained base
-    LM, meta-learned) or ``"base-frozen"`` (that copy fixed; φ = the head only), see
+    LM, meta-learned), ``"base-frozen"`` (that copy fixed; φ = the head only) or ``"base-frozen-readout"``
+    (φ = the head's last layer only, 129 parameters), see
     :func:`fg2u_bench_lm.models.build_weight_model`.
     Memory sweep: ``memory_model_size``, ``memory_rgu_steps`` (tried in order until
     ``memory_budget_bytes`` is exceeded), ``memory_fg2u_steps``.

@@ -117,7 +117,7 @@ class WeightModel(nn.Module):
         return nn.functional.softplus(raw, beta=self.beta) * attention_mask.to(raw.dtype)
 
 
-WEIGHT_BACKBONES = ("fresh", "base", "base-frozen")
+WEIGHT_BACKBONES = ("fresh", "base", "base-frozen", "base-frozen-readout")
 
 
 def build_weight_model(
@@ -135,7 +135,10 @@ def build_weight_model(
     ``"base"`` — a copy of ``base``'s transformer (the QA-pre-trained base LM; CaMeLS likewise starts its
     weight model from a pre-trained LM), trained with the head; ``"base-frozen"`` — the same copy with
     ``requires_grad=False``, so only the head is meta-learned (:func:`fg2u_bench_lm.camels.meta_train`
-    meta-learns the parameters that require grad). The head is always fresh (last layer zero).
+    meta-learns the parameters that require grad); ``"base-frozen-readout"`` — the backbone and the head's
+    first layer (seeded random) fixed, only the last ``Linear(128, 1)`` learned (129 meta-parameters: the
+    small-N regime in which one forward-gradient direction carries a useful share of the meta-gradient,
+    cosine ≈ √(b/N)). The head is always fresh (last layer zero).
     """
     from transformers import AutoModel, GPT2Model
 
@@ -149,8 +152,11 @@ def build_weight_model(
         copy.load_state_dict(source.state_dict())
         torch.manual_seed(seed + 1)
         model = _no_dropout(WeightModel(_no_dropout(copy)))
-        if backbone == "base-frozen":
+        if backbone in ("base-frozen", "base-frozen-readout"):
             for p in model.backbone.parameters():
+                p.requires_grad_(False)
+        if backbone == "base-frozen-readout":
+            for p in model.head[0].parameters():
                 p.requires_grad_(False)
         return model
     if Path(str(size_or_dir)).is_dir():

@@ -547,6 +547,8 @@ def _run_seed_jobs(args, argv, cfg, out: Path, path: Path):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fg2u_bench_lm.models import WEIGHT_BACKBONES
+
     p = argparse.ArgumentParser(prog="python -m fg2u_bench_lm", description=__doc__.split("\n\n")[0])
     add_common_arguments(
         p,
@@ -579,6 +581,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--meta-steps", type=int, default=None, help="override the config's number of meta steps")
     p.add_argument("--outer-lr", type=float, default=None, help="override the outer (meta) Adam learning rate")
+    p.add_argument(
+        "--fg2u-outer-lr",
+        type=float,
+        default=None,
+        help="override the outer Adam learning rate of the forward-mode estimators only (FG2U's estimate has "
+        "cosine ~sqrt(b/N) to the gradient, so Adam's progress along it is ~that fraction of RGU's)",
+    )
     p.add_argument("--grad-accum", type=int, default=None, help="override the meta-gradient accumulation")
     p.add_argument("--fg2u-directions", type=int, default=None, help="override FG2U's number of directions b")
     p.add_argument("--rgu-num-steps", type=int, default=None, help="override T for RGU (memory-regime runs)")
@@ -592,10 +601,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-lr", type=float, default=None, help="override the evaluation learning rate")
     p.add_argument(
         "--weight-backbone",
-        choices=("fresh", "base", "base-frozen"),
+        choices=WEIGHT_BACKBONES,
         default=None,
-        help="override the weight model's backbone: fresh (random init), base (copy of the pre-trained base LM) "
-        "or base-frozen (that copy fixed, only the head is meta-learned)",
+        help="override the weight model's backbone: fresh (random init), base (copy of the pre-trained base LM), "
+        "base-frozen (that copy fixed, only the head is meta-learned) or base-frozen-readout (only the head's "
+        "last layer, 129 parameters, is meta-learned)",
     )
     p.add_argument(
         "--carry",
@@ -630,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = cfg.replace(eval_lr=args.eval_lr)
     if args.outer_lr is not None:
         cfg = cfg.replace(outer_lr=args.outer_lr, fg2u_outer_lr=None)
+    if args.fg2u_outer_lr is not None:
+        cfg = cfg.replace(fg2u_outer_lr=args.fg2u_outer_lr)
     if args.grad_accum is not None:
         cfg = cfg.replace(grad_accum=args.grad_accum, fg2u_grad_accum=None)
     if args.fg2u_directions is not None:
