@@ -35,10 +35,13 @@ def _problem(num_steps: int = 5, n: int = N):
 def test_keyed_draw_equals_sample_directions_for_every_chunk_size(distribution="rademacher"):
     problem, phi = _problem()
     key = jax.random.key(4)
-    dirs = fj.sample_directions(distribution, key, 7, like=phi)
-    want, _ = jax.jit(fj.FG2U(7).with_directions)(problem, phi, dirs)
-    for chunk in (None, 3):  # 3 does not divide 7: the padded indices are drawn and masked out
-        got, _ = jax.jit(fj.FG2U(7, distribution=distribution, chunk_size=chunk).__call__)(problem, phi, key)
+    b = 40
+    dirs = fj.sample_directions(distribution, key, b, like=phi)
+    want, _ = jax.jit(fj.FG2U(b).with_directions)(problem, phi, dirs)
+    # None: one chunk of 40, summed by a reduction; 3 (does not divide 40: the padded indices are drawn and
+    # masked out): chunks of up to 32 packed directions are summed term by term
+    for chunk in (None, 3):
+        got, _ = jax.jit(fj.FG2U(b, distribution=distribution, chunk_size=chunk).__call__)(problem, phi, key)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=1e-6)
     # each direction is a function of (key, i): the first 3 of 7 are the 3 of a b = 3 draw
     for dist in ("rademacher", "gaussian", "sphere"):
@@ -79,3 +82,45 @@ def test_compiled_memory_does_not_grow_with_b_at_fixed_chunk_size():
     t2, t32 = temp(2), temp(32)
     assert t32 - t2 <= 16 * 32, (t2, t32)  # only the O(b) index and mask arrays grow, not O(b × N)
     assert t32 < 16 * n * 4  # far below the 32 × N floats that drawing all directions at once would need
+
+
+@pytest.mark.parametrize("make_key", [jax.random.key, jax.random.PRNGKey])
+def test_packed_rademacher_is_jax_random_rademacher(make_key):
+    """The packed draw (an elementwise Threefry fused into the bit packing) reproduces jax.random bit for bit:
+    direction i is rademacher(fold_in(key, i), (1, N)), or for N > 16,384 the concatenation of blocks of
+    16,384 entries drawn from fold_in(fold_in(key, i), j)."""
+    key = make_key(7)
+    for n in (37, 40_000):
+        like = jnp.zeros((n,), jnp.float32)
+        lazy = KeyedDirections(get_distribution("rademacher"), key, 2, like)
+        compact = jax.eval_shape(lazy.take_compact, jnp.arange(2))
+        assert compact.dtype == jnp.uint32 and compact.shape[1] >= n // 32  # packed: N/32 words a direction
+        got = np.asarray(jax.jit(lazy.take)(jnp.arange(2)))
+        for i in range(2):
+            ki = jax.random.fold_in(key, i)
+            if n <= 16_384:
+                want = jax.random.rademacher(ki, (1, n), jnp.float32)[0]
+            else:
+                blocks = [
+                    jax.random.rademacher(jax.random.fold_in(ki, j), (1, 16_384), jnp.float32)[0] for j in range(3)
+                ]
+                want = jnp.concatenate(blocks)[:n]
+            np.testing.assert_array_equal(got[i], np.asarray(want))
+
+
+def test_compiled_memory_is_near_the_forward_mode_bound():
+    """θ + Z + the outer loss's own temporary (θ − y) is the working set of a forward-mode unroll with b ≥ 2
+    chunks of one direction (the estimate accumulates in the output buffer); with b = 1, θ itself lives in the
+    output buffer. The directions stay packed (N/8 bytes) and the random bits are never materialised."""
+    n = 40_000  # three blocks of random bits
+    problem, phi = _problem(num_steps=3, n=n)
+    key = jax.random.key(0)
+
+    def temp(fn, *args) -> int:
+        return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    floats = 4 * n
+    one = temp(lambda p, k: fj.FG2U(1, chunk_size=1)(problem, p, k), phi, key)
+    four = temp(lambda p, k: fj.FG2U(4, chunk_size=1)(problem, p, k), phi, key)
+    assert one <= floats + floats // 8 + 4096, one  # Z (+ packed signs, scalars)
+    assert four <= 3 * floats + 4096, four  # θ, Z, θ − y
