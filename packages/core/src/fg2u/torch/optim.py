@@ -134,13 +134,13 @@ def sgd(lr: Any, weight_decay: float = 0.0) -> Optimizer:
         return SGDState(_count0(params))
 
     def update(grads: PyTree, state: SGDState, params: PyTree) -> tuple[PyTree, SGDState]:
-        step_lr = _lr_at(lr, state.count)
-        updates = tree_map(lambda g: -step_lr * g, _with_decay(grads, params, weight_decay))
+        neg_lr = -_lr_at(lr, state.count)  # g * (−lr): Tensor.__mul__ (a Python float first goes through __rmul__)
+        updates = tree_map(lambda g: g * neg_lr, _with_decay(grads, params, weight_decay))
         return updates, SGDState(state.count + 1)
 
     def tangent(grads: PyTree, state: SGDState, params: PyTree, g_dot: PyTree, s_dot: Any, p_dot: PyTree) -> Any:
-        step_lr = _lr_at(lr, state.count)
-        return tree_map(lambda g: -step_lr * g, _with_decay(g_dot, p_dot, weight_decay)), SGDState(None)  # type: ignore[arg-type]  # the step count has no tangent
+        neg_lr = -_lr_at(lr, state.count)
+        return tree_map(lambda g: g * neg_lr, _with_decay(g_dot, p_dot, weight_decay)), SGDState(None)  # type: ignore[arg-type]  # the step count has no tangent
 
     return Optimizer(init, update, tangent)
 
@@ -165,8 +165,8 @@ def momentum(
         first = state.count == 0
         buf = tree_map(lambda b, g: torch.where(first, g, mu * b + (1 - tau) * g), state.momentum_buffer, d_p)
         direction = tree_map(lambda g, b: g + mu * b, d_p, buf) if nesterov else buf
-        step_lr = _lr_at(lr, state.count)
-        updates = tree_map(lambda d: -step_lr * d, direction)
+        neg_lr = -_lr_at(lr, state.count)
+        updates = tree_map(lambda d: d * neg_lr, direction)
         return updates, MomentumState(state.count + 1, buf)
 
     def tangent(
@@ -176,8 +176,8 @@ def momentum(
         first = state.count == 0
         buf = tree_map(lambda b, g: torch.where(first, g, mu * b + (1 - tau) * g), s_dot.momentum_buffer, d_dot)
         direction = tree_map(lambda g, b: g + mu * b, d_dot, buf) if nesterov else buf
-        step_lr = _lr_at(lr, state.count)
-        return tree_map(lambda d: -step_lr * d, direction), MomentumState(None, buf)  # type: ignore[arg-type]  # no tangent for the count
+        neg_lr = -_lr_at(lr, state.count)
+        return tree_map(lambda d: d * neg_lr, direction), MomentumState(None, buf)  # type: ignore[arg-type]  # no tangent for the count
 
     return Optimizer(init, update, tangent)
 
