@@ -28,14 +28,26 @@ def _float64_default():
     torch.set_default_dtype(old)
 
 
-def _mlp_problem(num_steps: int = 6, phi_in_init: bool = True):
-    """A tanh MLP trained by momentum SGD (state: params + momentum buffer + an int64 step count) with
-    per-parameter weight decay φ; θ_0 depends on φ when ``phi_in_init``; minibatches per step."""
-    g = torch.Generator().manual_seed(0)
+def _mlp_problem(
+    num_steps: int = 6,
+    phi_in_init: bool = True,
+    optimizer=None,
+    unused_param: bool = False,
+    seed: int = 0,
+):
+    """A tanh MLP trained through ``optim_transition`` (a :class:`~fg2u.torch.optim.GradientStep`) by
+    ``optimizer`` (default momentum SGD: state = params + momentum buffer + an int64 step count) with
+    per-parameter weight decay φ; θ_0 depends on φ when ``phi_in_init``; minibatches per step.
+    ``unused_param`` adds a zero parameter the loss ignores (its gradient is exactly zero: Adam's √v at v = 0)."""
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(num_steps, 8, 5, generator=g)
     y = torch.randn(num_steps, 8, 2, generator=g)
     xv, yv = torch.randn(16, 5, generator=g), torch.randn(16, 2, generator=g)
     p0 = {"w1": torch.randn(5, 7, generator=g) / 2, "b1": torch.zeros(7), "w2": torch.randn(7, 2, generator=g) / 3}
+    if unused_param:
+        p0["u"] = torch.zeros(3)
+    if optimizer is None:
+        optimizer = optim.momentum(0.3, momentum=0.5)
 
     def net(p, xb):
         return torch.tanh(xb @ p["w1"] + p["b1"]) @ p["w2"]
@@ -45,7 +57,7 @@ def _mlp_problem(num_steps: int = 6, phi_in_init: bool = True):
         return ((net(p, xb) - yb) ** 2).mean() + 0.5 * sum((phi[k] * p[k] ** 2).sum() for k in p)
 
     init_params = (lambda phi: {k: v + 0.1 * torch.tanh(phi[k]) for k, v in p0.items()}) if phi_in_init else p0
-    init, step = ft.optim_transition(inner_loss, optim.momentum(0.3, momentum=0.5), init_params)
+    init, step = ft.optim_transition(inner_loss, optimizer, init_params)
     problem = fg2u.UnrolledProblem(
         init=init,
         step=step,
@@ -174,36 +186,6 @@ def test_saved_tensors_do_not_grow_with_unroll_depth():
     assert long_[1] == 0
 
 
-def _optim_problem(optimizer, num_steps: int = 5, phi_in_init: bool = True, unused_param: bool = False):
-    """The tanh MLP of ``_mlp_problem`` trained by ``optimizer`` through ``optim_transition`` (a
-    :class:`~fg2u.torch.optim.GradientStep`); ``unused_param`` adds a zero parameter the loss ignores
-    (its gradient is exactly zero: Adam's √v at v = 0)."""
-    g = torch.Generator().manual_seed(4)
-    x, y = torch.randn(num_steps, 8, 5, generator=g), torch.randn(num_steps, 8, 2, generator=g)
-    xv, yv = torch.randn(16, 5, generator=g), torch.randn(16, 2, generator=g)
-    p0 = {"w1": torch.randn(5, 7, generator=g) / 2, "b1": torch.zeros(7), "w2": torch.randn(7, 2, generator=g) / 3}
-    if unused_param:
-        p0["u"] = torch.zeros(3)
-
-    def net(p, xb):
-        return torch.tanh(xb @ p["w1"] + p["b1"]) @ p["w2"]
-
-    def inner_loss(p, phi, batch):
-        return ((net(p, batch[0]) - batch[1]) ** 2).mean() + 0.5 * sum((phi[k] * p[k] ** 2).sum() for k in p)
-
-    init_params = (lambda phi: {k: v + 0.1 * torch.tanh(phi[k]) for k, v in p0.items()}) if phi_in_init else p0
-    init, step = ft.optim_transition(inner_loss, optimizer, init_params)
-    problem = fg2u.UnrolledProblem(
-        init=init,
-        step=step,
-        num_steps=num_steps,
-        inner_batches=(x, y),
-        outer_loss=lambda s, phi, b: ((net(s.params, xv) - yv) ** 2).mean() + 1e-2 * sum(v.sum() for v in phi.values()),
-    )
-    phi = {k: 0.05 + 0.1 * torch.rand(v.shape, generator=g) for k, v in p0.items()}
-    return problem, phi
-
-
 _OPTIMIZERS = {
     "sgd": lambda: optim.sgd(0.3),
     "sgd-wd-schedule": lambda: optim.sgd(lambda count: 0.3 / (1.0 + count), weight_decay=0.05),
@@ -222,7 +204,7 @@ def test_gradient_step_rule_matches_rgu_and_the_generic_kernel(name, c):
     equal the exact ∇L·v (RGU) to float64 rounding, for every built-in optimiser, one or several directions,
     θ_0 depending on φ or not, and a parameter with an exactly zero gradient (Adam's √v at v = 0)."""
     for phi_in_init in (True, False):
-        problem, phi = _optim_problem(_OPTIMIZERS[name](), phi_in_init=phi_in_init, unused_param=True)
+        problem, phi = _mlp_problem(5, phi_in_init, _OPTIMIZERS[name](), unused_param=True, seed=4)
         assert isinstance(problem.step, optim.GradientStep)
         generic = problem.replace(step=lambda s, p, b, step=problem.step: step(s, p, b))
         dirs = _directions(phi, c, seed=7)
