@@ -275,6 +275,16 @@ def _add(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return out if out.dtype == p.dtype else out.to(p.dtype)
 
 
+def _flatten_params(params: PyTree) -> tuple[list, Callable[[list], PyTree]]:
+    """``(leaves, rebuild)`` of a parameter pytree; a plain dict of tensors (the commonest inner state) skips
+    the generic flatten/unflatten, which costs tens of microseconds every inner step."""
+    if type(params) is dict and all(isinstance(x, torch.Tensor) for x in params.values()):
+        keys = list(params)
+        return list(params.values()), lambda values: dict(zip(keys, values))
+    leaves, spec = tree_flatten(params)
+    return leaves, lambda values: tree_unflatten(values, spec)
+
+
 def _NOT_A_TENSOR() -> None:  # noqa: N802 - stands in for a weak reference to a non-tensor leaf (never matches)
     return None
 
@@ -299,11 +309,7 @@ def _autograd_grad(
     partial derivative — which saves one view and one backward node per leaf and step (reverse unrolling
     through ``optim_transition`` then costs what a hand-written ``torch.autograd.grad`` step costs)."""
     create = torch.is_grad_enabled()
-    if type(params) is dict and all(isinstance(x, torch.Tensor) for x in params.values()):
-        keys: list | None = list(params)
-        leaves = list(params.values())  # the commonest inner state: no generic flatten/unflatten per step
-    else:
-        keys, (leaves, spec) = None, tree_flatten(params)
+    leaves, rebuild = _flatten_params(params)
     floats = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and x.is_floating_point()]
     fresh = create and len(made_by_step) == len(leaves) and all(r() is x for r, x in zip(made_by_step, leaves))
     aliased = list(leaves)
@@ -316,10 +322,6 @@ def _autograd_grad(
         # φ, not through another leaf of params computed from x. A constant becomes a fresh leaf.
         aliased[i] = x.view_as(x) if (create and x.requires_grad) else x.detach().requires_grad_(True)
     wrt = [aliased[i] for i in floats]
-
-    def rebuild(values: list) -> PyTree:
-        return dict(zip(keys, values)) if keys is not None else tree_unflatten(values, spec)
-
     with torch.enable_grad():
         loss = scalar_loss(rebuild(aliased), phi, batch)
         if loss.requires_grad and wrt:
@@ -400,7 +402,7 @@ class GradientStep:
         """``InnerState(params + u, s')`` with ``u, s' = optimizer.update(grads, s, params)``."""
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = apply_updates(state.params, updates)
-        leaves = list(params.values()) if type(params) is dict else tree_flatten(params)[0]
+        leaves = _flatten_params(params)[0]
         self._made = tuple(weakref.ref(x) if isinstance(x, torch.Tensor) else _NOT_A_TENSOR for x in leaves)
         return InnerState(params, opt_state)
 
