@@ -45,8 +45,11 @@ def test_smoke_run_writes_record_and_png(tmp_path: Path, monkeypatch: pytest.Mon
     assert 0.0 <= fg["metrics"]["test_accuracy_mean"] <= 100.0 and "test_accuracy_std" in fg["metrics"]
     png = tmp_path / fg["settings"]["image_grid"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fg["metrics"]["meta_step_temp_bytes"] > 0
     out = capsys.readouterr().out
     assert "| digits" in out and "FG2U" in out
+    figure = tmp_path / "smoke-digits-ipc1-accuracy-vs-cost.png"
+    assert f"-> {figure}" in out and figure.read_bytes().startswith(b"\x89PNG")
 
 
 def test_cli_missing_data_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
 """The condensation problem: its transition against a hand-written SGD loop, and its meta-gradient
-(FG²U against RGU: a sharp per-direction oracle and the Lemma-3.1 mean-squared error)."""
+(FG²U against RGU: a sharp per-direction oracle and the Lemma-3.1 mean-squared error), and the meta step's
+compiled memory (RGU's grows with T by at least the stored inner states, FG²U's does not)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +14,7 @@ import pytest
 import fg2u.jax as fj
 from fg2u_bench_vision.condensation import (
     CondensationSetup,
+    compile_meta_step,
     cosine_lr,
     implicit_rescale,
     init_synthetic,
@@ -132,3 +136,37 @@ def test_meta_step_with_accumulation_clips_to_unit_interval(tiny) -> None:
     assert np.mean((p == 0.0) | (p == 1.0)) > 0.5  # the step size 5 pushed most pixels onto the bounds
     # the jitted meta step is cached per settings: same object for the same arguments
     assert make_meta_step(setup, fj.Scaled(fj.HessianFree(), 2.0), opt, grad_accumulation=2) is step
+
+
+def _step_temp_bytes(setup: CondensationSetup, estimator, inner_steps: int) -> tuple[int, int]:
+    """(XLA temp bytes of one compiled meta step at T = inner_steps, bytes of one inner state θ_t)."""
+    setup = dataclasses.replace(setup, inner_steps=inner_steps)
+    data = load_digits()
+    rng = np.random.default_rng(0)
+    opt = meta_optimizer(get_config("smoke"))
+    phi = jnp.asarray(init_synthetic(rng, setup))
+    inputs = sample_meta_inputs(setup, rng, data.x_train, data.y_train, 32)
+    step = make_meta_step(setup, estimator, opt)
+    compiled, temp, seconds = compile_meta_step(
+        step, phi, opt.init(phi), estimator.init(phi), jax.random.PRNGKey(0), *inputs
+    )
+    assert temp is not None and seconds > 0.0
+    # the compiled step runs and equals the jitted one; a second call is served from the cache
+    args = (phi, opt.init(phi), estimator.init(phi), jax.random.PRNGKey(1), *inputs)
+    np.testing.assert_array_equal(np.asarray(compiled(*args)[0]), np.asarray(step(*args)[0]))
+    assert compile_meta_step(step, *args) == (compiled, temp, 0.0)
+    params = jax.tree_util.tree_map(lambda a: a[0], inputs[0])
+    state_bytes = 2 * sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(params))  # θ and momentum
+    return temp, state_bytes
+
+
+def test_meta_step_memory_grows_with_T_for_rgu_only(tiny) -> None:
+    setup = tiny[0]
+    rgu_short, state_bytes = _step_temp_bytes(setup, fj.RGU(), 4)
+    rgu_long, _ = _step_temp_bytes(setup, fj.RGU(), 12)
+    # reverse mode keeps every inner state θ_t (parameters and momentum) of the 8 extra steps
+    assert rgu_long - rgu_short >= 8 * state_bytes
+    fg_short, _ = _step_temp_bytes(setup, fj.FG2U(num_directions=2), 4)
+    fg_long, _ = _step_temp_bytes(setup, fj.FG2U(num_directions=2), 12)
+    # forward mode carries (θ_t, Z_t) only: the memory does not depend on T (a few scalars of slack)
+    assert abs(fg_long - fg_short) < state_bytes

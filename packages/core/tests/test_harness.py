@@ -163,3 +163,27 @@ def test_torch_meta_step_clips_the_mean_estimate_to_max_grad_norm():
         np.testing.assert_allclose(phi.detach().numpy(), PHI - scale * exact, rtol=1e-9)
     with pytest.raises(ValueError, match="max_grad_norm"):
         make_meta_step(ft.RGU(), _torch_problem, torch.optim.SGD([phi], lr=1.0), phi, max_grad_norm=0.0)
+
+
+def test_jax_compile_ahead_reports_the_scratch_memory_it_needs():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    from fg2u.jax.harness import compile_ahead
+
+    @jax.jit
+    def sorted_outer(x):  # the sort needs the whole n × n outer product in a scratch buffer
+        return jnp.sort(jnp.outer(x, x).ravel())[:: x.shape[0]]
+
+    n = 256
+    x = jnp.linspace(-1.0, 1.0, n, dtype=jnp.float32)
+    compiled, temp, seconds = compile_ahead(sorted_outer, x)
+    assert seconds > 0.0 and temp is not None
+    assert temp >= n * n * 4  # at least the n² float32 being sorted (the output, n floats, is not temp)
+    np.testing.assert_array_equal(np.asarray(compiled(x)), np.asarray(sorted_outer(x)))
+    _, temp_small, _ = compile_ahead(sorted_outer, x[:16])
+    assert temp_small < temp / 16
+    with pytest.raises(TypeError):  # compiled for n = 256: another shape is refused, not recompiled
+        compiled(x[:16])
+    with pytest.raises(TypeError, match="jax.jit"):
+        compile_ahead(lambda v: v, x)

@@ -52,6 +52,7 @@ __all__ = [
     "meta_optimizer",
     "sample_meta_inputs",
     "make_meta_step",
+    "compile_meta_step",
 ]
 
 
@@ -205,7 +206,8 @@ def make_meta_step(
     real batch ``(real_x[a], real_y[a])`` and its own split of ``key``; the mean estimate goes to ``optimizer`` and
     φ is clipped to ``[0, 1]`` afterwards. ``est_state`` is the estimator's state (``estimator.init(φ)`` first).
     ``outer_loss`` is the mean L(φ) over the estimates (before the update). Compiled functions are cached per
-    settings, so seeds of one process reuse them.
+    settings, so seeds of one process reuse them; :func:`compile_meta_step` compiles one ahead and measures
+    its memory.
     """
     check_positive_int("grad_accumulation", grad_accumulation)
     cache_key = (setup, estimator, optimizer, grad_accumulation)
@@ -223,6 +225,7 @@ def make_meta_step(
         project=lambda phi: jnp.clip(phi, 0.0, 1.0),
     )
 
+    @jax.jit
     def meta_step_fn(phi, opt_state, est_state, key, params0, real_x, real_y):
         return step(phi, opt_state, est_state, key, (params0, real_x, real_y))
 
@@ -235,6 +238,26 @@ def make_meta_step(
 
 # Jitted meta steps, reused across seeds of one process (same shapes → no recompilation).
 _META_STEP_CACHE: dict = {}
+
+
+def compile_meta_step(meta_step_fn: Callable, *args: Any) -> tuple[Callable, int | None, float]:
+    """``meta_step_fn`` (from :func:`make_meta_step`) compiled for the shapes of ``args`` (its 7 arguments):
+    ``(compiled, temp_bytes, compile_seconds)`` from :func:`fg2u.jax.harness.compile_ahead`; ``temp_bytes`` is
+    XLA's scratch memory of one meta step (every estimate of the accumulation, the optimiser update).
+    Executables are cached per step function and argument shapes (later seeds: ``compile_seconds`` 0)."""
+    from fg2u.jax.harness import compile_ahead  # noqa: PLC0415
+
+    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), args)
+    cache_key = (meta_step_fn, jax.tree_util.tree_structure(shapes), tuple(jax.tree_util.tree_leaves(shapes)))
+    if cache_key in _COMPILED_CACHE:
+        compiled, temp = _COMPILED_CACHE[cache_key]
+        return compiled, temp, 0.0
+    compiled, temp, seconds = compile_ahead(meta_step_fn, *args)
+    _COMPILED_CACHE[cache_key] = (compiled, temp)
+    return compiled, temp, seconds
+
+
+_COMPILED_CACHE: dict = {}
 
 
 def as_numpy_images(phi: jax.Array) -> np.ndarray:

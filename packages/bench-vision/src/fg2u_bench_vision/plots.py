@@ -1,15 +1,30 @@
-"""Figures of the benchmark: a PNG grid of condensed images (one row per class, ``ipc`` columns), and the
-gradient-quality figure of the probe (cosine to the exact meta-gradient against T and against memory)."""
+"""Figures of the benchmark: a PNG grid of condensed images (one row per class, ``ipc`` columns), the
+gradient-quality figure of the probe (cosine to the exact meta-gradient against T and against memory), and the
+accuracy-cost figure of condensation runs (test accuracy against a meta step's memory and seconds).
+
+The accuracy-cost figure of several record files (e.g. the main job's and the variants'):
+
+    python -m fg2u_bench_vision.plots results/vision/cpu.jsonl results/vision/cpu-vr.jsonl \\
+        --dataset digits --ipc 1 --inner-steps 100 --out results/vision/accuracy-vs-cost.png
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["save_image_grid", "save_gradient_quality_figure", "GRADIENT_QUALITY_FIGURE"]
+__all__ = [
+    "save_image_grid",
+    "save_gradient_quality_figure",
+    "save_accuracy_cost_figure",
+    "run_label",
+    "GRADIENT_QUALITY_FIGURE",
+]
 
 GRADIENT_QUALITY_FIGURE = "gradient-quality.png"
 """File name of the probe's figure, next to ``probe.jsonl`` (the leaderboard shows ``vision/<this>``)."""
@@ -96,11 +111,8 @@ def save_gradient_quality_figure(
         at = points.get((label, memory_at_steps))
         if at is not None and at[2]:
             x, y = at[2] / 2**20, at[0]
-            # stack the labels of points that (nearly) coincide instead of printing them over each other
-            near = sum(abs(np.log10(x / px)) < 0.15 and abs(y - py) < 0.04 for px, py in placed)
-            placed.append((x, y))
             right.scatter([x], [y], color=colours[label], s=40)
-            right.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3 - 9 * near), fontsize=7)
+            _annotate(right, label, x, y, placed, y_near=0.04)
     left.set(xscale="log", xlabel="unroll length T", ylabel="cosine to the exact meta-gradient", ylim=(0, 1.05))
     left.set_title("gradient quality against T", fontsize=9)
     left.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
@@ -114,6 +126,127 @@ def save_gradient_quality_figure(
     return _save(fig, path)
 
 
+def _num_directions(settings: Any) -> int | None:
+    """b of an estimator's settings (``estimator_settings`` of a record), looking into wrapped estimators."""
+    if not isinstance(settings, dict):
+        return None
+    if "num_directions" in settings:
+        return int(settings["num_directions"])
+    for key in ("estimator", "second"):
+        found = _num_directions(settings.get(key))
+        if found is not None:
+            return found
+    return None
+
+
+def run_label(record: Any) -> str:
+    """``"FG2U b=64"`` for an estimator that draws directions (b from its settings), else its name."""
+    b = _num_directions(record.settings.get("estimator_settings"))
+    return record.estimator if b is None else f"{record.estimator} b={b}"
+
+
+def save_accuracy_cost_figure(
+    records: Sequence, path: str | os.PathLike, *, dataset: str, ipc: int, inner_steps: int | None = None
+) -> Path | None:
+    """Test accuracy of condensation runs against what one meta step costs, two panels:
+
+    * left — against the meta step's XLA compiled temp memory (``meta_step_temp_bytes``, MiB, log x);
+    * right — against the seconds per meta step (``meta_step_time_s``, log x).
+
+    One point per :func:`run_label` (mean ± std over seeds of the per-seed test accuracy; for a seed run
+    more than once, its last record), from the records of ``dataset`` with ``ipc`` images per class (and
+    ``inner_steps`` T when given). The data baselines (``RandomReal``, ``WholeDataset``) are horizontal lines.
+    Records without a memory figure (written before it was measured) appear in the right panel only.
+    Returns the path, or ``None`` when no condensation run matches.
+    """
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    runs: dict[str, dict[int, Any]] = {}
+    lines: dict[str, dict[int, float]] = {}
+    configs = set()
+    for r in records:
+        s = r.settings
+        if r.dataset != dataset or s.get("ipc") != ipc or "test_accuracy_mean" not in r.metrics:
+            continue
+        if inner_steps is not None and s.get("inner_steps") != inner_steps:
+            continue
+        if "meta_step_time_s" in r.metrics:
+            runs.setdefault(run_label(r), {})[r.seed] = r
+            configs.add(str(r.config))
+        elif r.estimator in ("RandomReal", "WholeDataset"):
+            lines.setdefault(r.estimator, {})[r.seed] = r.metrics["test_accuracy_mean"]
+    if not runs:
+        return None
+    labels = sorted(runs, key=lambda n: (-np.mean([r.metrics["test_accuracy_mean"] for r in runs[n].values()]), n))
+    colours = {label: plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")(i) for i, label in enumerate(labels)}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    placed: dict[Any, list[tuple[float, float]]] = {left: [], right: []}
+    for label in labels:
+        by_seed = list(runs[label].values())
+        acc = [r.metrics["test_accuracy_mean"] for r in by_seed]
+        mean, std = float(np.mean(acc)), float(np.std(acc))
+        text = f"{label} ({len(acc)})"
+        memory = [r.metrics["meta_step_temp_bytes"] for r in by_seed if "meta_step_temp_bytes" in r.metrics]
+        if memory:
+            x = float(np.median(memory)) / 2**20
+            left.errorbar([x], [mean], yerr=[std], fmt="o", capsize=3, color=colours[label])
+            _annotate(left, text, x, mean, placed[left], y_near=2.5)
+        seconds = float(np.median([r.metrics["meta_step_time_s"] for r in by_seed]))
+        right.errorbar([seconds], [mean], yerr=[std], fmt="o", capsize=3, color=colours[label])
+        _annotate(right, text, seconds, mean, placed[right], y_near=2.5)
+    for name, style in (("WholeDataset", ":"), ("RandomReal", "--")):
+        if name in lines:
+            value = float(np.mean(list(lines[name].values())))
+            for ax in (left, right):
+                ax.axhline(value, color="grey", linestyle=style, linewidth=1)
+            right.annotate(
+                f"{name} {value:.1f}",
+                (1.0, value),
+                xycoords=("axes fraction", "data"),
+                xytext=(-4, 3),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+                color="grey",
+            )
+    left.set(xscale="log", xlabel="compiled temp memory of one meta step (MiB)", ylabel="test accuracy (%)")
+    left.set_title("accuracy against memory", fontsize=9)
+    right.set(xscale="log", xlabel="seconds per meta step (median over seeds; this machine)")
+    right.set_title("accuracy against time", fontsize=9)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        _plain_log_ticks(ax)
+    horizon = f", T = {inner_steps}" if inner_steps is not None else ""
+    fig.suptitle(
+        f"{dataset}, IPC {ipc}{horizon}: mean ± std over seeds (number of seeds in brackets); configs "
+        + ", ".join(sorted(configs)),
+        fontsize=8,
+    )
+    return _save(fig, path)
+
+
+def _annotate(ax: Any, text: str, x: float, y: float, placed: list[tuple[float, float]], *, y_near: float) -> None:
+    """Labels the point ``(x, y)`` (log x), one line lower for each earlier label of ``placed`` that starts less
+    than 0.4 decades to its left (or 0.15 to its right) and lies within ``y_near`` in y, so that labels of nearby
+    points stack instead of overprinting."""
+    near = sum(-0.15 < np.log10(x / px) < 0.4 and abs(y - py) < y_near for px, py in placed)
+    placed.append((x, y))
+    ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 3 - 9 * near), fontsize=7)
+
+
+def _plain_log_ticks(ax: Any) -> None:
+    """Plain numbers (0.1, 1, 10) at the decades of a log x axis, no labels at the minor ticks."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: PLC0415
+
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    ax.xaxis.set_major_formatter(formatter)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path: str | os.PathLike) -> Path:
     """Saves ``fig`` as a PNG at ``path`` (parent folders created), closes it, returns the path."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
@@ -124,3 +257,35 @@ def _save(fig, path: str | os.PathLike) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line of :func:`save_accuracy_cost_figure` over one or more ``.jsonl`` record files."""
+    p = argparse.ArgumentParser(
+        prog="python -m fg2u_bench_vision.plots",
+        description="Test accuracy against memory and seconds per meta step, from condensation records.",
+    )
+    p.add_argument("records", nargs="+", help="result files (.jsonl) written by python -m fg2u_bench_vision")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--ipc", type=int, default=1)
+    p.add_argument("--inner-steps", type=int, default=None, help="only runs with this unroll length T")
+    p.add_argument("--out", required=True, help="PNG to write")
+    args = p.parse_args(argv)
+    from fg2u.records import read_records  # noqa: PLC0415
+
+    missing = [f for f in args.records if not Path(f).is_file()]
+    if missing:
+        p.error(f"no such record file: {', '.join(missing)}")
+    records = [r for f in args.records for r in read_records(f)]
+    path = save_accuracy_cost_figure(
+        records, args.out, dataset=args.dataset, ipc=args.ipc, inner_steps=args.inner_steps
+    )
+    if path is None:
+        print(f"no condensation run of {args.dataset} IPC {args.ipc} in {', '.join(args.records)}; nothing drawn")
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,7 +3,9 @@
 For every (seed, estimator): condense the training set into ``ipc`` images per class with the
 estimator's meta-gradients, evaluate fresh ConvNets on it, append a result record to
 ``<out>/<config>.jsonl``, save the PNG grid ``<out>/<config>-<dataset>-ipc<k>-<estimator>-seed<s>.png``
-and print a leaderboard row. Two baselines are recorded too: ``RandomReal`` (a random class-balanced
+and print a leaderboard row. At the end: a summary with the paper's Table 1 beside ours, and the figure
+``<out>/<config>-<dataset>-ipc<k>-accuracy-vs-cost.png`` (test accuracy against each meta step's XLA memory and
+seconds, every run of that file). Two baselines are recorded too: ``RandomReal`` (a random class-balanced
 subset of real training images, evaluated with the same protocol) and ``WholeDataset`` (training on all
 of it). Accuracies in records are percentages.
 """
@@ -60,6 +62,7 @@ def run_condensation(
     from fg2u.harness import run_meta_loop  # noqa: PLC0415
 
     from .condensation import (
+        compile_meta_step,
         implicit_rescale,
         init_synthetic,
         make_meta_step,
@@ -79,6 +82,12 @@ def run_condensation(
     rng = np.random.default_rng(seed)
     phi = jnp.asarray(init_synthetic(rng, setup))
     carry = (phi, optimizer.init(phi), estimator.init(phi))
+    # compiled once, before the loop, for the shapes of one meta step's inputs (drawn from a throwaway
+    # generator so that the run's own draws are unchanged): gives the meta step's XLA memory
+    example = sample_meta_inputs(
+        setup, np.random.default_rng(0), data.x_train, data.y_train, config.real_batch, config.grad_accumulation
+    )
+    step_fn, step_temp_bytes, compile_s = compile_meta_step(step_fn, *carry, jax.random.PRNGKey(0), *example)
 
     def step(carry: tuple, i: int) -> tuple:
         params0, real_x, real_y = sample_meta_inputs(
@@ -99,7 +108,7 @@ def run_condensation(
     )
     phi = loop.carry[0]
     losses = [value for _, value in loop.losses]
-    meta_s, compile_s = loop.seconds, loop.first_step_s
+    meta_s = loop.seconds
 
     t1 = time.perf_counter()
     images = np.asarray(jax.device_get(phi))
@@ -126,6 +135,8 @@ def run_condensation(
         "meta_step_time_s": loop.step_s,
         "eval_time_s": eval_s,
     }
+    if step_temp_bytes is not None:  # XLA's scratch memory of one compiled meta step (fg2u.jax.harness.temp_bytes)
+        metrics["meta_step_temp_bytes"] = float(step_temp_bytes)
     settings = {
         **config.settings(),
         "depth_used": setup.model.depth,
@@ -310,9 +321,9 @@ def _row(r: RunResult, dataset: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from fg2u.records import append_records, make_record, peak_rss_bytes  # noqa: PLC0415
+    from fg2u.records import append_records, make_record, peak_rss_bytes, read_records  # noqa: PLC0415
 
-    from .plots import save_image_grid  # noqa: PLC0415
+    from .plots import save_accuracy_cost_figure, save_image_grid  # noqa: PLC0415
 
     config = _config_from_args(args)
     enable_compilation_cache()
@@ -382,6 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         accs = [r.metrics["test_accuracy_mean"] for r in results if r.estimator == name]
         ref = f"{paper[name]:.1f}" if name in paper else "—"
         print(f"| {name:<24} | {np.mean(accs):5.1f} ± {np.std(accs):4.1f} | {len(accs):>5} | {ref:>7} |")
+    figure = save_accuracy_cost_figure(
+        read_records(jsonl),
+        out / f"{config.name}-{data.name}-ipc{config.ipc}-accuracy-vs-cost.png",
+        dataset=data.name,
+        ipc=config.ipc,
+        inner_steps=config.inner_steps,
+    )
+    if figure is not None:
+        print(f"accuracy against memory and seconds per meta step (every run in {jsonl.name}) -> {figure}")
     return 0
 
 

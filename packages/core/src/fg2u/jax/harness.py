@@ -1,8 +1,9 @@
 """One jitted meta step for :func:`fg2u.harness.run_meta_loop`: gradient accumulation, the estimator's state and
-an optax meta optimiser."""
+an optax meta optimiser; :func:`compile_ahead` compiles it once and reports its XLA memory."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from fg2u._checks import check_positive_int
 
 PyTree = Any
 
-__all__ = ["make_meta_step", "merge_states"]
+__all__ = ["make_meta_step", "merge_states", "compile_ahead", "temp_bytes"]
 
 
 def merge_states(states: PyTree) -> PyTree:
@@ -75,3 +76,33 @@ def make_meta_step(
         return phi, opt_state, est_state_new, loss
 
     return jax.jit(meta_step)
+
+
+#: What :func:`temp_bytes` measures (for result records).
+TEMP_BYTES_MEASURE = "XLA compiled temp bytes (memory_analysis().temp_size_in_bytes)"
+
+
+def temp_bytes(compiled: Any) -> int | None:
+    """The scratch memory XLA allocates for one call of ``compiled`` (a ``jax.stages.Compiled``), in bytes:
+    ``memory_analysis().temp_size_in_bytes``. Deterministic for given shapes (unlike a process's RSS) and it
+    excludes the arguments and outputs. None where the backend reports no analysis."""
+    try:
+        analysis = compiled.memory_analysis()
+        return None if analysis is None else int(analysis.temp_size_in_bytes)
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+
+
+def compile_ahead(fn: Callable, *args: Any) -> tuple[Callable, int | None, float]:
+    """Compiles ``fn`` (a ``jax.jit``-ed function) for the shapes and dtypes of ``args`` now.
+
+    Returns ``(compiled, temp_bytes, compile_seconds)``: ``compiled`` takes arguments of the same shapes
+    (another shape raises a ``TypeError`` instead of recompiling), ``temp_bytes`` is :func:`temp_bytes`'s
+    measure of one call. With JAX's persistent compilation cache on, a second process gets the executable
+    from the cache.
+    """
+    if not hasattr(fn, "lower"):
+        raise TypeError(f"compile_ahead needs a jax.jit-ed function (with .lower), got {type(fn).__name__}")
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    return compiled, temp_bytes(compiled), time.perf_counter() - t0

@@ -36,11 +36,12 @@ from fg2u._checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 
+from .harness import TEMP_BYTES_MEASURE, compile_ahead
 from .reverse import RGU
 
 __all__ = ["gradient_quality", "compiled_estimate"]
 
-MEMORY_MEASURE = "XLA compiled temp bytes of one estimate (memory_analysis().temp_size_in_bytes)"
+MEMORY_MEASURE = TEMP_BYTES_MEASURE.replace("temp bytes", "temp bytes of one estimate", 1)
 
 
 def compiled_estimate(
@@ -63,15 +64,7 @@ def compiled_estimate(
             new_state = None
         return ravel_pytree(grad)[0], new_state
 
-    t0 = time.perf_counter()
-    compiled = jax.jit(flat_estimate).lower(phi, key, inputs, state).compile()
-    compile_s = time.perf_counter() - t0
-    try:
-        analysis = compiled.memory_analysis()
-        temp = None if analysis is None else int(analysis.temp_size_in_bytes)
-    except (AttributeError, NotImplementedError, RuntimeError):
-        temp = None
-    return compiled, temp, compile_s
+    return compile_ahead(jax.jit(flat_estimate), phi, key, inputs, state)
 
 
 def gradient_quality(
