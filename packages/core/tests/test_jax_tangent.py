@@ -19,6 +19,7 @@ from fg2u.directions import get_distribution  # noqa: E402
 from fg2u.jax._chunks import KeyedDirections, drawn_per_direction  # noqa: E402
 
 N = 64
+U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 
 
 def _problem(num_steps: int = 5, n: int = N):
@@ -39,14 +40,47 @@ def test_keyed_draw_equals_sample_directions_for_every_chunk_size(distribution="
     dirs = fj.sample_directions(distribution, key, b, like=phi)
     want, _ = jax.jit(fj.FG2U(b).with_directions)(problem, phi, dirs)
     # None: one chunk of 40, summed by a reduction; 3 (does not divide 40: the padded indices are drawn and
-    # masked out): chunks of up to 32 packed directions are summed term by term
-    for chunk in (None, 3):
+    # masked out): chunks of up to 32 packed directions are summed term by term; 1: the outer loss by a jvp
+    for chunk in (None, 3, 1):
         got, _ = jax.jit(fj.FG2U(b, distribution=distribution, chunk_size=chunk).__call__)(problem, phi, key)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-5, atol=1e-6)
     # each direction is a function of (key, i): the first 3 of 7 are the 3 of a b = 3 draw
     for dist in ("rademacher", "gaussian", "sphere"):
         seven, three = (fj.sample_directions(dist, key, b, like=phi) for b in (7, 3))
         np.testing.assert_allclose(np.asarray(three), np.asarray(seven[:3]), rtol=1e-6, atol=0)
+
+
+def test_outer_loss_coefficients_match_rgu_with_one_or_many_directions_per_chunk():
+    """c_j = ∇L·v_j whether the outer loss is differentiated by a jvp per direction (chunks of 1) or by one
+    reverse pass dotted with the chunk's tangents (chunks ≥ 2), here with an outer loss that depends on φ
+    directly and a state with an integer counter. Oracle: RGU's exact ∇L projected on the same directions."""
+    n, b = 24, 5
+    a = jnp.linspace(0.5, 1.5, n)
+    y = jnp.cos(jnp.arange(n, dtype=jnp.float32))
+    problem = fg2u.UnrolledProblem(
+        init=lambda phi: {"w": 0.5 * phi, "count": jnp.zeros((), jnp.int32)},
+        step=lambda s, phi, _: {
+            "w": s["w"] - 0.1 * (a * s["w"] + 0.1 * jnp.sin(s["w"]) - phi),
+            "count": s["count"] + 1,
+        },
+        outer_loss=lambda s, phi, _: (
+            0.5 * jnp.sum((s["w"] - y) ** 2)
+            + jnp.sum(jnp.sin(phi) * s["w"])
+            + 0.01 * s["count"].astype(jnp.float32) * jnp.sum(phi**2)
+        ),
+        num_steps=6,
+    )
+    phi = jnp.sin(jnp.arange(n, dtype=jnp.float32))
+    key = jax.random.key(7)
+    exact, _ = jax.jit(fj.RGU())(problem, phi, None)
+    v = np.asarray(fj.sample_directions("rademacher", key, b, like=phi), np.float64)
+    want = (v @ np.asarray(exact, np.float64)) @ v / b
+    scale = float(np.abs(v @ np.asarray(exact, np.float64)).max())  # size of the largest coefficient
+    for chunk in (1, 2, None):
+        got, aux = jax.jit(fj.FG2U(b, chunk_size=chunk).__call__)(problem, phi, key)
+        # float32 round-off of coefficients of size ≤ scale, summed over b directions of unit entries
+        np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=50 * U32 * scale)
+        assert np.isclose(float(aux.outer_loss), float(jax.jit(fj.RGU())(problem, phi, None)[1].outer_loss))
 
 
 def test_keyed_directions_are_valid_draws_and_estimate_is_exact_in_expectation():
