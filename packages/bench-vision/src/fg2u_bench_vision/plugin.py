@@ -44,8 +44,9 @@ BENCHMARK = Benchmark(
     smoke_command=("{python}", "-m", "fg2u_bench_vision", "--config", "smoke", "--seeds", "{seeds}", "--out", "{out}"),
     metrics=(Metric("test_accuracy_mean", "higher", "%", "test accuracy"),),
     columns=("dataset", "ipc"),
-    # the probe's cosine-versus-T and cosine-versus-memory figure (python -m fg2u_bench_vision.probe)
-    figures=("vision/gradient-quality.png",),
+    # the probe's cosine-versus-T and cosine-versus-memory figure (python -m fg2u_bench_vision.probe), and test
+    # accuracy against memory and seconds per meta step of the T = 100 runs (python -m fg2u_bench_vision.plots)
+    figures=("vision/gradient-quality.png", "vision/accuracy-vs-cost.png"),
     tables=("config",),
     labels={"ipc": "IPC"},
     order=20,
