@@ -238,11 +238,13 @@ def _annotate(ax: Any, text: str, x: float, y: float, placed: list[tuple[float, 
 
 
 def _plain_log_ticks(ax: Any) -> None:
-    """Plain numbers (0.1, 1, 10) at the decades of a log x axis, no labels at the minor ticks."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: PLC0415
+    """Plain numbers at 1, 2 and 5 times the powers of ten of a log x axis (labels even when the data span
+    less than a decade), no labels at the other ticks."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # noqa: PLC0415
 
     formatter = ScalarFormatter()
     formatter.set_scientific(False)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(formatter)
     ax.xaxis.set_minor_formatter(NullFormatter())
 
