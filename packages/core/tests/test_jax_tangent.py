@@ -1,6 +1,6 @@
 """JAX FG²U draws its directions chunk by chunk: v_i depends on (key, i) only, memory does not grow with b.
 
-Oracles: the explicit-direction path ``with_directions(sample_directions(key))`` (independently summed),
+Oracles: the explicit-direction path ``with_directions(sample_directions(key))`` (same directions, given),
 the exact gradient from RGU for the directional derivatives, and XLA's compiled memory analysis.
 """
 

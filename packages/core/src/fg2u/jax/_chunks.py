@@ -20,7 +20,7 @@ from fg2u.directions import DirectionDistribution, Gaussian, Rademacher, Sphere,
 
 PyTree = Any
 
-__all__ = ["weighted_direction_sum", "KeyedDirections", "drawn_per_direction"]
+__all__ = ["weighted_direction_sum", "KeyedDirections", "GivenDirections", "drawn_per_direction"]
 
 # distributions whose directions are i.i.d.: one independent draw per direction has the same law as a joint
 # draw of b (OrthogonalBlocks couples the directions of a block, so it is drawn jointly)
@@ -49,7 +49,7 @@ class KeyedDirections:
     the packing — the same bits as ``jax.random.rademacher`` (tested), without its N-sized temporaries.
     Other keys, ``jax_threefry_partitionable=False`` or x64 draw with ``jax.random.rademacher`` and pack
     its signs: either way direction i is the same for a given key, whatever the chunk size or the way the
-    FG²U kernel sums a chunk (``fg2u.jax._tangent.keyed_forward_sum``).
+    FG²U kernel sums a chunk (``fg2u.jax._tangent.tangent_forward_sum``).
     """
 
     distribution: DirectionDistribution
@@ -130,6 +130,31 @@ class KeyedDirections:
 
     def all(self) -> PyTree:
         return self.take(jnp.arange(self.num_directions))
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenDirections:
+    """Directions the caller drew (``flat``: ``(b, N)``, row i = v_i flattened like φ) behind the interface of
+    :class:`KeyedDirections` that the tangent scan reads (``take_compact`` / ``expand_flat``), so that explicit
+    directions (``FG2U.with_directions``, orthogonal blocks, control variates) take the same path as keyed ones.
+    Indices ≥ b (the padding of a last, partial chunk) read row b − 1; their weights are zero."""
+
+    flat: jax.Array
+
+    @property
+    def num_directions(self) -> int:
+        return int(self.flat.shape[0])
+
+    @property
+    def packed(self) -> bool:
+        return False
+
+    def take_compact(self, indices: jax.Array) -> jax.Array:
+        """Rows ``indices`` of ``flat``: ``(len(indices), N)``."""
+        return self.flat[jnp.minimum(indices, self.num_directions - 1)]
+
+    def expand_flat(self, compact: jax.Array) -> jax.Array:
+        return compact
 
 
 def _pack_signs(negative: jax.Array) -> jax.Array:

@@ -1,6 +1,7 @@
 """FG²U's forward-mode unroll with directions drawn per chunk, written as one tangent scan.
 
-For a chunk of c directions ``v_1..v_c`` (a :class:`KeyedDirections` chunk) this runs
+For a chunk of c directions ``v_1..v_c`` (drawn per chunk from a :class:`KeyedDirections`, or rows of the
+caller's own directions, :class:`GivenDirections`) this runs
 
     θ_0 = init(φ),  Z_0 = ∂init/∂φ · v,
     (θ_{t+1}, Z_{t+1}) = (Φ(θ_t, φ, x_t), ∂_θΦ · Z_t + ∂_φΦ · v)         (one ``jax.jvp`` of the step,
@@ -24,7 +25,7 @@ Measured on ``benchmarks/bench_core.py`` (N = 10⁵, chunk_size = 1, XLA compile
 unroll at b = 1 (θ lives in the output buffer, Z is the only N-sized temporary) and 3.00× for every b ≥ 2
 (θ, Z and the outer loss's own N-sized temporary θ_T − y; the estimate accumulates in the output buffer).
 
-Summing ``Σ_j w_j v_j`` over a chunk (see :func:`keyed_forward_sum`): packed Rademacher chunks of at most
+Summing ``Σ_j w_j v_j`` over a chunk (see :func:`tangent_forward_sum`): packed Rademacher chunks of at most
 ``_UNROLLED_SUM_MAX_CHUNK`` (32) directions add the c terms one by one, each unpacked where it is used, so
 no c × N expansion is ever alive (4.1× a plain unroll at b = c = 4 against 8.1× for a reduction); larger
 chunks, and float (Gaussian / sphere) directions, use one reduction over the chunk axis. The unrolled sum
@@ -44,13 +45,13 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend.core import jaxprs_in_params
 
-from ._chunks import KeyedDirections
+from ._chunks import GivenDirections, KeyedDirections
 from ._pytree import check_same_structure, ravel, split_float
 from .unroll import _scalar
 
 PyTree = Any
 
-__all__ = ["keyed_forward_sum"]
+__all__ = ["tangent_forward_sum"]
 
 # packed (Rademacher) chunks of up to this many directions sum Σ_j w_j v_j term by term (lowest memory);
 # larger chunks and float directions by one reduction (an unrolled sum's compile time is ~quadratic in c)
@@ -137,7 +138,9 @@ def _cheap_step(problem: Any, theta: PyTree, phi: PyTree) -> bool:
     return not _expensive(jaxpr.jaxpr)
 
 
-def _chunk_coefficients(problem: Any, phi: PyTree, directions: KeyedDirections, compact: jax.Array) -> tuple:
+def _chunk_coefficients(
+    problem: Any, phi: PyTree, directions: KeyedDirections | GivenDirections, compact: jax.Array
+) -> tuple:
     """``(c_j)_j`` (shape ``(c,)``) and ``L(φ)`` for the compact directions ``compact`` (leading axis c)."""
     _, unravel = ravel(phi)
 
@@ -202,10 +205,11 @@ def _chunk_coefficients(problem: Any, phi: PyTree, directions: KeyedDirections, 
     return jax.vmap(coefficient)(z_t, compact), loss
 
 
-def keyed_forward_sum(
-    problem: Any, phi: PyTree, directions: KeyedDirections, chunk_size: int | None, scale: float
+def tangent_forward_sum(
+    problem: Any, phi: PyTree, directions: KeyedDirections | GivenDirections, chunk_size: int | None, scale: float
 ) -> tuple[PyTree, jax.Array]:
-    """``(scale · Σ_i (∇L·v_i) v_i, L(φ))`` over the ``b`` keyed directions, ``chunk_size`` at a time.
+    """``(scale · Σ_i (∇L·v_i) v_i, L(φ))`` over the ``b`` directions, ``chunk_size`` at a time (keyed
+    directions are drawn per chunk, given ones read per chunk).
 
     Two passes over the chunks (a ``lax.scan`` each when there are several): the first runs the tangent
     unrolls and keeps only the b coefficients ``∇L·v_i``; the second draws each chunk's directions again

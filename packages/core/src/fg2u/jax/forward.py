@@ -12,10 +12,10 @@ from fg2u.directions import get_distribution
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 
-from ._chunks import KeyedDirections, drawn_per_direction, weighted_direction_sum
+from ._chunks import GivenDirections, KeyedDirections, drawn_per_direction, weighted_direction_sum
 from ._finite import check_finite
-from ._pytree import cast_like, check_directions, check_float_tree
-from ._tangent import keyed_forward_sum
+from ._pytree import cast_like, check_directions, check_float_tree, ravel
+from ._tangent import tangent_forward_sum
 from .directions import check_key, sample_directions
 from .unroll import check_unrolled_problem, meta_objective
 
@@ -51,18 +51,12 @@ class FG2U(estimators.FG2U):
         return self._estimate(problem, phi, cast_directions(directions, phi), b)
 
     def _estimate(self, problem: Any, phi: PyTree, directions: PyTree, b: int) -> tuple[PyTree, Aux]:
-        if isinstance(directions, KeyedDirections):
-            # directions drawn per chunk: one tangent scan per chunk with the directions kept compact
-            total, loss = keyed_forward_sum(problem, phi, directions, self.chunk_size, 1.0 / b)
-            return _finish("FG2U", total, 1, phi, loss, self.check_finite, problem)
-        objective = meta_objective(problem)
-
-        def per_direction(v: PyTree) -> tuple[jax.Array, jax.Array]:
-            loss, derivative = jax.jvp(objective, (phi,), (v,))
-            return derivative, loss
-
-        total, _, loss = weighted_direction_sum(per_direction, directions, b, self.chunk_size)
-        return _finish("FG2U", total, b, phi, loss, self.check_finite, problem)
+        # one tangent scan per chunk (primal shared by the chunk's tangents, outer loss differentiated once);
+        # keyed directions are drawn per chunk and kept compact, given ones are read row by row
+        if not isinstance(directions, KeyedDirections):
+            directions = GivenDirections(jax.vmap(lambda v: ravel(v)[0])(directions))
+        total, loss = tangent_forward_sum(problem, phi, directions, self.chunk_size, 1.0 / b)
+        return _finish("FG2U", total, 1, phi, loss, self.check_finite, problem)
 
 
 class FG2U_ZO(estimators.FG2U_ZO):
