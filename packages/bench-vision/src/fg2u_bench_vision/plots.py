@@ -153,7 +153,7 @@ def save_accuracy_cost_figure(
     * left — against the meta step's XLA compiled temp memory (``meta_step_temp_bytes``, MiB, log x);
     * right — against the seconds per meta step (``meta_step_time_s``, log x).
 
-    One point per :func:`run_label` (mean ± std over seeds of the per-seed test accuracy; for a seed run
+    One point per :func:`run_label` (mean ± sample std over seeds of the per-seed test accuracy; for a seed run
     more than once, its last record), from the records of ``dataset`` with ``ipc`` images per class (and
     ``inner_steps`` T when given). The data baselines (``RandomReal``, ``WholeDataset``) are horizontal lines.
     Records without a memory figure (written before it was measured) appear in the right panel only.
@@ -187,7 +187,7 @@ def save_accuracy_cost_figure(
     for label in labels:
         by_seed = list(runs[label].values())
         acc = [r.metrics["test_accuracy_mean"] for r in by_seed]
-        mean, std = float(np.mean(acc)), float(np.std(acc))
+        mean, std = float(np.mean(acc)), float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0  # sample std
         text = f"{label} ({len(acc)})"
         memory = [r.metrics["meta_step_temp_bytes"] for r in by_seed if "meta_step_temp_bytes" in r.metrics]
         if memory:
