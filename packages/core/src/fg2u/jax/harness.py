@@ -78,10 +78,6 @@ def make_meta_step(
     return jax.jit(meta_step)
 
 
-#: What :func:`temp_bytes` measures (for result records).
-TEMP_BYTES_MEASURE = "XLA compiled temp bytes (memory_analysis().temp_size_in_bytes)"
-
-
 def temp_bytes(compiled: Any) -> int | None:
     """The scratch memory XLA allocates for one call of ``compiled`` (a ``jax.stages.Compiled``), in bytes:
     ``memory_analysis().temp_size_in_bytes``. Deterministic for given shapes (unlike a process's RSS) and it

@@ -36,12 +36,12 @@ from fg2u._checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 
-from .harness import TEMP_BYTES_MEASURE, compile_ahead
+from .harness import compile_ahead
 from .reverse import RGU
 
 __all__ = ["gradient_quality", "compiled_estimate"]
 
-MEMORY_MEASURE = TEMP_BYTES_MEASURE.replace("temp bytes", "temp bytes of one estimate", 1)
+MEMORY_MEASURE = "XLA compiled temp bytes of one estimate (memory_analysis().temp_size_in_bytes)"
 
 
 def compiled_estimate(
