@@ -92,10 +92,10 @@ def save_gradient_quality_figure(
     points: dict[tuple[str, int], tuple[float, float, float | None]] = {}
     titles = set()
     for r in records:
-        if r.settings.get("measure") != "quality" or not str(r.config).startswith("probe-T"):
+        if r.config_settings.get("measure") != "quality" or not str(r.config).startswith("probe-T"):
             continue
         steps = int(str(r.config)[len("probe-T") :])
-        memory = r.metrics.get("memory_bytes")
+        memory = r.memory.bytes if r.memory is not None else r.metrics.get("memory_bytes")
         points[(r.estimator, steps)] = (r.metrics["cosine_mean"], r.metrics["cosine_std"], memory)
         titles.add(f"{r.dataset}, {r.task}")
     if not points:
@@ -141,7 +141,7 @@ def _num_directions(settings: Any) -> int | None:
 
 def run_label(record: Any) -> str:
     """``"FG2U b=64"`` for an estimator that draws directions (b from its settings), else its name."""
-    b = _num_directions(record.settings.get("estimator_settings"))
+    b = _num_directions(record.estimator_settings)
     return record.estimator if b is None else f"{record.estimator} b={b}"
 
 
@@ -150,7 +150,7 @@ def save_accuracy_cost_figure(
 ) -> Path | None:
     """Test accuracy of condensation runs against what one meta step costs, two panels:
 
-    * left — against the meta step's XLA compiled temp memory (``meta_step_temp_bytes``, MiB, log x);
+    * left — against the meta step's XLA compiled temp memory (the record's ``memory``, MiB, log x);
     * right — against the seconds per meta step (``meta_step_time_s``, log x).
 
     One point per :func:`run_label` (mean ± sample std over seeds of the per-seed test accuracy; for a seed run
@@ -168,7 +168,7 @@ def save_accuracy_cost_figure(
     lines: dict[str, dict[int, float]] = {}
     configs = set()
     for r in records:
-        s = r.settings
+        s = r.problem_settings
         if r.dataset != dataset or s.get("ipc") != ipc or "test_accuracy_mean" not in r.metrics:
             continue
         if inner_steps is not None and s.get("inner_steps") != inner_steps:
@@ -189,7 +189,7 @@ def save_accuracy_cost_figure(
         acc = [r.metrics["test_accuracy_mean"] for r in by_seed]
         mean, std = float(np.mean(acc)), float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0  # sample std
         text = f"{label} ({len(acc)})"
-        memory = [r.metrics["meta_step_temp_bytes"] for r in by_seed if "meta_step_temp_bytes" in r.metrics]
+        memory = [r.memory.bytes for r in by_seed if r.memory is not None and r.memory.measure == "xla_temp_bytes"]
         if memory:
             x = float(np.median(memory)) / 2**20
             left.errorbar([x], [mean], yerr=[std], fmt="o", capsize=3, color=colours[label])
@@ -273,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--inner-steps", type=int, default=None, help="only runs with this unroll length T")
     p.add_argument("--out", required=True, help="PNG to write")
     args = p.parse_args(argv)
-    from fg2u.records import read_records  # noqa: PLC0415
+    from fg2u.experiment.records import read_records  # noqa: PLC0415
 
     missing = [f for f in args.records if not Path(f).is_file()]
     if missing:

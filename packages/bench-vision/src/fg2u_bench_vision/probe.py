@@ -15,9 +15,9 @@ appended to ``<out>/probe.jsonl`` (benchmark ``vision``, task ``gradient-quality
 directions processed in vmapped chunks of c (records with ``settings.measure = "throughput"``, metric
 ``directions_per_second``).
 
-Estimator specs: any registered name (``fg2u.estimators.names()``), ``name:key=value,...``, or the short
-forms ``trgu:K``, ``neumann:K``, ``fg2u:b[:chunk]``, ``hybrid:b:K``. Estimators are built exactly as the
-benchmark builds them (:func:`fg2u_bench_vision.estimators.build_estimator`): implicit estimates are multiplied
+Estimator specs: the grammar of every benchmark (:mod:`fg2u.experiment.spec`), e.g. ``trgu:truncation=3`` or
+``fg2u:num_directions=32,chunk_size=8``. Estimators are built exactly as the benchmark builds them (its presets
+fill unset settings, :meth:`fg2u_bench_vision.experiment.Condensation.complete`): implicit estimates are multiplied
 by 1/η_{T−1} (:func:`fg2u_bench_vision.condensation.implicit_rescale`), which changes norm ratios and relative
 errors, not cosines. The data set: digits (embedded) by default, MNIST when a data folder is given.
 """
@@ -25,7 +25,6 @@ errors, not cosines. The data set: digits (embedded) by default, MNIST when a da
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -38,104 +37,43 @@ import numpy as np
 from .configs import CONFIG_NAMES, Config, get_config
 from .data import DATA_ENV, DATASETS, VisionData, load_dataset
 
-__all__ = [
-    "EstimatorChoice",
-    "parse_estimator",
-    "build_probe_estimator",
-    "probe",
-    "throughput",
-    "main",
-    "DEFAULT_ESTIMATORS",
-]
+__all__ = ["build_probe_estimator", "probe", "throughput", "main", "DEFAULT_ESTIMATORS"]
 
-DEFAULT_ESTIMATORS = ("rgu", "trgu:3", "trgu:25", "hessian_free", "neumann", "fg2u:8", "fg2u:32", "fg2u:128")
+DEFAULT_ESTIMATORS = (
+    "rgu",
+    "rgu_checkpointed",
+    "trgu:truncation=3",
+    "trgu:truncation=25",
+    "hessian_free",
+    "neumann",
+    "fg2u:num_directions=8",
+    "fg2u:num_directions=32",
+    "fg2u:num_directions=128",
+)
 DEFAULT_STEPS = (10, 30, 100, 300)
 
 
-_SHORT_FORMS = {
-    "trgu": ("truncation",),
-    "neumann": ("num_terms",),
-    "fg2u": ("num_directions", "chunk_size"),
-    "hybrid": ("num_directions", "reverse_steps"),
-}
-_LABEL_KEYS = {"truncation": "K", "num_terms": "K", "num_directions": "b", "chunk_size": "chunk", "reverse_steps": "K"}
+def _vision_config(config: Config, data: VisionData) -> Any:
+    from .experiment import VisionConfig  # noqa: PLC0415 (JAX and flax load with it)
+
+    return VisionConfig(config, data, "noise")
 
 
-@dataclasses.dataclass(frozen=True)
-class EstimatorChoice:
-    """A parsed estimator spec: a registry name (``fg2u.estimators.names()``) and setting overrides."""
+def build_probe_estimator(spec: str, config: Config, data: VisionData) -> tuple[Any, str]:
+    """The ``fg2u.jax`` estimator of ``spec`` (the spec grammar of :mod:`fg2u.experiment.spec`), completed with
+    the benchmark's presets exactly as the benchmark's runs are (:meth:`~.experiment.Condensation.complete`), and
+    the completed spec. ``ValueError`` naming the spec for an unknown estimator or setting."""
+    import fg2u.jax as fj  # noqa: PLC0415
+    from fg2u.experiment.spec import build, completed  # noqa: PLC0415
 
-    name: str
-    overrides: tuple[tuple[str, Any], ...] = ()
+    from .experiment import EXPERIMENT  # noqa: PLC0415
 
-    def get(self, key: str) -> Any:
-        return dict(self.overrides).get(key)
-
-    @property
-    def label(self) -> str:
-        import fg2u.estimators  # noqa: PLC0415
-
-        display = fg2u.estimators.get_spec(self.name).display
-        parts = [f"{_LABEL_KEYS.get(k, k)}={v}" for k, v in self.overrides]
-        return " ".join([display, *parts])
-
-
-def parse_estimator(spec: str, config: Config) -> EstimatorChoice:
-    """An estimator spec → :class:`EstimatorChoice`.
-
-    ``name`` (any registered estimator), ``name:key=value,key=value`` (its settings), or the short forms
-    ``trgu:K``, ``neumann:K``, ``fg2u:b[:chunk]``, ``hybrid:b:K``. Unset settings come from ``config`` (as in
-    the benchmark's meta loop, :func:`fg2u_bench_vision.estimators.build_estimator`).
-    """
-    import fg2u.estimators  # noqa: PLC0415
-
-    name, _, rest = spec.partition(":")
+    vc = _vision_config(config, data)
+    full = completed(spec, lambda s: EXPERIMENT.complete(s, vc))
     try:
-        cls = fg2u.estimators.get_spec(name)
-    except ValueError as err:
-        raise ValueError(f"unknown estimator spec {spec!r}: {err}") from None
-    overrides: list[tuple[str, Any]] = []
-    if rest and "=" in rest:
-        for item in rest.split(","):
-            key, _, value = item.partition("=")
-            overrides.append((key.strip(), _number(value.strip(), spec)))
-    elif rest:
-        keys = _SHORT_FORMS.get(cls.name, ())
-        values = rest.split(":")
-        if len(values) > len(keys):
-            raise ValueError(
-                f"estimator spec {spec!r}: {cls.name} takes at most {len(keys)} positional settings "
-                f"({', '.join(keys) or 'none'}); use {cls.name}:key=value,..."
-            )
-        for key, value in zip(keys, values):
-            number = _number(value, spec)
-            if not isinstance(number, int) or number < 1:
-                raise ValueError(f"estimator spec {spec!r}: settings after ':' must be positive integers")
-            overrides.append((key, number))
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k, _ in overrides if k not in fields]
-    if unknown:
-        raise ValueError(f"estimator spec {spec!r}: {cls.__name__} has no setting {unknown[0]!r}")
-    return EstimatorChoice(cls.name, tuple(overrides))
-
-
-def _number(value: str, spec: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    if value in ("None", "none"):
-        return None
-    raise ValueError(f"estimator spec {spec!r}: settings after ':' must be numbers, got {value!r}")
-
-
-def build_probe_estimator(choice: EstimatorChoice, config: Config, implicit_scale: float) -> tuple[Any, dict[str, Any]]:
-    """The ``fg2u.jax`` estimator of ``choice``, built exactly as the benchmark builds it, and its settings."""
-    from .estimators import build_estimator  # noqa: PLC0415
-
-    estimator = build_estimator(choice.name, config, implicit_scale, **dict(choice.overrides))
-    return estimator, estimator.settings()
+        return build(full, fj.BACKEND), str(full)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"estimator spec {spec!r}: {error}") from None
 
 
 def _draws(setup: Any, data: VisionData, rng: np.random.Generator, real_batch: int, repeats: int) -> list:
@@ -194,33 +132,34 @@ def probe(
     repeats: int = 5,
     seed: int = 0,
     progress: bool = False,
-) -> list[tuple[EstimatorChoice, Any]]:
+) -> list[tuple[str, Any]]:
     """Gradient quality of every estimator at unroll length ``inner_steps`` (T), fixed φ, ``repeats`` draws
-    of (θ₀, real batch). Returns ``[(choice, fg2u.quality.GradientQuality), …]``."""
+    of (θ₀, real batch). Returns ``[(completed spec, fg2u.quality.GradientQuality), …]``."""
     import jax  # noqa: PLC0415
 
     import fg2u.jax as fj  # noqa: PLC0415
 
-    from .condensation import implicit_rescale, make_problem, setup_from_config
+    from .condensation import make_problem, setup_from_config
 
     cfg = config.replace(inner_steps=inner_steps)
     setup = setup_from_config(cfg, data.image_shape, data.num_classes)
     if cfg.real_batch > data.x_train.shape[0]:
         raise ValueError(f"real_batch={cfg.real_batch} exceeds the {data.x_train.shape[0]} training images")
-    choices = [parse_estimator(s, cfg) for s in estimator_specs]
-    scale = implicit_rescale(setup)
-    built = {c.label: build_probe_estimator(c, cfg, scale) for c in choices}
+    built = {}
+    for spec in estimator_specs:
+        estimator, full = build_probe_estimator(spec, cfg, data)
+        built[full] = estimator
     draws = _draws(setup, data, np.random.default_rng([seed, inner_steps]), cfg.real_batch, repeats)
     results = fj.gradient_quality(
         lambda inputs: make_problem(setup, *inputs),
         jax.numpy.asarray(phi),
-        {k: v[0] for k, v in built.items()},
+        built,
         inputs=draws,
         key=jax.random.PRNGKey(seed),
-        settings={k: v[1] for k, v in built.items()},
+        settings={k: v.settings() for k, v in built.items()},
         progress=progress,
     )
-    return list(zip(choices, results))
+    return list(zip(built, results))
 
 
 def throughput(
@@ -234,9 +173,9 @@ def throughput(
     repeats: int = 3,
     seed: int = 0,
     progress: bool = False,
-) -> list[tuple[EstimatorChoice, Any]]:
+) -> list[tuple[str, Any]]:
     """FG²U with ``num_directions`` directions in vmapped chunks of each size: quality, memory, seconds."""
-    specs = [f"fg2u:{num_directions}:{c}" for c in chunk_sizes]
+    specs = [f"fg2u:num_directions={num_directions},chunk_size={c}" for c in chunk_sizes]
     return probe(data, config, phi, inner_steps, specs, repeats=repeats, seed=seed, progress=progress)
 
 
@@ -272,7 +211,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--estimators",
         nargs="+",
         default=list(DEFAULT_ESTIMATORS),
-        help="specs: any registered name, name:key=value,..., or trgu:K, neumann:K, fg2u:b[:chunk], hybrid:b:K",
+        help="estimator specs name[:key=value,...] (e.g. trgu:truncation=3 fg2u:num_directions=32,chunk_size=8)",
     )
     p.add_argument("--repeats", type=int, default=5, help="draws of (fresh network, real batch) per estimator")
     p.add_argument("--seed", type=int, default=0)
@@ -323,7 +262,7 @@ def _row(T: int, q: Any) -> str:
 def draw_figure(out: Path) -> Path | None:
     """Redraws ``out/gradient-quality.png`` from every record in ``out/probe.jsonl`` (see
     :func:`fg2u_bench_vision.plots.save_gradient_quality_figure`); ``None`` when there is nothing to draw."""
-    from fg2u.records import read_records  # noqa: PLC0415
+    from fg2u.experiment.records import read_records  # noqa: PLC0415
 
     from .plots import GRADIENT_QUALITY_FIGURE, save_gradient_quality_figure  # noqa: PLC0415
 
@@ -335,7 +274,7 @@ def draw_figure(out: Path) -> Path | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from fg2u.records import append_records, make_record  # noqa: PLC0415
+    from fg2u.experiment import Memory, append_records, make_record, start_run  # noqa: PLC0415
 
     if args.plot_only:
         figure = draw_figure(Path(args.out))
@@ -348,16 +287,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = get_config(args.config, args.ipc)
     changes = {k: v for k, v in {"width": args.width, "real_batch": args.real_batch}.items() if v is not None}
     config = config.replace(**changes) if changes else config
-    for spec in args.estimators:  # fail fast on a bad spec
-        parse_estimator(spec, config)
+    from .experiment import EXPERIMENT, enable_compilation_cache  # noqa: PLC0415
+
     dataset = args.dataset or ("mnist" if (args.data_dir or os.environ.get(DATA_ENV)) else "digits")
-    try:  # the main CLI's persistent-compilation-cache helper (same folder and FG2U_VISION_JAX_CACHE switch)
-        from .run import enable_compilation_cache  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        enable_compilation_cache()
+    enable_compilation_cache()
     data = load_dataset(dataset, args.data_dir, split_seed=args.split_seed)
+    for spec in args.estimators:  # fail fast on a bad spec
+        try:
+            build_probe_estimator(spec, config, data)
+        except ValueError as error:
+            print(f"python -m fg2u_bench_vision.probe: error: --estimators: {error}", file=sys.stderr)
+            return 2
+    run = start_run(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "probe.jsonl"
@@ -373,39 +314,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     task = f"gradient-quality-ipc{config.ipc}"
 
-    def record(T: int, choice: EstimatorChoice, q: Any, measure: str, extra: dict[str, float]) -> None:
-        settings = {
-            **config.replace(inner_steps=T).settings(),
-            "estimator_settings": q.settings,
-            "measure": measure,
-            "reference": q.reference,
-            "phi": phi_source,
-            "repeats": q.num_repeats,
-            "dataset_note": data.note,
-            "memory_measure": q.memory_measure,
-            "draws": "fresh network and real batch per repeat, same for all estimators",
-            "cosines": list(q.cosines),
-        }
+    def record(T: int, spec: str, q: Any, measure: str, extra: dict[str, float]) -> None:
+        (task_info,) = EXPERIMENT.tasks(_vision_config(config.replace(inner_steps=T), data))
+        memory = None
+        if q.memory_bytes is not None and "xla" in str(q.memory_measure).lower():
+            memory = Memory("xla_temp_bytes", int(q.memory_bytes))
         rec = make_record(
             benchmark="vision",
             task=task,
             dataset=data.name,
             config=f"probe-T{T}",
             estimator=q.name,
-            settings=settings,
+            estimator_spec=spec,
+            estimator_settings=q.settings,
+            problem_settings={**task_info.problem_settings, "phi": phi_source},
+            config_settings={
+                "measure": measure,
+                "reference": q.reference,
+                "repeats": q.num_repeats,
+                "real_batch": config.real_batch,
+            },
             seed=args.seed,
             metrics={**q.metrics(), **extra},
+            memory=memory,
+            details={
+                "draws": "fresh network and real batch per repeat, same for all estimators",
+                "cosines": list(q.cosines),
+                "dataset_note": data.note,
+                "memory_measure": q.memory_measure,
+            },
             wall_time_s=q.seconds_per_estimate * q.num_repeats + (q.compile_seconds or 0.0),
-            peak_memory_bytes=q.memory_bytes,
+            run=run,
         )
         append_records(jsonl, [rec])
 
     for T in args.inner_steps:
         t0 = time.perf_counter()
-        for choice, q in probe(
+        for spec, q in probe(
             data, config, phi, T, args.estimators, repeats=args.repeats, seed=args.seed, progress=not args.no_progress
         ):
-            record(T, choice, q, "quality", {})
+            record(T, spec, q, "quality", {})
             print(_row(T, q), flush=True)
         print(f"  (T = {T}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     if args.throughput_directions:
@@ -413,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nFG2U throughput, b = {b}, T = {T}:")
         print("| chunk | directions / s | temp MiB | s/estimate |")
         print("|---|---|---|---|")
-        for choice, q in throughput(
+        for spec, q in throughput(
             data,
             config,
             phi,
@@ -425,9 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         ):
             rate = b / q.seconds_per_estimate
-            record(T, choice, q, "throughput", {"directions_per_second": rate})
+            record(T, spec, q, "throughput", {"directions_per_second": rate})
             mem = "—" if q.memory_bytes is None else f"{q.memory_bytes / 2**20:.2f}"
-            print(f"| {choice.get('chunk_size')} | {rate:.1f} | {mem} | {q.seconds_per_estimate:.3f} |", flush=True)
+            print(f"| {q.settings.get('chunk_size')} | {rate:.1f} | {mem} | {q.seconds_per_estimate:.3f} |", flush=True)
     figure = draw_figure(out)
     if figure is not None:
         print(f"figure -> {figure}")

@@ -5,7 +5,8 @@ The core package is backend-agnostic and imports neither JAX nor PyTorch:
 * :mod:`fg2u.problem` — :class:`UnrolledProblem`, :class:`BlackBoxProblem` and their protocols.
 * :mod:`fg2u.estimator` — the :class:`MetaGradientEstimator` protocol and :class:`Aux`.
 * :mod:`fg2u.directions` — tangent distributions with ``E[v vᵀ] = I``.
-* :mod:`fg2u.records` — the result-record schema every benchmark writes.
+* :mod:`fg2u.experiment` — the experiment layer every benchmark runs on: estimator specs, the one result-record
+  schema, provenance, the runner.
 
 Backends load only when asked for: ``import fg2u.jax`` or ``import fg2u.torch``.
 """
@@ -20,7 +21,7 @@ from fg2u.directions import (
 )
 from fg2u.estimator import Aux, MetaGradientEstimator
 from fg2u.problem import BilevelProblem, BlackBoxObjective, BlackBoxProblem, UnrolledProblem
-from fg2u.records import ResultRecord, append_records, make_record, read_records
+from fg2u.experiment.records import ResultRecord, append_records, make_record, read_records
 
 __version__ = "0.1.0"
 

@@ -12,10 +12,12 @@ import jax.numpy as jnp
 import optax
 
 from fg2u._checks import check_positive_int
+from fg2u.experiment.records import Memory
+from fg2u.experiment.runner import Prepared
 
 PyTree = Any
 
-__all__ = ["make_meta_step", "merge_states", "compile_ahead", "temp_bytes"]
+__all__ = ["make_meta_step", "merge_states", "compile_ahead", "temp_bytes", "Driver"]
 
 
 def merge_states(states: PyTree) -> PyTree:
@@ -102,3 +104,33 @@ def compile_ahead(fn: Callable, *args: Any) -> tuple[Callable, int | None, float
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     return compiled, temp_bytes(compiled), time.perf_counter() - t0
+
+
+class Driver:
+    """The JAX side of :mod:`fg2u.experiment.runner`: one meta step per (estimator, trial), compiled ahead of
+    the loop on the trial's example inputs; its memory is XLA's scratch memory of one call (``xla_temp_bytes``,
+    deterministic)."""
+
+    def prepare(self, estimator: Any, trial: Any) -> Any:
+        """A :class:`fg2u.experiment.runner.Prepared` loop for ``estimator`` on ``trial``."""
+
+        optimizer = trial.meta_optimizer()
+        step_fn = make_meta_step(
+            estimator,
+            trial.make_problem,
+            optimizer,
+            grad_accumulation=trial.grad_accumulation,
+            **trial.meta_step_options(),
+        )
+        phi = trial.initial_phi()
+        carry = (phi, optimizer.init(phi), estimator.init(phi))
+        example_key, example_inputs = trial.example_inputs()
+        compiled, temp, compile_s = compile_ahead(step_fn, *carry, example_key, example_inputs)
+
+        def step(carry: tuple, i: int) -> tuple:
+            key, inputs = trial.next_inputs(i)
+            phi, opt_state, est_state, loss = compiled(*carry, key, inputs)
+            return (phi, opt_state, est_state), loss
+
+        memory = None if temp is None else Memory("xla_temp_bytes", int(temp))
+        return Prepared(step, carry, lambda c: c[0], memory, compile_s, block=jax.block_until_ready)

@@ -9,9 +9,12 @@ from typing import Any
 import torch
 
 from fg2u._checks import check_positive_int
+from fg2u.experiment.memory import measure_call
+from fg2u.experiment.records import Memory
+from fg2u.experiment.runner import Prepared
 from fg2u.torch._pytree import PyTree, is_float_tensor, tree_flatten, tree_map, tree_unflatten
 
-__all__ = ["make_meta_step", "merge_states"]
+__all__ = ["make_meta_step", "merge_states", "Driver"]
 
 
 def merge_states(states: Sequence[PyTree]) -> PyTree:
@@ -72,3 +75,28 @@ def make_meta_step(
         return merge_states(states), sum(losses) / len(losses)
 
     return step
+
+
+class Driver:
+    """The PyTorch side of :mod:`fg2u.experiment.runner`: :func:`make_meta_step` over the trial's φ (tensor
+    leaves updated in place); its memory is the peak-RSS growth of the first meta step
+    (:func:`fg2u.experiment.memory.measure_call`, in this process: it includes one-off costs such as the
+    first forward-mode pass's set-up)."""
+
+    def prepare(self, estimator: Any, trial: Any) -> Any:
+        """A :class:`fg2u.experiment.runner.Prepared` loop for ``estimator`` on ``trial``."""
+
+        phi = trial.initial_phi()
+        optimizer = trial.meta_optimizer()(tree_flatten(phi)[0])
+        step_fn = make_meta_step(estimator, trial.make_problem, optimizer, phi, **trial.meta_step_options())
+
+        def step(state: Any, i: int) -> tuple:
+            keys, inputs = trial.next_inputs(i)
+            if i > 0:
+                return step_fn(state, keys, inputs)
+            result, measured = measure_call(lambda: step_fn(state, keys, inputs))
+            prepared.memory = Memory("peak_rss_growth", int(measured["peak_rss_growth_bytes"]))
+            return result
+
+        prepared = Prepared(step, estimator.init(phi), lambda state: phi, None, 0.0)
+        return prepared
