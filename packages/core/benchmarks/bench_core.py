@@ -21,11 +21,9 @@ It prints a table, and the ratios the design targets:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,7 +34,9 @@ import numpy as np
 
 import fg2u
 import fg2u.jax as fj
-from fg2u.records import append_records, make_record
+from fg2u.experiment import Memory, append_records, make_record, start_run
+
+RUN = start_run()  # one run id and provenance for every record of this invocation
 
 SIZES = {
     "full": {"num_steps": (10, 100, 1000), "meta_dims": (1_000, 100_000)},
@@ -138,53 +138,17 @@ def run_jax(size: str, out_dir: Path, repeats: int, only: list[str] | None = Non
 
 
 def run_torch(size: str, out_dir: Path) -> list:
-    """Peak RSS per configuration, one fresh subprocess each (see torch_memory.py)."""
-    script = Path(__file__).with_name("torch_memory.py")
+    """Peak-RSS growth per configuration, one fresh subprocess each (torch_memory.py, the shared measure of
+    :mod:`fg2u.experiment.memory`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch_memory  # noqa: PLC0415 (a sibling script, importable once its folder is on the path)
+
     records = []
     for meta_dim in SIZES[size]["meta_dims"]:
         for num_steps in SIZES[size]["num_steps"]:
             for name in ("FG2U", "RGU", "RGUCheckpointed"):
-                result = subprocess.run(
-                    [
-                        sys.executable,
-                        str(script),
-                        "--estimator",
-                        name,
-                        "--num-steps",
-                        str(num_steps),
-                        "--meta-dim",
-                        str(meta_dim),
-                        "--num-directions",
-                        str(NUM_DIRECTIONS),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                measured = json.loads(result.stdout.strip().splitlines()[-1])
-                records.append(
-                    make_record(
-                        benchmark="core",
-                        task="memory-torch",
-                        dataset="synthetic",
-                        config=size,
-                        estimator=name,
-                        settings={
-                            "backend": "torch",
-                            "num_steps": num_steps,
-                            "meta_dim": meta_dim,
-                            "num_directions": NUM_DIRECTIONS,
-                            "memory_measure": "peak_rss_minus_baseline",
-                        },
-                        seed=0,
-                        metrics={
-                            "peak_rss_delta_bytes": measured["peak_rss_delta_bytes"],
-                            "wall_time_s": measured["wall_time_s"],
-                        },
-                        peak_memory_bytes=measured["peak_rss_delta_bytes"],
-                        wall_time_s=measured["wall_time_s"],
-                    )
-                )
+                measured = torch_memory.measure(name, num_steps, meta_dim, NUM_DIRECTIONS)
+                records.append(torch_memory._to_record(measured, size, RUN))
                 print(
                     f"  torch T={num_steps:5d} N={meta_dim:7d} {name:16s} "
                     f"peak RSS delta={measured['peak_rss_delta_bytes']:>12,d} B",
@@ -213,26 +177,22 @@ def _record(size, name, settings, num_steps, meta_dim, memory, seconds, extra=No
         dataset="synthetic",
         config=size,
         estimator=name,
-        settings={
-            **settings,
-            "backend": "jax",
-            "num_steps": num_steps,
-            "meta_dim": meta_dim,
-            "memory_measure": "xla_compiled_temp_bytes",
-        },
+        estimator_settings=settings,
+        problem_settings={"backend": "jax", "num_steps": num_steps, "meta_dim": meta_dim},
         seed=0,
         metrics={**memory, "wall_time_s": seconds, **(extra or {})},
-        peak_memory_bytes=memory["compiled_temp_bytes"],
+        memory=Memory("xla_temp_bytes", int(memory["compiled_temp_bytes"])),
         wall_time_s=seconds,
+        run=RUN,
     )
 
 
 def summarise(records: list) -> None:
     """Prints the ratios the design targets."""
     jax_records = [r for r in records if r.task == "memory-jax"]
-    by = {(r.estimator, r.settings["num_steps"], r.settings["meta_dim"]): r for r in jax_records}
-    steps = sorted({r.settings["num_steps"] for r in jax_records})
-    dims = sorted({r.settings["meta_dim"] for r in jax_records})
+    by = {(r.estimator, r.problem_settings["num_steps"], r.problem_settings["meta_dim"]): r for r in jax_records}
+    steps = sorted({r.problem_settings["num_steps"] for r in jax_records})
+    dims = sorted({r.problem_settings["meta_dim"] for r in jax_records})
     lo, hi = steps[0], steps[-1]
     print(
         f"\nratios between T={hi} and T={lo} (compiled temp memory; sqrt ratio {math.sqrt(hi / lo):.1f}, "
@@ -249,7 +209,7 @@ def summarise(records: list) -> None:
                 fg = by.get((name, t, n))
                 if fg:
                     print(
-                        f"  N={n:7d} T={t:5d} {name:10s} (chunk_size=1, b={fg.settings['num_directions']:2d}): time per "
+                        f"  N={n:7d} T={t:5d} {name:10s} (chunk_size=1, b={fg.estimator_settings['num_directions']:2d}): time per "
                         f"direction / plain unroll = {fg.metrics['time_per_direction_ratio']:.2f}, compiled temp "
                         f"memory / plain unroll = {fg.metrics['temp_memory_ratio_to_plain_unroll']:.2f}"
                     )

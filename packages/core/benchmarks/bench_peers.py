@@ -56,7 +56,8 @@ from torch_memory import (  # noqa: E402
     peak_rss_bytes,
 )
 
-from fg2u.records import peak_rss_reset  # noqa: E402
+from fg2u.experiment import Memory, append_records, make_record, start_run  # noqa: E402
+from fg2u.experiment.memory import reset_peak_rss as peak_rss_reset  # noqa: E402
 
 TORCH_IMPLS = (
     "fg2u.torch-FG2U",
@@ -386,11 +387,7 @@ def _merge_round(m: dict, later: dict) -> None:
     m["peak_rss_delta_bytes"] = max(m["peak_rss_delta_bytes"], later["peak_rss_delta_bytes"])
 
 
-def _to_record(m: dict, config: str) -> Any:
-    from fg2u.records import make_record
-
-    settings = {k: m[k] for k in ("impl", "size", "num_steps", "meta_dim", "batch", "threads")}
-    settings["versions"] = m["versions"]
+def _to_record(m: dict, config: str, run: Any = None) -> Any:
     metrics = {
         "seconds_per_meta_gradient": m["seconds"],
         "cpu_seconds_per_meta_gradient": m["cpu_seconds"],
@@ -411,11 +408,15 @@ def _to_record(m: dict, config: str) -> Any:
         dataset="synthetic-mlp-weight-decay",
         config=config,
         estimator=m["impl"],
-        settings=settings,
+        estimator_settings={"impl": m["impl"]},
+        problem_settings={k: m[k] for k in ("size", "num_steps", "meta_dim", "batch")},
+        config_settings={"threads": m["threads"]},
         seed=0,
         metrics=metrics,
-        peak_memory_bytes=m["peak_rss_delta_bytes"],
+        memory=Memory("peak_rss_growth", int(m["peak_rss_delta_bytes"])),
+        details={"versions": m["versions"]},
         wall_time_s=m["seconds"],
+        run=run,
     )
 
 
@@ -513,9 +514,8 @@ def main(argv: list[str] | None = None) -> None:
     for f in failures:
         print(f"failed: {f}", file=sys.stderr)
     if args.out is not None:
-        from fg2u.records import append_records
-
-        append_records(args.out / "peers.jsonl", [_to_record(m, m["size"]) for m in results])
+        run = start_run()
+        append_records(args.out / "peers.jsonl", [_to_record(m, m["size"], run) for m in results])
         print(f"records appended to {args.out / 'peers.jsonl'}")
     if bad:
         sys.exit(1)

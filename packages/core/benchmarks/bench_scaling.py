@@ -31,7 +31,7 @@ def _jax_scaling(devices: list[int], num_directions: int, num_steps: int, meta_d
     import jax
 
     import fg2u.jax as fj
-    from fg2u.records import make_record
+    from fg2u.experiment import Memory, make_record
 
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_core import make_problem  # the same problem as the core memory benchmark
@@ -59,17 +59,11 @@ def _jax_scaling(devices: list[int], num_directions: int, num_steps: int, meta_d
                 dataset="synthetic",
                 config=f"jax-{platform}{'-simulated' if platform == 'cpu' else ''}",
                 estimator="FG2U",
-                settings={
-                    "backend": "jax",
-                    "num_devices": d,
-                    "num_directions": num_directions,
-                    "num_steps": num_steps,
-                    "meta_dim": meta_dim,
-                    "memory_measure": "xla_compiled_temp_bytes",
-                },
+                estimator_settings={"num_directions": num_directions},
+                problem_settings={"backend": "jax", "num_devices": d, "num_steps": num_steps, "meta_dim": meta_dim},
                 seed=0,
                 metrics={"wall_time_s": seconds, "compiled_temp_bytes": temp},
-                peak_memory_bytes=temp,
+                memory=Memory("xla_temp_bytes", temp),
                 wall_time_s=seconds,
             )
         )
@@ -131,7 +125,7 @@ def _jax_multiprocess(world: int, num_directions: int, num_steps: int, meta_dim:
     import subprocess
     import tempfile
 
-    from fg2u.records import make_record
+    from fg2u.experiment import make_record
 
     with socket.socket() as sock:
         sock.bind(("localhost", 0))
@@ -180,11 +174,11 @@ def _jax_multiprocess(world: int, num_directions: int, num_steps: int, meta_dim:
             dataset="synthetic",
             config="jax-cpu-multiprocess",
             estimator="FG2U",
-            settings={
+            estimator_settings={"num_directions": num_directions},
+            problem_settings={
                 "backend": "jax",
                 "num_devices": world,
                 "num_processes": world,
-                "num_directions": num_directions,
                 "num_steps": num_steps,
                 "meta_dim": meta_dim,
                 "collectives": "gloo",
@@ -246,7 +240,7 @@ def _torch_scaling(worlds: list[int], num_directions: int, num_steps: int, meta_
 
     import torch.multiprocessing as mp
 
-    from fg2u.records import make_record
+    from fg2u.experiment import make_record
 
     records = []
     context = mp.get_context("spawn")
@@ -269,10 +263,10 @@ def _torch_scaling(worlds: list[int], num_directions: int, num_steps: int, meta_
                 dataset="synthetic",
                 config="torch-gloo-cpu",
                 estimator="FG2U",
-                settings={
+                estimator_settings={"num_directions": num_directions},
+                problem_settings={
                     "backend": "torch",
                     "num_devices": world,
-                    "num_directions": num_directions,
                     "num_steps": num_steps,
                     "meta_dim": meta_dim,
                 },
@@ -315,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         return
     if args.only_multiprocess:
-        from fg2u.records import append_records
+        from fg2u.experiment import append_records
 
         records = [
             r
@@ -330,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={max(args.devices)}"
         ).strip()
 
-    from fg2u.records import append_records
+    from fg2u.experiment import append_records
 
     records = _jax_scaling(args.devices, args.num_directions, args.num_steps, args.meta_dim, args.repeats)
     if args.torch_world:

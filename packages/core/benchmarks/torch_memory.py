@@ -1,10 +1,7 @@
 """Peak memory (RSS) and wall time of one fg2u.torch meta-gradient, one fresh process per configuration.
 
-    # one configuration, in this process (prints one JSON line; used by bench_core.py --torch)
-    python packages/core/benchmarks/torch_memory.py --estimator FG2U --num-steps 1000 --meta-dim 10000
-
-    # a sweep: every (estimator, T, N) in a fresh subprocess, one JSON line each
-    python packages/core/benchmarks/torch_memory.py --sweep --estimators FG2U RGU RGUCheckpointed \
+    # every (estimator, T, N) in a fresh subprocess, one JSON line each (bench_core.py --torch calls measure())
+    python packages/core/benchmarks/torch_memory.py --estimators FG2U RGU RGUCheckpointed \
         --num-steps 10 100 1000 --meta-dims 10000 [--out results/core/torch_memory.jsonl]
 
 The problem (the same as the JAX benchmark's): θ, φ ∈ R^N in float32, a non-linear inner transition
@@ -13,47 +10,27 @@ The problem (the same as the JAX benchmark's): θ, φ ∈ R^N in float32, a non-
 
 so reverse-mode unrolling has to keep O(N) floats per step, while forward mode carries only (θ_t, θ̇_t).
 
-Measure: after imports and a warm-up run of the same estimator with T = 2 (which loads every kernel and
-the functorch / autograd machinery the measured run needs), freed heap memory is returned to the OS
-(``malloc_trim(0)``), the kernel's peak-RSS counter is reset (``echo 5 > /proc/self/clear_refs``, Linux),
-and the current RSS (``/proc/self/statm``) is the baseline; the result is the peak resident set size at
-the end (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) minus that baseline. Where the peak cannot be
-reset, ``peak_reset`` is false and the warm-up's peak may dominate small configurations. Repeatable on
-CPU; a fresh process per configuration so that no configuration inherits another's peak. Torch runs with
-one intra-op thread (``--threads``), and glibc's mmap threshold is fixed at 64 KiB
-(``MALLOC_MMAP_THRESHOLD_``; the script re-executes itself to set it) so that large tensors are mapped
-and unmapped individually: without it glibc's dynamic threshold serves them from a fragmenting heap
-whose RSS reflects allocation history rather than live memory (differences of tens of MiB).
+Measure: :mod:`fg2u.experiment.memory`, the one peak-memory measure of the project. Every configuration runs
+in a fresh interpreter (``measure_in_subprocess``) with one intra-op thread and glibc's mmap threshold fixed
+at 64 KiB; :func:`build` makes the problem and a warm-up call of the same estimator with T = 2 (which loads
+every kernel and the functorch / autograd machinery the measured call needs); freed heap is returned to the
+OS, the kernel's peak counter is reset, and the result is the peak resident set size after the measured
+call minus the resident size before it (``peak_rss_growth``). Where the peak cannot be reset,
+``peak_reset`` is false and the warm-up's peak may dominate small configurations.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from fg2u.records import peak_rss_reset
+from fg2u.experiment import Memory, append_records, make_record, start_run
+from fg2u.experiment.memory import measure_in_subprocess
 
-MMAP_THRESHOLD = 65536
 ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann", "ConjugateGradient")
-
-
-def current_rss_bytes() -> int:
-    """Resident set size now (Linux ``/proc/self/statm``)."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (``ru_maxrss`` is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def make_problem(num_steps: int, meta_dim: int) -> tuple[Any, Any]:
@@ -91,50 +68,26 @@ def make_estimator(name: str, num_directions: int, chunk_size: int | None, trunc
     }[name]()
 
 
-def measure_here(
+def build(
     estimator: str,
     num_steps: int,
     meta_dim: int,
     num_directions: int = 4,
     chunk_size: int | None = None,
     truncation: int = 10,
-    threads: int = 1,
-) -> dict:
-    """Runs one configuration in *this* process and returns the measurement (call it in a fresh process)."""
-    import torch
-
-    torch.set_num_threads(threads)
+) -> tuple[Any, Any, dict]:
+    """The builder :func:`fg2u.experiment.memory.measure_in_subprocess` calls in the fresh process:
+    ``(call, warmup, info)`` for one configuration (module docstring)."""
     est = make_estimator(estimator, num_directions, chunk_size, truncation)
-    warm_problem, phi = make_problem(min(2, num_steps), meta_dim)
-    est(warm_problem, phi, 0)  # warm-up: kernels, allocator pools, functorch/autograd machinery
-    del warm_problem
+    warm_problem, warm_phi = make_problem(min(2, num_steps), meta_dim)
     problem, phi = make_problem(num_steps, meta_dim)
-    peak_reset = peak_rss_reset()
-    baseline = current_rss_bytes()
-    start = time.perf_counter()
-    grad, aux = est(problem, phi, 1)
-    wall = time.perf_counter() - start
-    peak = peak_rss_bytes()
-    return {
-        "backend": "torch",
-        "estimator": estimator,
-        "num_steps": num_steps,
-        "meta_dim": meta_dim,
-        "num_directions": num_directions if estimator in ("FG2U", "FG2U_ZO") else None,
-        "chunk_size": chunk_size,
-        "truncation": truncation if estimator == "TRGU" else None,
-        "threads": threads,
-        "baseline_rss_bytes": baseline,
-        "peak_rss_bytes": peak,
-        "peak_rss_delta_bytes": max(peak - baseline, 0),
-        "peak_reset": peak_reset,
-        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
-        "wall_time_s": wall,
-        "outer_loss": float(aux.outer_loss),
-        "grad_norm": float(torch.linalg.vector_norm(grad)),
-        "torch": torch.__version__,
-        "memory_measure": "peak_rss_minus_baseline",
-    }
+    out: dict = {}
+
+    def call() -> None:
+        grad, aux = est(problem, phi, 1)
+        out.update(outer_loss=float(aux.outer_loss), grad_norm=float(grad.norm()))
+
+    return call, lambda: est(warm_problem, warm_phi, 0), out
 
 
 def measure(
@@ -147,65 +100,51 @@ def measure(
     threads: int = 1,
     timeout: float = 3600,
 ) -> dict:
-    """One configuration in a fresh subprocess (so its peak RSS is its own); returns the JSON dict."""
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--estimator",
-        estimator,
-        "--num-steps",
-        str(num_steps),
-        "--meta-dim",
-        str(meta_dim),
-        "--num-directions",
-        str(num_directions),
-        "--truncation",
-        str(truncation),
-        "--threads",
-        str(threads),
-    ]
-    if chunk_size is not None:
-        cmd += ["--chunk-size", str(chunk_size)]
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if out.returncode != 0:
-        raise RuntimeError(f"configuration {estimator} T={num_steps} N={meta_dim} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _to_record(m: dict, config: str) -> Any:
-    from fg2u.records import make_record
-
-    settings = {
-        k: m[k]
-        for k in (
-            "backend",
-            "num_steps",
-            "meta_dim",
-            "num_directions",
-            "chunk_size",
-            "truncation",
-            "threads",
-            "memory_measure",
-        )
+    """One configuration in a fresh subprocess (so its peak RSS is its own): the measurement and its settings."""
+    kwargs = {
+        "estimator": estimator,
+        "num_steps": num_steps,
+        "meta_dim": meta_dim,
+        "num_directions": num_directions,
+        "chunk_size": chunk_size,
+        "truncation": truncation,
     }
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the child imports this file as torch_memory
+    m = measure_in_subprocess("torch_memory:build", kwargs, threads=threads, timeout_s=timeout)
+    return {
+        **kwargs,
+        "backend": "torch",
+        "threads": threads,
+        "num_directions": num_directions if estimator in ("FG2U", "FG2U_ZO") else None,
+        "truncation": truncation if estimator == "TRGU" else None,
+        "peak_rss_delta_bytes": int(m["peak_rss_growth_bytes"]),
+        "peak_reset": m["peak_reset"],
+        "wall_time_s": m["seconds"],
+        **m["info"],
+    }
+
+
+def _to_record(m: dict, config: str, run: Any = None) -> Any:
     return make_record(
         benchmark="core",
         task="memory-torch",
         dataset="synthetic",
         config=config,
         estimator=m["estimator"],
-        settings=settings,
+        estimator_settings={k: m[k] for k in ("num_directions", "chunk_size", "truncation")},
+        problem_settings={"backend": "torch", "num_steps": m["num_steps"], "meta_dim": m["meta_dim"]},
+        config_settings={"threads": m["threads"]},
         seed=0,
         metrics={"peak_rss_delta_bytes": m["peak_rss_delta_bytes"], "wall_time_s": m["wall_time_s"]},
-        peak_memory_bytes=m["peak_rss_delta_bytes"],
+        memory=Memory("peak_rss_growth", m["peak_rss_delta_bytes"]),
+        details={"peak_reset": m["peak_reset"]},
         wall_time_s=m["wall_time_s"],
+        run=run,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--estimator", choices=ESTIMATORS, help="single configuration, measured in this process")
     parser.add_argument("--num-steps", type=int, nargs="+", default=[10, 100, 1000], help="unroll depth(s) T")
     parser.add_argument(
         "--meta-dim", "--meta-dims", dest="meta_dims", type=int, nargs="+", default=[10_000], help="meta dimension(s) N"
@@ -214,34 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--truncation", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--sweep", action="store_true", help="every configuration in a fresh subprocess")
     parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=["FG2U", "RGU", "RGUCheckpointed"])
     parser.add_argument("--out", type=Path, default=None, help="append result records (JSON Lines) here")
     parser.add_argument("--config", default="torch-memory", help="config label of the records")
     args = parser.parse_args(argv)
 
-    if not args.sweep:
-        if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None and argv is None:
-            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
-            os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
-        if args.estimator is None or len(args.num_steps) != 1 or len(args.meta_dims) != 1:
-            parser.error("give --estimator, one --num-steps and one --meta-dim, or use --sweep")
-        print(
-            json.dumps(
-                measure_here(
-                    args.estimator,
-                    args.num_steps[0],
-                    args.meta_dims[0],
-                    args.num_directions,
-                    args.chunk_size,
-                    args.truncation,
-                    args.threads,
-                )
-            ),
-            flush=True,
-        )
-        return
-
+    run = start_run()
     results = []
     for meta_dim in args.meta_dims:
         for name in args.estimators:
@@ -259,9 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
     if args.out is not None:
-        from fg2u.records import append_records
-
-        append_records(args.out, [_to_record(m, args.config) for m in results])
+        append_records(args.out, [_to_record(m, args.config, run) for m in results])
 
 
 if __name__ == "__main__":

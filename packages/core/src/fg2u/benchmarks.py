@@ -40,6 +40,7 @@ from typing import Any
 __all__ = [
     "ENTRY_POINT_GROUP",
     "UNITS",
+    "KINDS",
     "Metric",
     "Reference",
     "Benchmark",
@@ -55,6 +56,17 @@ ENTRY_POINT_GROUP = "fg2u.benchmarks"
 #: ``"bytes"``/``"KiB"``/``"MiB"``/``"GiB"`` memory (shown in the best-fitting binary unit), ``"s"`` seconds,
 #: ``""`` a plain number.
 UNITS = ("%", "fraction", "bytes", "KiB", "MiB", "GiB", "s", "")
+
+#: How the regression gate treats a declared metric (:attr:`Metric.kind`).
+KINDS = ("stochastic", "deterministic", "info")
+_DEFAULT_BOUNDS = {
+    "%": (0.0, 100.0),
+    "bytes": (0.0, math.inf),
+    "KiB": (0.0, math.inf),
+    "MiB": (0.0, math.inf),
+    "GiB": (0.0, math.inf),
+    "s": (0.0, math.inf),
+}
 _RECORD_FIELDS = ("task", "dataset", "config", "estimator")
 
 
@@ -90,6 +102,14 @@ class Metric:
       tasks: the record tasks it is a headline of (empty: every task that records it).
       columns: the columns of its table, overriding the benchmark's ``columns`` (e.g. the unroll depth
         for a memory metric of a benchmark whose quality columns are data sets).
+      kind: how the regression gate treats it (:data:`KINDS`): ``"stochastic"`` — a band from the spread
+        over seeds measured when the baseline was made (see :mod:`fg2u.leaderboard.regression`);
+        ``"deterministic"`` — the same code and seed give the same value up to ``tolerance`` (relative;
+        compiled memory, a gradient check at fixed seeds); ``"info"`` — shown, never gated.
+      bounds: the plausible range of a value; a record outside it is rejected with its file and line
+        (default from the unit: ``"%"`` → [0, 100]; memory and seconds → [0, ∞); otherwise unbounded).
+      headline: shown as a headline table (``False``: gated only, e.g. the gradient check's cosines).
+      tolerance: the relative tolerance of a deterministic metric.
     """
 
     name: str
@@ -98,6 +118,10 @@ class Metric:
     label: str = ""
     tasks: tuple[str, ...] = ()
     columns: tuple[str, ...] | None = None
+    kind: str = "stochastic"
+    bounds: tuple[float, float] | None = None
+    headline: bool = True
+    tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         _check_name("Metric.name", self.name)
@@ -105,6 +129,15 @@ class Metric:
             raise ValueError(f"Metric {self.name!r}: direction must be 'higher' or 'lower', got {self.direction!r}")
         if self.unit not in UNITS:
             raise ValueError(f"Metric {self.name!r}: unit must be one of {UNITS}, got {self.unit!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"Metric {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.bounds is None:
+            object.__setattr__(self, "bounds", _DEFAULT_BOUNDS.get(self.unit, (-math.inf, math.inf)))
+        low, high = self.bounds  # type: ignore[misc]
+        if not low < high:
+            raise ValueError(f"Metric {self.name!r}: bounds must be (low, high) with low < high, got {self.bounds}")
+        if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
+            raise ValueError(f"Metric {self.name!r}: tolerance must be a finite number >= 0, got {self.tolerance!r}")
         object.__setattr__(self, "tasks", _tuple_of_str(f"Metric {self.name!r} tasks", self.tasks))
         if self.columns is not None:
             object.__setattr__(self, "columns", _tuple_of_str(f"Metric {self.name!r} columns", self.columns))

@@ -4,7 +4,8 @@ Loading
 -------
 :func:`load_results` reads every ``results/**/*.jsonl`` (except the regression baselines under
 ``results/baselines/`` and hidden folders). A line that is not valid JSON, not a JSON object, misses a
-field of :class:`fg2u.records.ResultRecord`, has a field of the wrong type or has no metrics at all is
+field of :class:`fg2u.experiment.records.ResultRecord`, has a field of the wrong type, a metric outside the
+bounds its benchmark declares (an accuracy of 1e9 %), or no metrics at all is
 *skipped* and reported as a :class:`LoadIssue` naming the file and the line; it is never merged into a
 group. A ``.jsonl`` file none of whose lines looks like a record (no ``benchmark`` or ``metrics`` key, e.g.
 a predictions log) is skipped with one message for the whole file.
@@ -12,8 +13,9 @@ a predictions log) is skipped with one message for the whole file.
 Grouping
 --------
 Runs are grouped by :class:`GroupKey`: ``benchmark``, ``task``, ``dataset``, ``config``, ``estimator``,
-**all settings** of the record (so runs that differ in, e.g., ``ipc``, ``num_steps``, ``meta_dim``,
-``num_directions`` or ``memory_measure`` are never merged) except those that are bookkeeping or per-run
+**all settings** of the record — its problem settings, and its config's and estimator's settings under
+``config.`` and ``estimator.`` (so runs that differ in, e.g., ``ipc``, ``num_steps``, ``meta_dim``,
+``num_directions`` or the memory measure are never merged) — except those that are bookkeeping or per-run
 outputs rather than configuration (:func:`is_ignored_setting`: the names in :data:`IGNORED_SETTINGS`,
 names ending in ``_path``, ``_dir``, ``_file``, ``_grid``, ``_png``, and names with a word of
 :data:`PER_RUN_WORDS` such as ``eval_accuracies`` or ``loss_history``), and the ``device`` (set
@@ -23,12 +25,16 @@ canonical JSON text. When runs of one estimator end up in single-seed groups tha
 settings, a note names those settings (they may be per-run values that belong in metrics).
 
 Within a group, two records with the same seed are repeated runs of one experiment (for example a
-benchmark run twice appending to the same file): the most recent one (by ``timestamp``; the later line
-on a tie) is kept and the others are reported as superseded, so a seed is never counted twice.
+benchmark run twice appending to the same file): the most recent one (by its parsed ``timestamp``; the
+later line on a tie) is kept and the others are reported as superseded, so a seed is never counted twice.
+
+Records of an invocation that did not complete (its marker ``runs/<run_id>.json`` says running,
+interrupted or failed) are kept and counted in :attr:`GroupSummary.partial`; records whose status is
+``diverged`` or ``failed`` count as non-finite values of every metric of their group.
 
 Statistics
 ----------
-For every metric, plus the record fields ``wall_time_s`` and ``peak_memory_bytes`` (when not None):
+For every metric, plus the record fields ``wall_time_s`` and ``memory_bytes`` (the record's memory):
 mean, sample standard deviation (``ddof=1``; undefined for ``n = 1``), and ``n`` over the seeds whose
 value is finite. Non-finite values (NaN/inf: diverged runs) are counted in ``n_nonfinite`` and left out of
 mean and std, and the renderers show that count next to the cell.
@@ -49,8 +55,9 @@ no direction                  any name with std, stdev, stddev, sem, spread, iqr
 Best entries
 ------------
 :func:`best_entries` marks, per metric with a direction, the best mean among entries with the same
-:func:`comparison_key` (benchmark, task, data set, config, device and the :data:`PROBLEM_SETTINGS`; the
-unroll depth only for memory and time, and memory only between equal ``memory_measure``). Yard sticks
+:func:`comparison_key` (benchmark, task, data set, config, device and the record's problem settings, which
+its benchmark declares; memory only between equal comparable memory measures, never a whole process's
+high-water mark). Yard sticks
 (estimators a benchmark declares as ``yardsticks``, :class:`fg2u.benchmarks.Benchmark`, or records with a
 ``baseline`` setting) are never marked; nor is a lone entry or a
 pool where all entries are equal.
@@ -69,16 +76,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fg2u.records import ResultRecord
+from fg2u.benchmarks import Benchmark
+from fg2u.experiment.provenance import read_run_markers
+from fg2u.experiment.records import MEASURES, ResultRecord
 
 __all__ = [
     "IGNORED_SETTINGS",
-    "PROBLEM_SETTINGS",
     "EXCLUDED_DIRS",
     "NON_COMPETING_ESTIMATORS",
     "competes",
     "PER_RUN_WORDS",
-    "DEPTH_SETTINGS",
+    "is_problem_setting",
+    "memory_metric",
+    "check_bounds",
     "is_ignored_setting",
     "LoadIssue",
     "LoadedRecord",
@@ -138,34 +148,20 @@ def is_ignored_setting(name: str) -> bool:
     return bool(set(re.split(r"[^a-z0-9]+", last.lower())) & PER_RUN_WORDS)
 
 
-#: Settings that define *which problem* is solved. Rows of a table compete for "best" only with rows
-#: that agree on benchmark, task, dataset, config, device and these settings (so an IPC-50 run never
-#: beats an IPC-1 run, and memory is compared at equal unroll depth and size; quality metrics ignore the
-#: depth, see :func:`comparison_key`). Other settings (e.g.
-#: ``num_directions``, ``truncation``) describe the competing entries themselves. Memory metrics are
-#: compared only between runs with the same ``settings["memory_measure"]``.
-PROBLEM_SETTINGS: tuple[str, ...] = (
-    "ipc",
-    "num_steps",
-    "T",
-    "unroll",
-    "unroll_steps",
-    "inner_steps",
-    "meta_dim",
-    "N",
-    "size",
-    "model",
-    "model_size",
-    "base_model",
-    "equation",
-    "noise",
-    "noise_level",
-    "num_observations",
-    "observations",
-)
+def is_problem_setting(name: str) -> bool:
+    """Whether a flattened settings key is one of the record's problem settings (not ``config.*`` or
+    ``estimator.*``): runs compete for "best" only with runs of equal problem settings."""
+    return not name.startswith(("config.", "estimator."))
 
-#: Settings read as the unroll depth T (memory plots; left out of quality comparisons).
-DEPTH_SETTINGS: tuple[str, ...] = ("num_steps", "T", "unroll_steps", "inner_steps", "unroll")
+
+def memory_metric(measure: str) -> str:
+    """The name of the statistic of a record's memory with that measure: ``memory_<measure>_bytes``
+    (``memory_xla_temp_bytes``, ``memory_peak_rss_growth_bytes``, ``memory_peak_rss_bytes``)."""
+    return f"memory_{measure.removesuffix('_bytes')}_bytes"
+
+
+_NOT_COMPARABLE = frozenset(memory_metric(m) for m, (_, comparable, _) in MEASURES.items() if not comparable)
+
 
 #: Kept for compatibility: yard-stick estimator names now come from the benchmarks' declarations
 #: (``Benchmark.yardsticks``), passed to :func:`competes` and :func:`best_entries`.
@@ -186,7 +182,6 @@ _LOWER_WORDS = frozenset(
 #: A spread (``test_accuracy_std``) is not better when higher or lower.
 _SPREAD_WORDS = frozenset({"std", "stdev", "stddev", "sem", "spread", "iqr"})
 
-_STR_FIELDS = ("benchmark", "task", "dataset", "config", "estimator", "device", "timestamp")
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -219,45 +214,61 @@ class LoadResult:
     records: tuple[LoadedRecord, ...]
     issues: tuple[LoadIssue, ...]
     files: tuple[str, ...]
+    partial_runs: frozenset[str] = frozenset()  # run ids whose invocation did not complete
 
 
-def _check_record(data: Any) -> ResultRecord:
-    """A :class:`ResultRecord` from a parsed JSON value, stricter than ``ResultRecord.from_dict``."""
-    if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+def check_bounds(record: ResultRecord, benchmarks: Iterable[Benchmark] = ()) -> None:
+    """``ValueError`` naming the metric when a headline metric of ``record`` lies outside the bounds its
+    benchmark declares (:attr:`fg2u.benchmarks.Metric.bounds`; NaN/inf are left to the statistics)."""
+    for bench in benchmarks:
+        if bench.name != record.benchmark:
+            continue
+        for metric in bench.metrics:
+            value = record.metrics.get(metric.name)
+            low, high = metric.bounds
+            if value is not None and math.isfinite(value) and not low <= value <= high:
+                raise ValueError(
+                    f"metric {metric.name!r} = {value!r} is outside its declared range [{low}, {high}] "
+                    f"({metric.unit or 'no unit'}): an implausible value, not a result"
+                )
+
+
+def _check_record(data: Any, benchmarks: Iterable[Benchmark] = ()) -> ResultRecord:
+    """A :class:`ResultRecord` from a parsed JSON value, with the declared bounds checked."""
     record = ResultRecord.from_dict(data)
-    for name in _STR_FIELDS:
-        value = getattr(record, name)
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"field {name!r} must be a non-empty string, got {value!r}")
-    if not isinstance(record.wall_time_s, (int, float)) or isinstance(record.wall_time_s, bool):
-        raise ValueError(f"field 'wall_time_s' must be a number, got {record.wall_time_s!r}")
-    pm = record.peak_memory_bytes
-    if pm is not None and (not isinstance(pm, (int, float)) or isinstance(pm, bool)):
-        raise ValueError(f"field 'peak_memory_bytes' must be a number or null, got {pm!r}")
-    if not record.metrics:
+    if record.status == "ok" and not record.metrics:
         raise ValueError("partial record: 'metrics' is empty")
+    check_bounds(record, benchmarks)
     return record
 
 
-def load_jsonl(path: str | os.PathLike, *, warn: bool = True) -> tuple[list[LoadedRecord], list[LoadIssue]]:
-    """Reads one ``.jsonl`` file; malformed lines become :class:`LoadIssue` s (printed when ``warn``)."""
+def load_jsonl(
+    path: str | os.PathLike, *, warn: bool = True, benchmarks: Iterable[Benchmark] = ()
+) -> tuple[list[LoadedRecord], list[LoadIssue]]:
+    """Reads one ``.jsonl`` file; malformed lines (invalid UTF-8 included: only that line) become
+    :class:`LoadIssue` s naming the file and line (printed when ``warn``). ``benchmarks``: declarations whose
+    metric bounds are checked."""
     path = Path(path)
     records: list[LoadedRecord] = []
     issues: list[LoadIssue] = []
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        raw_lines = path.read_bytes().split(b"\n")
+    except OSError as error:
         issues.append(LoadIssue(str(path), 0, f"cannot read file ({error}); skipped"))
-        text = ""
+        raw_lines = []
     record_like = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            issues.append(LoadIssue(str(path), number, f"malformed result record (not UTF-8: {error}); skipped"))
             continue
         try:
             data = json.loads(line)
             record_like = record_like or (isinstance(data, dict) and ("benchmark" in data or "metrics" in data))
-            records.append(LoadedRecord(_check_record(data), str(path), number))
+            records.append(LoadedRecord(_check_record(data, benchmarks), str(path), number))
         except (ValueError, TypeError) as error:
             issues.append(LoadIssue(str(path), number, f"malformed result record ({error}); skipped"))
     if issues and not records and not record_like:  # e.g. a predictions log next to the records
@@ -279,6 +290,7 @@ def load_results(
     *,
     exclude_dirs: Iterable[str] = EXCLUDED_DIRS,
     warn: bool = True,
+    benchmarks: Iterable[Benchmark] = (),
 ) -> LoadResult:
     """Reads every ``*.jsonl`` below ``results_dir`` (sorted paths, baselines and hidden folders excluded).
 
@@ -286,6 +298,10 @@ def load_results(
       results_dir: the results folder (``results/``). A missing folder gives no records and one issue.
       exclude_dirs: names of top-level sub-folders to skip.
       warn: print every issue on stderr as ``warning: FILE:LINE: message``.
+      benchmarks: declarations whose metric bounds every record is checked against.
+
+    Run markers (``**/runs/<run_id>.json``, :func:`fg2u.experiment.provenance.write_run_marker`) give
+    ``partial_runs``: invocations that were interrupted, failed or are still running.
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -302,11 +318,15 @@ def load_results(
         paths.append(path)
     records: list[LoadedRecord] = []
     issues: list[LoadIssue] = []
+    declared = tuple(benchmarks)
     for path in paths:
-        file_records, file_issues = load_jsonl(path, warn=warn)
+        file_records, file_issues = load_jsonl(path, warn=warn, benchmarks=declared)
         records += file_records
         issues += file_issues
-    return LoadResult(tuple(records), tuple(issues), tuple(str(p) for p in paths))
+    partial = frozenset(
+        run_id for run_id, marker in read_run_markers(root).items() if marker.get("status") != "complete"
+    )
+    return LoadResult(tuple(records), tuple(issues), tuple(str(p) for p in paths), partial)
 
 
 # -------------------------------------------------------------------------------------------- grouping
@@ -415,6 +435,8 @@ class GroupSummary:
     metrics: dict[str, MetricStats]
     sources: tuple[str, ...]  # "file:line" of every record used
     git_commits: tuple[str, ...] = ()
+    partial: int = 0  # runs from invocations that did not complete
+    not_ok: tuple[str, ...] = ()  # the statuses of runs that diverged or failed
 
     @property
     def n(self) -> int:
@@ -423,11 +445,14 @@ class GroupSummary:
 
 def _timestamp_order(item: tuple[int, LoadedRecord]) -> tuple:
     index, loaded = item
-    return (loaded.record.timestamp, index)
+    return (loaded.record.time, index)
 
 
 def summarize(
-    records: Sequence[LoadedRecord | ResultRecord], *, include_device: bool = True
+    records: Sequence[LoadedRecord | ResultRecord],
+    *,
+    include_device: bool = True,
+    partial_runs: Iterable[str] = (),
 ) -> tuple[list[GroupSummary], list[LoadIssue]]:
     """Groups records (see the module docstring) and aggregates every metric over seeds.
 
@@ -436,6 +461,7 @@ def summarize(
       record superseded by a later run of the same seed.
     """
     loaded = [r if isinstance(r, LoadedRecord) else LoadedRecord(r, "<memory>", i + 1) for i, r in enumerate(records)]
+    partial_ids = frozenset(partial_runs)
     groups: dict[GroupKey, dict[int, tuple[int, LoadedRecord]]] = {}
     notes: list[LoadIssue] = []
     for index, item in enumerate(loaded):
@@ -475,15 +501,32 @@ def summarize(
         for r in runs:
             names += [m for m in r.record.metrics if m not in names]
         metrics: dict[str, MetricStats] = {}
-        for name in names:
-            pairs = [(r.record.metrics[name], r.record.seed) for r in runs if name in r.record.metrics]
+        for name in names:  # a run that diverged or failed counts as a non-finite value of every metric
+            pairs = [
+                (r.record.metrics.get(name, math.nan) if r.record.status == "ok" else math.nan, r.record.seed)
+                for r in runs
+                if name in r.record.metrics or r.record.status != "ok"
+            ]
             metrics[name] = MetricStats.from_values([p[0] for p in pairs], [p[1] for p in pairs])
         metrics["wall_time_s"] = MetricStats.from_values([r.record.wall_time_s for r in runs], seeds)
-        memory = [(r.record.peak_memory_bytes, r.record.seed) for r in runs if r.record.peak_memory_bytes is not None]
-        if memory:
-            metrics["peak_memory_bytes"] = MetricStats.from_values([m[0] for m in memory], [m[1] for m in memory])
-        commits = tuple(sorted({r.record.git_commit for r in runs if r.record.git_commit}))
-        summaries.append(GroupSummary(key, seeds, metrics, tuple(f"{r.path}:{r.line}" for r in runs), commits))
+        for measure in dict.fromkeys(r.record.memory.measure for r in runs if r.record.memory is not None):
+            memory = [(r.record.memory.bytes, r.record.seed) for r in runs if r.record.memory is not None]
+            metrics[memory_metric(measure)] = MetricStats.from_values(
+                [m for m, _ in memory], [seed for _, seed in memory]
+            )
+        commits = tuple(sorted({r.record.provenance.git_commit for r in runs if r.record.provenance.git_commit}))
+        partial = sum(1 for r in runs if r.record.run_id is not None and r.record.run_id in partial_ids)
+        summaries.append(
+            GroupSummary(
+                key,
+                seeds,
+                metrics,
+                tuple(f"{r.path}:{r.line}" for r in runs),
+                commits,
+                partial,
+                tuple(r.record.status for r in runs if r.record.status != "ok"),
+            )
+        )
     return summaries, notes
 
 
@@ -520,11 +563,15 @@ def _split_notes(groups: Mapping[GroupKey, Mapping[int, tuple[int, LoadedRecord]
 
 
 def aggregate(
-    results_dir: str | os.PathLike, *, include_device: bool = True, warn: bool = True
+    results_dir: str | os.PathLike,
+    *,
+    include_device: bool = True,
+    warn: bool = True,
+    benchmarks: Iterable[Benchmark] = (),
 ) -> tuple[list[GroupSummary], list[LoadIssue]]:
     """:func:`load_results` then :func:`summarize`; returns the summaries and all issues and notes."""
-    loaded = load_results(results_dir, warn=warn)
-    summaries, notes = summarize(loaded.records, include_device=include_device)
+    loaded = load_results(results_dir, warn=warn, benchmarks=benchmarks)
+    summaries, notes = summarize(loaded.records, include_device=include_device, partial_runs=loaded.partial_runs)
     if warn:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -550,15 +597,11 @@ def _is_cost_metric(name: str) -> bool:
 
 
 def comparison_key(key: GroupKey, metric: str | None = None) -> tuple:
-    """Rows with equal comparison keys compete for "best" (see :data:`PROBLEM_SETTINGS`).
-
-    For a quality metric (``metric`` given and not memory or time) the unroll depth
-    (:data:`DEPTH_SETTINGS`) is left out: a longer unroll is the method's choice (FG²U affords a larger
-    T), so accuracy at T = 24 competes with accuracy at T = 6. Memory and time compare at equal depth.
-    """
-    settings = key.settings_dict
-    skip = DEPTH_SETTINGS if metric is not None and not _is_cost_metric(metric) else ()
-    problem = tuple((name, settings[name]) for name in PROBLEM_SETTINGS if name in settings and name not in skip)
+    """Rows with equal comparison keys compete for "best": same benchmark, task, data set, config, device and
+    problem settings (:func:`is_problem_setting`; each benchmark declares them in its records). A memory
+    metric also needs the same memory measure."""
+    del metric
+    problem = tuple((name, value) for name, value in key.settings if is_problem_setting(name))
     return (key.benchmark, key.task, key.dataset, key.config, key.device, problem)
 
 
@@ -590,8 +633,8 @@ def best_entries(
             if direction is None or not math.isfinite(stats.mean):
                 continue
             pool: tuple[Any, ...] = (comparison_key(summary.key, name), name, direction)
-            if set(re.split(r"[^a-z0-9]+", name.lower())) & {"bytes", "memory", "mem", "mib", "gib"}:
-                pool += (summary.key.settings_dict.get("memory_measure"),)
+            if name in _NOT_COMPARABLE:
+                continue  # a whole process's high-water mark: rises in run order, never "best"
             pools.setdefault(pool, []).append((summary.key, stats.mean))
     for (_, name, direction, *_), entries in pools.items():
         if len(entries) < 2 or len({v for _, v in entries}) == 1:

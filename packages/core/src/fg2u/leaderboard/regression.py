@@ -61,16 +61,16 @@ from typing import Any, cast
 
 from fg2u.benchmarks import Benchmark, discover
 from fg2u.leaderboard.aggregate import (
-    PROBLEM_SETTINGS,
     GroupKey,
     GroupSummary,
     LoadIssue,
     MetricStats,
+    is_problem_setting,
     load_results,
     metric_direction,
     summarize,
 )
-from fg2u.records import git_commit, package_versions
+from fg2u.experiment.provenance import code_commit, package_versions
 
 __all__ = [
     "K_SIGMA",
@@ -169,7 +169,8 @@ def _stats_from_json(data: Mapping[str, Any]) -> MetricStats:
 def make_baselines(summaries: Sequence[GroupSummary]) -> list[Baseline]:
     """Baselines from summaries made with ``include_device=False``."""
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    provenance = {"created": now, "git_commit": git_commit(), "versions": package_versions()}
+    commit, dirty = code_commit()
+    provenance = {"created": now, "git_commit": commit, "dirty": dirty, "versions": package_versions()}
     return [
         Baseline(
             dataclasses.replace(s.key, device=None),
@@ -416,7 +417,7 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
     for r in rows:
         if not show_ok and r.status in ("ok", "info"):
             continue
-        ordered = sorted(r.key.settings, key=lambda kv: (kv[0] not in PROBLEM_SETTINGS, kv[0]))
+        ordered = sorted(r.key.settings, key=lambda kv: (not is_problem_setting(kv[0]), kv[0]))
         settings = ",".join(f"{k}={v}" for k, v in ordered)
         group = f"{r.key.benchmark}/{r.key.task}/{r.key.dataset}/{r.key.config}/{r.key.estimator}"
         if settings:

@@ -39,8 +39,6 @@ from typing import Any, cast
 
 from fg2u.benchmarks import Benchmark, Metric, Reference, discover
 from fg2u.leaderboard.aggregate import (
-    DEPTH_SETTINGS,
-    PROBLEM_SETTINGS,
     GroupKey,
     GroupSummary,
     LoadIssue,
@@ -48,6 +46,7 @@ from fg2u.leaderboard.aggregate import (
     aggregate,
     best_entries,
     competes,
+    is_problem_setting,
     metric_direction,
     require,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "Cell",
     "Table",
     "Headline",
-    "DEPTH_SETTINGS",
     "build_tables",
     "build_headlines",
     "render_markdown",
@@ -159,7 +157,7 @@ def _metric_order(name: str) -> tuple:
     if _is_time(name):
         return (5, name)
     if _is_memory(name):
-        return (4 if name == "peak_memory_bytes" else 3, name)
+        return (4 if name == "memory_peak_rss_bytes" else 3, name)
     if direction == "higher":
         return (0, name)
     if direction == "lower":
@@ -279,7 +277,10 @@ def field_value(key: GroupKey, name: str) -> Any:
 
 
 def _label(bench: Benchmark, name: str) -> str:
-    return bench.labels.get(name, name)
+    """A setting's column label: the declared one, else its name without the ``config.`` / ``estimator.``
+    prefix of the record's settings groups."""
+    short = name.split(".", 1)[1] if name.startswith(("config.", "estimator.")) else name
+    return bench.labels.get(name, bench.labels.get(short, short))
 
 
 def _describe(bench: Benchmark, names: Sequence[str], values: Sequence[Any], *, bare: Sequence[str] = ()) -> str:
@@ -364,7 +365,7 @@ def build_headlines(
     for bench in benchmarks:
         entries = [s for s in summaries if s.key.benchmark == bench.name]
         shown_refs: set[int] = set()
-        for metric in bench.metrics:
+        for metric in (m for m in bench.metrics if m.headline):
             columns = metric.columns if metric.columns is not None else bench.columns
             relevant = [s for s in entries if metric.applies_to(s.key.task) and metric.name in s.metrics]
             split = [n for n in bench.tables if n not in columns]
@@ -513,7 +514,8 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
             if bench
             else []
         )
-        problem = [n for n in dict.fromkeys(problem + list(PROBLEM_SETTINGS)) if n not in ("task", "dataset", "config")]
+        problem += [n for n in all_names if is_problem_setting(n)]
+        problem = [n for n in dict.fromkeys(problem) if n not in ("task", "dataset", "config")]
         other = [n for n in varying if n not in problem]
         varying = sorted((n for n in varying if n in problem), key=problem.index)
         for ref in refs:
@@ -1017,7 +1019,7 @@ def render_all(
     else:
         plugin_issues = []
     benchmarks = sorted(benchmarks, key=lambda b: (b.order, b.name))
-    summaries, issues = aggregate(results_dir, warn=warn)
+    summaries, issues = aggregate(results_dir, warn=warn, benchmarks=benchmarks)
     issues = [LoadIssue(p.entry_point, 0, p.message) for p in plugin_issues] + list(issues)
     headlines, unmatched = build_headlines(summaries, benchmarks)
     tables = build_tables(summaries, benchmarks)
