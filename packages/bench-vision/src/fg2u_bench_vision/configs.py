@@ -147,6 +147,7 @@ def get_config(name: str, ipc: int = 1) -> Config:
             real_batch=64,
             grad_accumulation=1,
             num_directions=2,
+            chunk_size=1,  # two chunks: the same estimate as one (keyed directions), and the gate sees chunking
             truncation=2,
             neumann_terms=2,
             eval_nets=2,

@@ -41,8 +41,23 @@ def paper_accuracy(dataset: str, ipc: int) -> dict[str, float]:
 BENCHMARK = Benchmark(
     name="vision",
     title="Dataset condensation (test accuracy of a ConvNet trained on the condensed images)",
-    smoke_command=("{python}", "-m", "fg2u_bench_vision", "--config", "smoke", "--seeds", "{seeds}", "--out", "{out}"),
-    metrics=(Metric("test_accuracy_mean", "higher", "%", "test accuracy"),),
+    # the smoke run trains every default method and checks every estimator's meta-gradient against RGU's on 16
+    # fixed draws (the gate's deterministic gradient check: sign, 1/b scale, repeated directions, truncation)
+    smoke_command=(
+        "{python}",
+        "-m",
+        "fg2u_bench_vision",
+        "--config",
+        "smoke",
+        "--seeds",
+        "{seeds}",
+        "--out",
+        "{out}",
+        "--no-progress",
+        "--gradient-check",
+        "16",
+    ),
+    metrics=(Metric("test_accuracy_mean", "higher", "%", "test accuracy", kind="stochastic"),),
     columns=("dataset", "ipc"),
     # the probe's cosine-versus-T and cosine-versus-memory figure (python -m fg2u_bench_vision.probe), and test
     # accuracy against memory and seconds per meta step of the T = 100 runs (python -m fg2u_bench_vision.plots)

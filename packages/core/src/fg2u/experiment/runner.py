@@ -54,6 +54,8 @@ __all__ = [
     "build_parser",
     "resolve_methods",
     "run_method",
+    "gradient_check",
+    "GRADIENT_CHECK_METRICS",
     "main",
 ]
 
@@ -112,6 +114,8 @@ class Trial(abc.ABC):
         curve), or None for no curve.
       curve_points: evaluations along training, the start and the end included (>= 6 for a curve).
       log_every: meta steps between reads of the outer loss.
+      reference: the spec of the exact estimator the gradient check compares with (``"rgu"``; ``"fgu"`` for
+        a black-box problem whose objective JAX can differentiate).
     """
 
     num_meta_steps: int = 1
@@ -119,6 +123,7 @@ class Trial(abc.ABC):
     curve_metric: str | None = None
     curve_points: int = 7
     log_every: int = 10
+    reference: str = "rgu"
 
     @abc.abstractmethod
     def initial_phi(self) -> Any:
@@ -379,6 +384,49 @@ def run_method(
     return MethodResult(metrics=metrics, curve=curve, memory=prepared.memory, details=trial.details(), phi=phi)
 
 
+GRADIENT_CHECK_METRICS = ("grad_cosine", "grad_projection", "grad_norm_ratio", "grad_mse_ratio")
+
+
+def gradient_check(experiment: Experiment, trial: Trial, method: Method, draws: int) -> MethodResult:
+    """The estimator's meta-gradient against the trial's exact ``reference`` at φ₀ on ``draws`` draws of the
+    trial's inputs (the first estimate of each meta step's inputs), with the trial's keys — all fixed by the
+    seed, so the metrics are deterministic for given code:
+
+    * ``grad_projection`` = Σ_r ⟨ĝ_r, g_r⟩ / Σ_r ‖g_r‖² — 1 in expectation for an unbiased estimator, −1 for a
+      flipped sign, b or 1/b for a wrong 1/b scale;
+    * ``grad_cosine`` — the mean over draws of cos(ĝ_r, g_r);
+    * ``grad_norm_ratio`` = (Σ_r ‖ĝ_r‖² / Σ_r ‖g_r‖²)^½;
+    * ``grad_mse_ratio`` = Σ_r ‖ĝ_r − g_r‖² / Σ_r ‖g_r‖² — for FG²U with Rademacher directions (N − 1)/b in
+      expectation (Lemma 3.1): directions repeated across chunks make it larger.
+
+    Non-finite estimates give NaN metrics (the gate fails on them)."""
+    driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
+    backend = backend_module(experiment)
+    reference = build(trial.reference, backend.BACKEND)
+    phi = trial.initial_phi()
+    estimates = driver.estimates_fn(method.estimator, reference, trial)
+    dot = ref_sq = est_sq = err_sq = 0.0
+    cosines = []
+    start = time.perf_counter()
+    for r in range(draws):
+        key, inputs = trial.next_inputs(r)
+        estimate, exact = estimates(phi, key, inputs)
+        dot += float(estimate @ exact)
+        ref_sq += float(exact @ exact)
+        est_sq += float(estimate @ estimate)
+        err_sq += float((estimate - exact) @ (estimate - exact))
+        cosines.append(float(estimate @ exact) / math.sqrt(float(estimate @ estimate) * float(exact @ exact)))
+    metrics = {
+        "grad_projection": dot / ref_sq,
+        "grad_cosine": math.fsum(cosines) / len(cosines),
+        "grad_norm_ratio": math.sqrt(est_sq / ref_sq),
+        "grad_mse_ratio": err_sq / ref_sq,
+        "check_seconds": time.perf_counter() - start,
+    }
+    details = {"draws": draws, "reference": trial.reference, "meta_dimension": int(len(estimate))}
+    return MethodResult(metrics={k: v if math.isfinite(v) else math.nan for k, v in metrics.items()}, details=details)
+
+
 def _tail_mean(values: Sequence[float]) -> float:
     """The mean of the last tenth of the logged losses (at least one), NaN when none were logged."""
     if not values:
@@ -448,6 +496,18 @@ def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
     )
     parser.add_argument("--tag", default=None, help="suffix of the records' config label (a reduced variant)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in CI logs)")
+    parser.add_argument(
+        "--gradient-check",
+        type=int,
+        default=0,
+        metavar="DRAWS",
+        help="also compare every estimator's meta-gradient with the exact one at φ₀ on DRAWS fixed draws of "
+        "the first seed (task gradient-check-<task>: projection, cosine, norm and error ratios; what the CI "
+        "gate checks)",
+    )
+    parser.add_argument(
+        "--gradient-check-only", action="store_true", help="run the gradient check only, no meta-training"
+    )
     experiment.add_arguments(parser)
     return parser
 
@@ -501,12 +561,24 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         return 2
     label = experiment.config_label(config, args)
     path = out / f"{label}.jsonl"
-    runs = [
-        (task, seed, method)
+    if args.gradient_check < 0 or (args.gradient_check_only and not args.gradient_check):
+        print(
+            f"{prog}: error: --gradient-check takes a number of draws >= 1 (with --gradient-check-only)",
+            file=sys.stderr,
+        )
+        return 2
+    checks = [  # deterministic for given code and seed: the first seed is enough
+        (task, args.seeds[0], method, True)
+        for task in tasks
+        for method in methods
+        if args.gradient_check and method.baseline is None
+    ]
+    runs = checks + [
+        (task, seed, method, False)
         for task in tasks
         for i, seed in enumerate(args.seeds)
         for method in methods
-        if not (method.baseline is not None and method.baseline.once and i > 0)
+        if not args.gradient_check_only and not (method.baseline is not None and method.baseline.once and i > 0)
     ]
     context = start_run(
         argv if argv is not None else sys.argv, code=Path(sys.modules[type(experiment).__module__].__file__ or ".")
@@ -519,16 +591,20 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        for task, seed, method in runs:
+        for task, seed, method, check in runs:
             start = time.perf_counter()
             try:
-                result = run_method(
-                    experiment,
-                    experiment.trial(config, task, seed),  # a fresh trial per run: its own random draws
-                    method,
-                    desc=f"{task.name} {method.display} seed {seed}",
-                    progress=not args.no_progress,
-                )
+                trial = experiment.trial(config, task, seed)  # a fresh trial per run: its own random draws
+                if check:
+                    result = gradient_check(experiment, trial, method, args.gradient_check)
+                else:
+                    result = run_method(
+                        experiment,
+                        trial,
+                        method,
+                        desc=f"{task.name} {method.display} seed {seed}",
+                        progress=not args.no_progress,
+                    )
             except Diverged as error:
                 result = MethodResult(
                     metrics={"diverged_at_step": float(error.step)}, status="diverged", details={"error": str(error)}
@@ -543,7 +619,7 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
                 )
             record = make_record(
                 benchmark=experiment.name,
-                task=task.name,
+                task=f"gradient-check-{task.name}" if check else task.name,
                 dataset=task.dataset,
                 config=label,
                 estimator=method.display,

@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from fg2u._checks import check_positive_int
@@ -134,3 +135,22 @@ class Driver:
 
         memory = None if temp is None else Memory("xla_temp_bytes", int(temp))
         return Prepared(step, carry, lambda c: c[0], memory, compile_s, block=jax.block_until_ready)
+
+    def estimates_fn(self, estimator: Any, reference: Any, trial: Any) -> Callable:
+        """A compiled ``(φ, key, inputs) -> (ĝ, g)``: ``estimator``'s and ``reference``'s meta-gradients on the
+        problem of the first estimate of ``inputs`` (leading axis A), both with ``key``, as flat float64 NumPy
+        vectors. The problem is built inside the trace, so new inputs do not recompile."""
+
+        @jax.jit
+        def both(phi: Any, key: Any, inputs: Any) -> tuple:
+            problem = trial.make_problem(jax.tree_util.tree_map(lambda x: x[0], inputs))
+            return estimator(problem, phi, key)[0], reference(problem, phi, key)[0]
+
+        def flat(tree: Any) -> np.ndarray:
+            return np.concatenate([np.asarray(leaf, np.float64).ravel() for leaf in jax.tree_util.tree_leaves(tree)])
+
+        def call(phi: Any, key: Any, inputs: Any) -> tuple:
+            estimate, exact = both(phi, key, inputs)
+            return flat(estimate), flat(exact)
+
+        return call

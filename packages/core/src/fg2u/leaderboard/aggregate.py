@@ -183,7 +183,6 @@ _LOWER_WORDS = frozenset(
 _SPREAD_WORDS = frozenset({"std", "stdev", "stddev", "sem", "spread", "iqr"})
 
 
-
 # --------------------------------------------------------------------------------------------- loading
 @dataclasses.dataclass(frozen=True)
 class LoadIssue:

@@ -1,45 +1,39 @@
 """CI regression tracking: fresh smoke records against committed baselines (``results/baselines/``).
 
-Baselines
----------
-``results/baselines/<benchmark>.jsonl`` holds one JSON object per group (the :class:`GroupKey` of
-:mod:`fg2u.leaderboard.aggregate` *without* the device, so a baseline made on one machine applies on
-another), with, per metric, the mean, the sample std (ddof = 1, ``null`` for one seed), ``n``, the raw
-values and their seeds, across the seeds of the run that made the baseline, plus where it was made
-(commit, device, versions, time). They are written only by ``--update-baselines``.
+What is gated — declared, never inferred from a name
+-----------------------------------------------------
+Every benchmark plugin declares its metrics (:class:`fg2u.benchmarks.Metric`) with a ``kind``; the gate
+compares exactly those, plus the two kinds the core itself produces:
 
-Which metrics are checked
--------------------------
-:func:`metric_kind` sorts every metric:
+* ``"deterministic"`` — the same code and seeds give the same value up to the metric's relative
+  ``tolerance`` (plus :data:`ABS_TOL` for values near zero). Any change beyond it fails, in either direction:
+  a gradient check at fixed seeds (:data:`fg2u.experiment.runner.GRADIENT_CHECK_METRICS`, declared here in
+  :data:`GRADIENT_CHECK`: projection, cosine, norm and error ratios of each estimator against the exact
+  meta-gradient on the benchmark's own smoke problem — a flipped sign gives a projection of −1, a wrong 1/b
+  scale a wrong norm ratio, repeated directions a larger error ratio, an off-by-one truncation another
+  projection), or compiled memory.
+* a record's memory when its measure is deterministic (``xla_temp_bytes``): it may not grow by more than
+  :data:`MEMORY_REL_TOL`; a decrease is reported as ``improved``.
+* ``"stochastic"`` — a metric that varies with the seed (a smoke accuracy): it may not worsen by more than
+  ``t · s · √(1/n_b + 1/n_f)`` with ``s`` the sample std over the baseline's ``n_b`` seeds, ``n_f`` fresh
+  seeds and ``t`` the one-sided Student quantile with ``n_b − 1`` degrees of freedom at the false-alarm rate
+  :data:`FALSE_ALARM` (0.1 % per metric when fresh and baseline runs come from the same distribution);
+  with one baseline seed or zero spread the band is :data:`STOCHASTIC_FLOOR` of the baseline mean.
+* ``"info"`` and everything undeclared (times, a process's RSS) — shown, never gated.
 
-* ``"quality"`` — a known direction that is not memory or time (the direction a benchmark declares for
-  its headline metrics, :class:`fg2u.benchmarks.Metric`; for other metrics the name's words,
-  :func:`fg2u.leaderboard.aggregate.metric_direction`): accuracy-like may not fall, error/loss-like may not rise, by more than
-  ``band = max(K_SIGMA · std_baseline, QUALITY_REL_FLOOR · |mean_baseline|, QUALITY_ABS_FLOOR)``.
-  ``K_SIGMA = 3``: the fresh value is a mean over seeds, its distance to the baseline mean has a standard
-  deviation of at most ``std · sqrt(1/n_b + 1/n_f) ≤ std`` (for ``n ≥ 2``), so 3 std is ≥ 3 of those
-  standard deviations; the floors cover metrics that do not vary with the seed (``std = 0``: deterministic
-  estimators) and round-off between machines (1 % relative, 1e-6 absolute: float32 round-off of O(1)
-  quantities).
-* ``"deterministic_memory"`` — memory from compiled-memory analysis (a metric name with ``compiled`` or
-  ``xla``, or ``peak_memory_bytes`` when ``settings["memory_measure"]`` mentions ``compiled``): it may not
-  rise by more than ``MEMORY_REL_TOL = 1 %`` of the baseline (no seed noise to allow for; the tolerance
-  absorbs small differences between XLA builds).
-* ``"memory"`` (other memory measures, e.g. peak RSS), ``"time"`` and ``"unknown"`` are shown but never
-  fail the check: they depend on the machine and its load.
+Missing is a failure
+--------------------
+The check fails, with the reason, when a benchmark command fails or wrote no records (its records went to
+another folder, or none were written), a baseline group or one of its seeds or gated metrics is absent
+from the fresh records, a fresh run diverged or failed (status), a record file has a malformed or
+unreadable line, an invocation did not complete (its run marker), a baseline line is malformed, or a
+benchmark that has baselines was not run (unless left out with ``--only``). ``--update-baselines``
+refuses fresh records with any of these problems or with a non-finite gated value.
 
-A metric that is finite in the baseline and non-finite in any fresh run is a regression. A fresh value
-that is better than the baseline beyond the band is reported as ``improved`` (consider
-``--update-baselines``).
-
-Statuses and exit code
-----------------------
-``ok``, ``improved``, ``REGRESSION``, ``MISSING`` (the benchmark ran but a baseline group or metric is
-absent from the fresh records), ``not run`` (no fresh record of that benchmark at all, e.g. its package
-is not installed: benchmarks are found through the ``fg2u.benchmarks`` entry points,
-:func:`fg2u.benchmarks.discover`), ``new`` (no baseline yet), ``info`` (metric not checked). The exit code is 1 when there
-is a ``REGRESSION`` or ``MISSING`` row, a benchmark command failed, a baseline line is malformed, or no
-baseline exists at all; otherwise 0.
+Statuses
+--------
+``ok``, ``improved``, ``changed`` (a deterministic metric moved — fails), ``REGRESSION``, ``MISSING``,
+``new`` (no baseline yet), ``info`` (not gated).
 """
 
 from __future__ import annotations
@@ -50,7 +44,6 @@ import datetime as _dt
 import json
 import math
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -59,7 +52,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from fg2u.benchmarks import Benchmark, discover
+from fg2u.benchmarks import Benchmark, Metric, discover
+from fg2u.experiment.provenance import code_commit, package_versions
+from fg2u.experiment.records import MEASURES
 from fg2u.leaderboard.aggregate import (
     GroupKey,
     GroupSummary,
@@ -67,20 +62,21 @@ from fg2u.leaderboard.aggregate import (
     MetricStats,
     is_problem_setting,
     load_results,
-    metric_direction,
+    memory_metric,
     summarize,
 )
-from fg2u.experiment.provenance import code_commit, package_versions
 
 __all__ = [
-    "K_SIGMA",
-    "QUALITY_REL_FLOOR",
-    "QUALITY_ABS_FLOOR",
+    "FALSE_ALARM",
+    "STOCHASTIC_FLOOR",
+    "ABS_TOL",
     "MEMORY_REL_TOL",
+    "GRADIENT_CHECK",
     "BASELINE_FORMAT",
     "Baseline",
     "Comparison",
-    "metric_kind",
+    "gated_metrics",
+    "t_quantile",
     "band",
     "make_baselines",
     "write_baselines",
@@ -92,38 +88,65 @@ __all__ = [
     "main",
 ]
 
-K_SIGMA = 3.0
-QUALITY_REL_FLOOR = 0.01
-QUALITY_ABS_FLOOR = 1e-6
+FALSE_ALARM = 0.001
+STOCHASTIC_FLOOR = 0.02
+ABS_TOL = 1e-6
 MEMORY_REL_TOL = 0.01
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2
 
-_GATED = ("quality", "deterministic_memory")
+#: The gradient check's metrics (``python -m fg2u_bench_<name> --gradient-check R``), produced by the core's
+#: runner for every benchmark: deterministic at fixed seeds. The tolerance covers float32 round-off between
+#: CPUs (a few ulps of sums over ~10³ terms, ≈ 1e-4 relative) with a margin.
+GRADIENT_CHECK: tuple[Metric, ...] = tuple(
+    Metric(name, direction, "", name, kind="deterministic", headline=False, tolerance=1e-3)
+    for name, direction in (
+        ("grad_projection", "higher"),
+        ("grad_cosine", "higher"),
+        ("grad_norm_ratio", "lower"),
+        ("grad_mse_ratio", "lower"),
+    )
+)
+_GRADIENT_TASK = "gradient-check-"
 
-
-def _words(name: str) -> set[str]:
-    return set(w for w in re.split(r"[^a-z0-9]+", name.lower()) if w)
-
-
-def metric_kind(name: str, settings: Mapping[str, Any] | None = None, direction: str | None = None) -> str:
-    """``"quality"``, ``"deterministic_memory"``, ``"memory"``, ``"time"`` or ``"unknown"`` (module doc);
-    ``direction`` is the declared one (a benchmark's :class:`fg2u.benchmarks.Metric`), if any."""
-    words = _words(name)
-    if words & {"bytes", "memory", "mem"}:
-        measure = str((settings or {}).get("memory_measure", "")).lower()
-        if words & {"compiled", "xla"} or (name == "peak_memory_bytes" and "compiled" in measure):
-            return "deterministic_memory"
-        return "memory"
-    if words & {"time", "seconds", "latency", "wall", "throughput", "speedup"}:
-        return "time"
-    return "quality" if (direction or metric_direction(name)) is not None else "unknown"
+# One-sided Student t quantiles at 1 − FALSE_ALARM = 0.999, by degrees of freedom (beyond 30: 3.09, the normal's).
+_T_999 = {1: 318.31, 2: 22.327, 3: 10.215, 4: 7.173, 5: 5.893, 6: 5.208, 7: 4.785, 8: 4.501, 9: 4.297, 10: 4.144}
+_T_999.update({11: 4.025, 12: 3.930, 13: 3.852, 14: 3.787, 15: 3.733, 20: 3.552, 25: 3.450, 30: 3.385})
 
 
-def band(kind: str, mean: float, std: float | None) -> float:
-    """Allowed worsening for a metric of ``kind`` whose baseline is ``mean`` ± ``std`` (module doc)."""
-    if kind == "deterministic_memory":
-        return MEMORY_REL_TOL * abs(mean)
-    return max(K_SIGMA * (std or 0.0), QUALITY_REL_FLOOR * abs(mean), QUALITY_ABS_FLOOR)
+def t_quantile(dof: int) -> float:
+    """The one-sided Student t quantile at 1 − :data:`FALSE_ALARM` for ``dof`` ≥ 1 degrees of freedom (tabulated;
+    between table rows the next smaller row's, which is the larger, more conservative quantile)."""
+    if dof < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
+    if dof > 30:
+        return 3.090
+    return _T_999[max(d for d in _T_999 if d <= dof)]
+
+
+def gated_metrics(benchmark: Benchmark | None, task: str) -> dict[str, Metric]:
+    """The metrics the gate compares for records of ``task``: the benchmark's declared metrics that apply to
+    the task (``kind`` not ``"info"``), and the gradient check's on ``gradient-check-*`` tasks."""
+    if task.startswith(_GRADIENT_TASK):
+        return {m.name: m for m in GRADIENT_CHECK}
+    if benchmark is None:
+        return {}
+    return {m.name: m for m in benchmark.metrics if m.applies_to(task) and m.kind != "info"}
+
+
+def _memory_names() -> dict[str, str]:
+    """``memory_<measure>_bytes`` → measure, for the deterministic memory measures."""
+    return {memory_metric(m): m for m, (deterministic, _, _) in MEASURES.items() if deterministic}
+
+
+def band(metric: Metric, base: MetricStats, n_fresh: int) -> float:
+    """The allowed change of ``metric`` whose baseline is ``base`` (module docstring)."""
+    if metric.kind == "deterministic":
+        return metric.tolerance * abs(base.mean) + ABS_TOL
+    floor = STOCHASTIC_FLOOR * abs(base.mean) + ABS_TOL
+    if base.std is None or base.n < 2:
+        return floor
+    spread = t_quantile(base.n - 1) * base.std * math.sqrt(1.0 / base.n + 1.0 / max(1, n_fresh))
+    return max(spread, floor)
 
 
 # ------------------------------------------------------------------------------------------ baselines
@@ -139,31 +162,23 @@ class Baseline:
 
 
 def _stats_to_json(stats: MetricStats) -> dict[str, Any]:
-    finite = lambda v: v if math.isfinite(v) else str(v)  # noqa: E731
+    finite = lambda v: v if math.isfinite(v) else None  # noqa: E731
     return {
         "mean": finite(stats.mean),
         "std": stats.std,
         "n": stats.n,
-        "n_nonfinite": stats.n_nonfinite,
         "values": [finite(v) for v in stats.values],
         "seeds": list(stats.seeds),
     }
 
 
 def _stats_from_json(data: Mapping[str, Any]) -> MetricStats:
-    number = lambda v: float(v)  # noqa: E731  ("nan"/"inf" strings are read back as floats)
-    std = data.get("std")
-    n = data["n"]
-    if not isinstance(n, int) or n < 0:
-        raise ValueError(f"'n' must be a non-negative integer, got {n!r}")
-    return MetricStats(
-        mean=number(data["mean"]),
-        std=None if std is None else number(std),
-        n=n,
-        n_nonfinite=int(data.get("n_nonfinite", 0)),
-        values=tuple(number(v) for v in data.get("values", ())),
-        seeds=tuple(int(s) for s in data.get("seeds", ())),
-    )
+    values = [math.nan if v is None else float(v) for v in data.get("values", ())]
+    seeds = [int(s) for s in data.get("seeds", ())]
+    stats = MetricStats.from_values(values, seeds)
+    if stats.n != data["n"]:
+        raise ValueError(f"'n' is {data['n']!r} but {stats.n} of the values are finite")
+    return stats
 
 
 def make_baselines(summaries: Sequence[GroupSummary]) -> list[Baseline]:
@@ -206,7 +221,7 @@ def write_baselines(
                 }
                 if devices and benchmark in devices:
                     line["device"] = devices[benchmark]
-                f.write(json.dumps(line, sort_keys=True) + "\n")
+                f.write(json.dumps(line, sort_keys=True, allow_nan=False) + "\n")
         tmp.replace(path)
         written.append(path)
     return written
@@ -226,7 +241,10 @@ def load_baselines(directory: str | os.PathLike) -> tuple[list[Baseline], list[L
                 if not isinstance(data, dict):
                     raise ValueError(f"expected a JSON object, got {type(data).__name__}")
                 if data.get("baseline_format") != BASELINE_FORMAT:
-                    raise ValueError(f"baseline_format must be {BASELINE_FORMAT}, got {data.get('baseline_format')!r}")
+                    raise ValueError(
+                        f"baseline_format must be {BASELINE_FORMAT}, got {data.get('baseline_format')!r} "
+                        "(regenerate with --update-baselines)"
+                    )
                 for field in ("benchmark", "task", "dataset", "config", "estimator"):
                     if not isinstance(data.get(field), str):
                         raise ValueError(f"field {field!r} missing or not a string")
@@ -242,10 +260,10 @@ def load_baselines(directory: str | os.PathLike) -> tuple[list[Baseline], list[L
                     None,
                 )
                 metrics = {name: _stats_from_json(st) for name, st in data["metrics"].items()}
-                provenance = {k: data[k] for k in ("created", "git_commit", "versions", "device") if k in data}
+                provenance = {k: data[k] for k in ("created", "git_commit", "dirty", "versions", "device") if k in data}
                 baselines.append(Baseline(key, metrics, tuple(data.get("seeds", ())), provenance, f"{path}:{number}"))
             except (ValueError, TypeError, KeyError) as error:
-                issues.append(LoadIssue(str(path), number, f"malformed baseline ({error}); skipped"))
+                issues.append(LoadIssue(str(path), number, f"malformed baseline ({error})"))
     return baselines, issues
 
 
@@ -265,7 +283,7 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("REGRESSION", "MISSING")
+        return self.status in ("REGRESSION", "MISSING", "changed")
 
     @property
     def delta(self) -> float | None:
@@ -274,130 +292,108 @@ class Comparison:
         return self.fresh.mean - self.baseline.mean
 
 
-def _compare_metric(
-    key: GroupKey, name: str, base: MetricStats | None, fresh: MetricStats | None, declared: str | None = None
-) -> Comparison:
-    settings = key.settings_dict
-    kind = metric_kind(name, settings, declared)
-    if base is None:
-        return Comparison("new", key, name, kind, None, fresh, None, "no baseline for this metric")
-    if fresh is None:
-        status = "MISSING" if kind in _GATED else "info"
-        return Comparison(status, key, name, kind, base, None, None, "metric absent from the fresh records")
-    if kind not in _GATED:
-        return Comparison("info", key, name, kind, base, fresh, None, f"{kind}: not checked")
-    direction = declared or metric_direction(name)
-    if base.n == 0:  # the baseline itself diverged: nothing to hold on to
-        return Comparison("info", key, name, kind, base, fresh, None, "baseline has no finite value")
-    width = band(kind, base.mean, base.std)
+def _compare_metric(key: GroupKey, name: str, metric: Metric, base: MetricStats, fresh: MetricStats) -> Comparison:
+    if base.n == 0:
+        return Comparison("MISSING", key, name, metric.kind, base, fresh, None, "the baseline has no finite value")
     if fresh.n_nonfinite or fresh.n == 0:
         return Comparison(
-            "REGRESSION", key, name, kind, base, fresh, width, f"{fresh.n_nonfinite} fresh run(s) non-finite"
+            "REGRESSION", key, name, metric.kind, base, fresh, None, f"{fresh.n_nonfinite} fresh run(s) non-finite"
         )
-    worse = (base.mean - fresh.mean) if direction == "higher" else (fresh.mean - base.mean)
+    width = band(metric, base, fresh.n)
+    change = fresh.mean - base.mean
+    if metric.kind == "deterministic" and name in _memory_names():
+        if change > width:
+            return Comparison("REGRESSION", key, name, "memory", base, fresh, width, f"grew by {change:.6g} bytes")
+        if -change > width:
+            return Comparison(
+                "improved", key, name, "memory", base, fresh, width, "smaller: consider --update-baselines"
+            )
+        return Comparison("ok", key, name, "memory", base, fresh, width)
+    if metric.kind == "deterministic":
+        if abs(change) > width:
+            return Comparison(
+                "changed",
+                key,
+                name,
+                metric.kind,
+                base,
+                fresh,
+                width,
+                f"moved by {change:+.6g} > tolerance {width:.3g} (deterministic: a code change, or on purpose: "
+                "--update-baselines)",
+            )
+        return Comparison("ok", key, name, metric.kind, base, fresh, width)
+    worse = (base.mean - fresh.mean) if metric.direction == "higher" else (fresh.mean - base.mean)
     if worse > width:
-        what = "fell" if direction == "higher" else "rose"
+        what = "fell" if metric.direction == "higher" else "rose"
         return Comparison(
-            "REGRESSION", key, name, kind, base, fresh, width, f"{what} by {abs(worse):.4g} > band {width:.4g}"
+            "REGRESSION", key, name, metric.kind, base, fresh, width, f"{what} by {abs(worse):.4g} > band {width:.4g}"
         )
     if -worse > width:
-        return Comparison(
-            "improved", key, name, kind, base, fresh, width, "better than the band: consider --update-baselines"
-        )
-    return Comparison("ok", key, name, kind, base, fresh, width)
+        return Comparison("improved", key, name, metric.kind, base, fresh, width, "better than the band")
+    return Comparison("ok", key, name, metric.kind, base, fresh, width)
 
 
-def _settings_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    parts = []
-    for name in sorted(set(a) | set(b)):
-        if a.get(name, "<absent>") != b.get(name, "<absent>"):
-            parts.append(f"{name}: {a.get(name, '<absent>')} → {b.get(name, '<absent>')}")
-    return "; ".join(parts)
+def _group_metrics(bench: Benchmark | None, key: GroupKey, names: Sequence[str]) -> dict[str, Metric]:
+    """The gated metrics of a group: declared ones and its deterministic memory."""
+    gated = gated_metrics(bench, key.task)
+    for name in names:
+        if name in _memory_names():
+            gated[name] = Metric(name, "lower", "bytes", name, kind="deterministic", tolerance=MEMORY_REL_TOL)
+    return gated
 
 
 def compare(
-    baselines: Sequence[Baseline], fresh: Sequence[GroupSummary], benchmarks: Sequence[Benchmark] = ()
+    baselines: Sequence[Baseline],
+    fresh: Sequence[GroupSummary],
+    benchmarks: Sequence[Benchmark] = (),
+    *,
+    ran: Sequence[str] | None = None,
 ) -> list[Comparison]:
-    """Compares fresh summaries (``include_device=False``) with baselines, metric by metric.
+    """Compares fresh summaries (``include_device=False``) with baselines, metric by metric (module doc).
 
-    ``benchmarks``: declarations whose headline metrics' directions are used instead of the metric-name
-    rule. Returns rows sorted with failures first (see the module doc for statuses).
-    """
-    declared = {(b.name, m.name): m.direction for b in benchmarks for m in b.metrics}
+    ``ran``: the benchmarks whose records were expected; a baseline of another benchmark is skipped (``--only``),
+    a baseline of one that ran but has no fresh group is MISSING. Returns rows, failures first."""
+    declared = {b.name: b for b in benchmarks}
     fresh_by_key = {dataclasses.replace(s.key, device=None): s for s in fresh}
     base_by_key = {b.key: b for b in baselines}
-    ran = {k.benchmark for k in fresh_by_key}
+    expected = set(ran) if ran is not None else {k.benchmark for k in base_by_key} | {k.benchmark for k in fresh_by_key}
     rows: list[Comparison] = []
     for key, base in base_by_key.items():
-        if key.benchmark not in ran:
-            rows += [
-                Comparison(
-                    "not run",
-                    key,
-                    m,
-                    metric_kind(m, key.settings_dict),
-                    st,
-                    None,
-                    None,
-                    f"no fresh record of benchmark {key.benchmark!r}",
-                )
-                for m, st in base.metrics.items()
-            ]
+        if key.benchmark not in expected:
             continue
         summary = fresh_by_key.get(key)
+        gated = _group_metrics(declared.get(key.benchmark), key, list(base.metrics))
         if summary is None:
-            near = [
-                k
-                for k in fresh_by_key
-                if (k.benchmark, k.task, k.dataset, k.config, k.estimator)
-                == (key.benchmark, key.task, key.dataset, key.config, key.estimator)
-            ]
-            hint = (
-                f"; fresh run with other settings ({_settings_diff(key.settings_dict, near[0].settings_dict)})"
-                if near
-                else ""
-            )
-            for m, st in base.metrics.items():
-                kind = metric_kind(m, key.settings_dict)
-                rows.append(
-                    Comparison(
-                        "MISSING" if kind in _GATED else "info",
-                        key,
-                        m,
-                        kind,
-                        st,
-                        None,
-                        None,
-                        "group absent from the fresh records" + hint,
-                    )
-                )
-            continue
-        for m in dict.fromkeys([*base.metrics, *summary.metrics]):
             rows.append(
-                _compare_metric(key, m, base.metrics.get(m), summary.metrics.get(m), declared.get((key.benchmark, m)))
+                Comparison("MISSING", key, "(group)", "", None, None, None, "group absent from the fresh records")
             )
+            continue
+        missing_seeds = sorted(set(base.seeds) - set(summary.seeds))
+        if missing_seeds:
+            rows.append(Comparison("MISSING", key, "(seeds)", "", None, None, None, f"seed(s) {missing_seeds} not run"))
+        if summary.not_ok:
+            rows.append(
+                Comparison("REGRESSION", key, "(status)", "", None, None, None, f"run(s) {list(summary.not_ok)}")
+            )
+        for name in dict.fromkeys([*base.metrics, *summary.metrics]):
+            metric = gated.get(name)
+            b, f = base.metrics.get(name), summary.metrics.get(name)
+            if metric is None:
+                rows.append(Comparison("info", key, name, "info", b, f, None, "not gated"))
+            elif b is None:
+                rows.append(Comparison("new", key, name, metric.kind, None, f, None, "no baseline for this metric"))
+            elif f is None:
+                rows.append(
+                    Comparison("MISSING", key, name, metric.kind, b, None, None, "absent from the fresh records")
+                )
+            else:
+                rows.append(_compare_metric(key, name, metric, b, f))
     for key, summary in fresh_by_key.items():
         if key not in base_by_key:
-            rows += [
-                Comparison(
-                    "new", key, m, metric_kind(m, key.settings_dict), None, st, None, "no baseline for this group"
-                )
-                for m, st in summary.metrics.items()
-            ]
-    order = {"REGRESSION": 0, "MISSING": 1, "improved": 2, "new": 3, "not run": 4, "ok": 5, "info": 6}
-    return sorted(
-        rows,
-        key=lambda r: (
-            order[r.status],
-            r.key.benchmark,
-            r.key.task,
-            r.key.dataset,
-            r.key.config,
-            r.key.estimator,
-            repr(r.key.settings),
-            r.metric,
-        ),
-    )
+            rows.append(Comparison("new", key, "(group)", "", None, None, None, "no baseline for this group"))
+    order = {"REGRESSION": 0, "MISSING": 1, "changed": 2, "improved": 3, "new": 4, "ok": 5, "info": 6}
+    return sorted(rows, key=lambda r: (order[r.status], r.key.label(), r.metric))
 
 
 def _stat_text(stats: MetricStats | None) -> str:
@@ -406,8 +402,7 @@ def _stat_text(stats: MetricStats | None) -> str:
     text = f"{stats.mean:.6g}"
     if stats.std is not None:
         text += f" ± {stats.std:.2g}"
-    text += f" (n={stats.n}{', ' + str(stats.n_nonfinite) + ' non-finite' if stats.n_nonfinite else ''})"
-    return text
+    return text + f" (n={stats.n}{', ' + str(stats.n_nonfinite) + ' non-finite' if stats.n_nonfinite else ''})"
 
 
 def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
@@ -417,11 +412,10 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
     for r in rows:
         if not show_ok and r.status in ("ok", "info"):
             continue
-        ordered = sorted(r.key.settings, key=lambda kv: (not is_problem_setting(kv[0]), kv[0]))
-        settings = ",".join(f"{k}={v}" for k, v in ordered)
+        problem = ",".join(f"{k}={v}" for k, v in r.key.settings if is_problem_setting(k))
         group = f"{r.key.benchmark}/{r.key.task}/{r.key.dataset}/{r.key.config}/{r.key.estimator}"
-        if settings:
-            group += f" [{settings if len(settings) <= 60 else settings[:57] + '...'}]"
+        if problem:
+            group += f" [{problem if len(problem) <= 50 else problem[:47] + '...'}]"
         delta = "" if r.delta is None else f"{r.delta:+.4g}"
         width = "" if r.band is None else f"{r.band:.3g}"
         body.append(
@@ -429,8 +423,7 @@ def format_table(rows: Sequence[Comparison], *, show_ok: bool = True) -> str:
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)] if body else [len(h) for h in header]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out = [line(header), line(["-" * w for w in widths])] + [line(b) for b in body]
-    return "\n".join(out)
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
 
 
 # --------------------------------------------------------------------------------- running benchmarks
@@ -443,31 +436,28 @@ def benchmark_commands(
     extra: Mapping[str, Sequence[str]] | None = None,
     benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """The commands of a regression run and messages about benchmarks that are skipped.
+    """The commands of a regression run and the problems that keep a benchmark from running.
 
-    Every benchmark (default: :func:`fg2u.benchmarks.discover`, the installed ``fg2u.benchmarks`` entry
-    points) runs its declared smoke command with ``{python}``, ``{out}`` = ``<out_dir>/<name>``,
-    ``{repo_root}`` and ``{seeds}`` filled in, plus ``extra[name]`` (e.g. a data flag). Benchmarks without
-    a smoke command, or whose ``smoke_requires`` paths are missing, are skipped with a message; so is an
-    ``extra`` entry naming no benchmark.
+    Every benchmark (default: :func:`fg2u.benchmarks.discover`) runs its declared smoke command with
+    ``{python}``, ``{out}`` = ``<out_dir>/<name>``, ``{repo_root}`` and ``{seeds}`` filled in, plus
+    ``extra[name]``. A benchmark without a smoke command is not listed; one whose ``smoke_requires`` paths
+    are missing, and an ``extra`` entry naming no benchmark, are problems (the check fails on them).
     """
     extra = dict(extra or {})
     out_dir = Path(out_dir)
+    problems: list[str] = []
     if benchmarks is None:
         benchmarks, issues = discover(with_issues=True)
-        skipped = [f"skipping {issue}" for issue in issues]
-    else:
-        skipped = []
+        problems += [str(issue) for issue in issues]
     commands: list[tuple[str, list[str]]] = []
     for bench in benchmarks:
         if bench.smoke_command is None:
-            skipped.append(f"skipping benchmark {bench.name!r}: it declares no smoke command")
             continue
         missing = bench.missing_requirements(repo_root=str(repo_root))
         if missing:
-            skipped.append(
-                f"skipping benchmark {bench.name!r}: {', '.join(missing)} does not exist "
-                "(its smoke run needs a source checkout; pass --repo-root)"
+            problems.append(
+                f"benchmark {bench.name!r}: {', '.join(missing)} does not exist (its smoke run needs a source "
+                "checkout; pass --repo-root, or leave it out with --only)"
             )
             continue
         argv = cast(
@@ -477,11 +467,11 @@ def benchmark_commands(
         commands.append((bench.name, argv + list(extra.get(bench.name, ()))))
     unknown = sorted(set(extra) - {b.name for b in benchmarks})
     if unknown:
-        skipped.append(
-            f"--bench-args for {', '.join(map(repr, unknown))} ignored: no such benchmark is installed "
+        problems.append(
+            f"--bench-args for {', '.join(map(repr, unknown))}: no such benchmark is installed "
             f"(installed: {', '.join(b.name for b in benchmarks) or 'none'})"
         )
-    return commands, skipped
+    return commands, problems
 
 
 def run_benchmarks(
@@ -493,13 +483,12 @@ def run_benchmarks(
     extra: Mapping[str, Sequence[str]] | None = None,
     benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Runs :func:`benchmark_commands` (printing each), returns ``(benchmarks run, failures)``."""
-    commands, skipped = benchmark_commands(
+    """Runs :func:`benchmark_commands` (printing each); returns ``(benchmarks run, failures)``. A benchmark that
+    exits 0 but leaves no record in its folder is a failure (its records went elsewhere, or none were written)."""
+    commands, failures = benchmark_commands(
         out_dir, seeds=seeds, repo_root=repo_root, extra=extra, benchmarks=benchmarks
     )
-    for message in skipped:
-        print(message, flush=True)
-    ran, failures = [], []
+    ran = []
     for name, command in commands:
         print(f"$ {shlex.join(command)}", flush=True)
         try:
@@ -509,8 +498,13 @@ def run_benchmarks(
             code = "timeout"
         except OSError as error:
             code = f"cannot start: {error}"
+        folder = Path(out_dir) / name
         if code != 0:
             failures.append(f"benchmark {name!r} failed (exit {code}): {shlex.join(command)}")
+        elif not any(folder.rglob("*.jsonl")):
+            failures.append(
+                f"benchmark {name!r} exited 0 but wrote no records into {folder} (did --out point elsewhere?)"
+            )
         ran.append(name)
     return ran, failures
 
@@ -528,6 +522,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rewrite the baselines of every benchmark that ran from the fresh records (on purpose)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the smoke runs")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run and check only these benchmarks")
     parser.add_argument("--repo-root", default=".", help="repository root (where packages/ lies)")
     parser.add_argument("--keep", default=None, help="write fresh records here (kept) instead of a temporary folder")
     parser.add_argument("--timeout", type=float, default=None, help="seconds allowed to each benchmark command")
@@ -552,29 +547,35 @@ def _extra_args(items: Sequence[str]) -> dict[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``regression`` command; returns the exit code. A benchmark plugin that cannot be loaded is a
-    failure (its baselines would otherwise pass as ``not run``)."""
+    """The ``regression`` command; returns the exit code."""
     results = Path(args.results)
     baseline_dir = Path(args.baselines) if args.baselines else results / "baselines"
     benchmarks, issues = discover(with_issues=True)
     failures = [str(issue) for issue in issues]
+    if args.only:
+        unknown = sorted(set(args.only) - {b.name for b in benchmarks})
+        if unknown:
+            print(f"error: --only {' '.join(unknown)}: no such benchmark (installed: {[b.name for b in benchmarks]})")
+            return 2
+    selected = [b for b in benchmarks if args.only is None or b.name in args.only]
     if args.fresh is not None:
-        return _finish(Path(args.fresh), baseline_dir, args, failures, benchmarks)
+        ran = [b.name for b in selected if b.smoke_command is not None]
+        return _finish(Path(args.fresh), baseline_dir, args, failures, benchmarks, ran)
     options = dict(
         seeds=args.seeds,
         repo_root=args.repo_root,
         timeout_s=args.timeout,
         extra=_extra_args(args.bench_args),
-        benchmarks=benchmarks,
+        benchmarks=selected,
     )
     if args.keep:
         fresh_dir = Path(args.keep)
         fresh_dir.mkdir(parents=True, exist_ok=True)
-        _, ran_failures = run_benchmarks(fresh_dir, **options)
-        return _finish(fresh_dir, baseline_dir, args, failures + ran_failures, benchmarks)
+        ran, ran_failures = run_benchmarks(fresh_dir, **options)
+        return _finish(fresh_dir, baseline_dir, args, failures + ran_failures, benchmarks, ran)
     with tempfile.TemporaryDirectory(prefix="fg2u-regression-") as tmp:
-        _, ran_failures = run_benchmarks(tmp, **options)
-        return _finish(Path(tmp), baseline_dir, args, failures + ran_failures, benchmarks)
+        ran, ran_failures = run_benchmarks(tmp, **options)
+        return _finish(Path(tmp), baseline_dir, args, failures + ran_failures, benchmarks, ran)
 
 
 def _finish(
@@ -582,37 +583,21 @@ def _finish(
     baseline_dir: Path,
     args: argparse.Namespace,
     failures: list[str],
-    benchmarks: Sequence[Benchmark] = (),
+    benchmarks: Sequence[Benchmark],
+    ran: Sequence[str],
 ) -> int:
-    loaded = load_results(fresh_dir, warn=False)
-    fresh, notes = summarize(loaded.records, include_device=False)
-    problems = [str(i) for i in loaded.issues] + [str(n) for n in notes]
+    loaded = load_results(fresh_dir, warn=False, benchmarks=benchmarks)
+    fresh, _notes = summarize(loaded.records, include_device=False, partial_runs=loaded.partial_runs)
+    problems = [f"{issue}" for issue in loaded.issues]
+    problems += [
+        f"{s.key.label()}: {s.partial} run(s) from an invocation that did not complete" for s in fresh if s.partial
+    ]
     baselines, base_issues = load_baselines(baseline_dir)
-    rows = compare(baselines, fresh, benchmarks)
-    print(
-        f"\nregression check: {len(fresh)} fresh group(s) from {fresh_dir}, {len(baselines)} baseline group(s) from {baseline_dir}"
-    )
+    rows = compare(baselines, fresh, benchmarks, ran=ran)
+    print(f"\nregression check: {len(fresh)} fresh group(s) from {fresh_dir}, {len(baselines)} baseline group(s)")
     print(format_table(rows, show_ok=not args.quiet))
-    for p in problems:
-        print(f"warning: {p}")
     if args.update_baselines:
-        if failures:
-            print("\n".join(failures))
-            print("not updating baselines: a benchmark command or plugin failed")
-            return 1
-        if not fresh:
-            print("not updating baselines: no fresh records")
-            return 1
-        devices: dict[str, str | None] = {}
-        for s in summarize(loaded.records, include_device=True)[0]:
-            devices.setdefault(s.key.benchmark, s.key.device)
-        written = write_baselines(make_baselines(fresh), baseline_dir, devices=devices)
-        for path in written:
-            print(f"baselines rewritten: {path}")
-        untouched = sorted({b.key.benchmark for b in baselines} - {s.key.benchmark for s in fresh})
-        if untouched:
-            print(f"baselines kept as they were (benchmark not run): {', '.join(untouched)}")
-        return 0
+        return _update(baselines, fresh, loaded, baseline_dir, failures + problems, benchmarks)
     exit_code = 0
     for issue in base_issues:
         print(f"error: {issue} (fix it or regenerate with --update-baselines)")
@@ -620,25 +605,65 @@ def _finish(
     if not baselines and not base_issues:
         print(f"error: no baselines in {baseline_dir}; create them on purpose with --update-baselines")
         exit_code = 1
-    for failure in failures:
-        print(f"error: {failure}")
+    for problem in failures + problems:
+        print(f"error: {problem}")
         exit_code = 1
+    for name in sorted({b.key.benchmark for b in baselines} - set(ran)):
+        if args.only is None or name in args.only:
+            print(f"error: benchmark {name!r} has baselines but was not run (not installed? leave it out with --only)")
+            exit_code = 1
     failed = [r for r in rows if r.failed]
     counts = {
         s: sum(1 for r in rows if r.status == s)
-        for s in ("REGRESSION", "MISSING", "improved", "new", "not run", "ok", "info")
+        for s in ("REGRESSION", "MISSING", "changed", "improved", "new", "ok", "info")
     }
     print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     if failed:
-        print(f"FAILED: {len(failed)} regression(s) or missing result(s) beyond the stated tolerances")
+        names = sorted({f"{r.key.benchmark}:{r.metric}" for r in failed})
+        print(f"FAILED: {len(failed)} regression(s), change(s) or missing result(s): {', '.join(names)}")
         print(
             "if the change is intended, refresh the baselines on purpose with --update-baselines "
             "(nox -s regression -- --update-baselines) and commit results/baselines/"
         )
         exit_code = 1
     elif exit_code == 0:
-        print("passed: no regression beyond the noise bands")
+        print("passed: no regression beyond the stated bands and tolerances")
     return exit_code
+
+
+def _update(
+    baselines: Sequence[Baseline],
+    fresh: Sequence[GroupSummary],
+    loaded: Any,
+    baseline_dir: Path,
+    problems: Sequence[str],
+    benchmarks: Sequence[Benchmark],
+) -> int:
+    refusals = list(problems)
+    declared = {b.name: b for b in benchmarks}
+    for s in fresh:
+        if s.not_ok:
+            refusals.append(f"{s.key.label()}: run(s) {list(s.not_ok)}")
+        for name in _group_metrics(declared.get(s.key.benchmark), s.key, list(s.metrics)):
+            stats = s.metrics.get(name)
+            if stats is not None and (stats.n_nonfinite or stats.n == 0):
+                refusals.append(f"{s.key.label()}: {name} is non-finite in {stats.n_nonfinite} run(s)")
+    if not fresh:
+        refusals.append("no fresh records")
+    if refusals:
+        for refusal in refusals:
+            print(f"error: {refusal}")
+        print("not updating baselines: the fresh records are partial, non-finite or a command failed")
+        return 1
+    devices: dict[str, str | None] = {}
+    for s in summarize(loaded.records, include_device=True)[0]:
+        devices.setdefault(s.key.benchmark, s.key.device)
+    for path in write_baselines(make_baselines(fresh), baseline_dir, devices=devices):
+        print(f"baselines rewritten: {path}")
+    untouched = sorted({b.key.benchmark for b in baselines} - {s.key.benchmark for s in fresh})
+    if untouched:
+        print(f"baselines kept as they were (benchmark not run): {', '.join(untouched)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

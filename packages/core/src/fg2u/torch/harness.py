@@ -100,3 +100,17 @@ class Driver:
 
         prepared = Prepared(step, estimator.init(phi), lambda state: phi, None, 0.0)
         return prepared
+
+    def estimates_fn(self, estimator: Any, reference: Any, trial: Any) -> Callable:
+        """``(φ, keys, inputs) -> (ĝ, g)``: ``estimator``'s and ``reference``'s meta-gradients on the problem of
+        the first of ``inputs``, with the first of ``keys``, as flat float64 NumPy vectors."""
+
+        def call(phi: Any, keys: Any, inputs: Any) -> tuple:
+            problem = trial.make_problem(inputs[0])
+            flat = [
+                torch.cat([g.detach().double().reshape(-1) for g in tree_flatten(est(problem, phi, keys[0])[0])[0]])
+                for est in (estimator, reference)
+            ]
+            return flat[0].numpy(), flat[1].numpy()
+
+        return call
