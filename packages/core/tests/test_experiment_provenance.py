@@ -134,6 +134,19 @@ def test_package_versions_leaves_out_what_is_not_installed():
     assert set(versions) == {"python", "fg2u"}
 
 
+def test_versions_cover_every_installed_benchmark_package_without_naming_them():
+    """Issue 24 asks for all four packages' versions; the core finds the benchmark packages through their
+    entry points (it names no benchmark: test_leaderboard_plugins.py)."""
+    from importlib import metadata
+
+    registered = {ep.dist.metadata["Name"] for ep in metadata.entry_points(group="fg2u.benchmarks") if ep.dist}
+    assert "fg2u" in registered  # the core registers its own benchmarks
+    assert prov.benchmark_distributions() == sorted(registered)
+    versions = package_versions()
+    assert all(versions[name] == metadata.version(name) for name in registered)
+    assert {"python", "numpy"} <= set(versions)
+
+
 # ------------------------------------------------------------------------------------------ accelerator
 def test_accelerator_is_none_on_cpu():
     jax = pytest.importorskip("jax")
