@@ -311,35 +311,41 @@ def test_a_torn_last_line_stays_one_malformed_line_and_the_next_record_is_intact
     assert b"\n\n" not in path.read_bytes()
 
 
-def _append_many(path: str, seed: int, rounds: int) -> None:
+ROUNDS, BATCH = 40, 16  # appends per process, records per append
+
+
+def _append_many(path: str, seed: int) -> None:
     import dataclasses
 
     from fg2u.experiment.records import append_records as append
 
     record = ResultRecord.from_dict(json.loads(Path(path + ".template").read_text()))
-    for k in range(rounds):
-        append(path, [dataclasses.replace(record, seed=seed, details={"k": k, "pad": "x" * 3000})] * 4)
+    for k in range(ROUNDS):
+        append(path, [dataclasses.replace(record, seed=seed, details={"k": k, "pad": "x" * 3000})] * BATCH)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method (Linux) keeps this test fast")
 def test_concurrent_appends_never_interleave(tmp_path, make_test_record):
-    """Four processes append 20 batches of 4 records of ~3.5 kB each (one write per batch: 14 kB, more than a
-    pipe buffer, so a non-atomic writer would interleave): every one of the 320 lines parses."""
+    """Four processes append 40 batches of 16 records of ~3.5 kB each at once: every one of the 2560 lines
+    parses (a writer that splits a record over several writes interleaves inside lines) and every batch is
+    16 consecutive lines (a writer that writes record by record interleaves batches). Checked against planted
+    writers on 2 cores: a buffered text file written record by record fails it 3 runs of 3; one os.write per
+    line (no line ever split) 2 of 3 — a race, so only the first is certain."""
     path = tmp_path / "shared.jsonl"
     Path(str(path) + ".template").write_text(make_test_record().to_json())
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_append_many, args=(str(path), seed, 20)) for seed in range(4)]
+    workers = [context.Process(target=_append_many, args=(str(path), seed)) for seed in range(4)]
     for w in workers:
         w.start()
     for w in workers:
-        w.join(60)
+        w.join(120)
     assert [w.exitcode for w in workers] == [0] * 4
     records = read_records(path)  # strict: one interleaved byte would be a malformed line
-    assert len(records) == 320 and sorted({r.seed for r in records}) == [0, 1, 2, 3]
-    batches = [{(r.seed, r.details["k"]) for r in records[i : i + 4]} for i in range(0, 320, 4)]
-    assert all(len(b) == 1 for b in batches)  # each call's 4 records are consecutive lines: one write
+    assert len(records) == 4 * ROUNDS * BATCH and sorted({r.seed for r in records}) == [0, 1, 2, 3]
+    batches = [{(r.seed, r.details["k"]) for r in records[i : i + BATCH]} for i in range(0, len(records), BATCH)]
+    assert all(len(b) == 1 for b in batches)  # each call's records are consecutive lines: one write
     for seed in range(4):  # and each process's batches arrive in order
-        assert [k for ((s, k),) in batches if s == seed] == list(range(20))
+        assert [k for ((s, k),) in batches if s == seed] == list(range(ROUNDS))
 
 
 def test_records_by_run_groups_by_run_id(make_test_record):
