@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -312,34 +313,42 @@ def test_a_torn_last_line_stays_one_malformed_line_and_the_next_record_is_intact
 
 
 ROUNDS, BATCH = 40, 16  # appends per process, records per append
+_APPENDER = """
+import dataclasses, json, pathlib, sys, time
+from fg2u.experiment.records import ResultRecord, append_records
+path, seed, rounds, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+record = ResultRecord.from_dict(json.loads(pathlib.Path(path + ".template").read_text()))
+go = pathlib.Path(path + ".go")
+while not go.exists():  # start together
+    time.sleep(0.001)
+for k in range(rounds):
+    append_records(path, [dataclasses.replace(record, seed=seed, details={"k": k, "pad": "x" * 3000})] * batch)
+"""
 
 
-def _append_many(path: str, seed: int) -> None:
-    import dataclasses
-
-    from fg2u.experiment.records import append_records as append
-
-    record = ResultRecord.from_dict(json.loads(Path(path + ".template").read_text()))
-    for k in range(ROUNDS):
-        append(path, [dataclasses.replace(record, seed=seed, details={"k": k, "pad": "x" * 3000})] * BATCH)
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="fork start method (Linux) keeps this test fast")
 def test_concurrent_appends_never_interleave(tmp_path, make_test_record):
     """Four processes append 40 batches of 16 records of ~3.5 kB each at once: every one of the 2560 lines
     parses (a writer that splits a record over several writes interleaves inside lines) and every batch is
-    16 consecutive lines (a writer that writes record by record interleaves batches). Checked against planted
-    writers on 2 cores: a buffered text file written record by record fails it 3 runs of 3; one os.write per
-    line (no line ever split) 2 of 3 — a race, so only the first is certain."""
+    16 consecutive lines (a writer that writes record by record interleaves batches). Fresh interpreters (no
+    fork of a process that runs JAX's threads) that start appending together. Checked against planted writers
+    on 2 cores: a buffered text file written record by record fails it 3 runs of 3, one os.write per line (no
+    line ever split) 4 of 4; it is a race, so a miss is possible in principle, a false alarm is not."""
     path = tmp_path / "shared.jsonl"
     Path(str(path) + ".template").write_text(make_test_record().to_json())
-    context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_append_many, args=(str(path), seed)) for seed in range(4)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(120)
-    assert [w.exitcode for w in workers] == [0] * 4
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _APPENDER, str(path), str(seed), str(ROUNDS), str(BATCH)], env=env)
+        for seed in range(4)
+    ]
+    try:
+        time.sleep(0.5)  # the interpreters start (imports) before the go
+        Path(str(path) + ".go").touch()
+        codes = [w.wait(timeout=120) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert codes == [0] * 4
     records = read_records(path)  # strict: one interleaved byte would be a malformed line
     assert len(records) == 4 * ROUNDS * BATCH and sorted({r.seed for r in records}) == [0, 1, 2, 3]
     batches = [{(r.seed, r.details["k"]) for r in records[i : i + BATCH]} for i in range(0, len(records), BATCH)]
