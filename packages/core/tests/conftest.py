@@ -18,6 +18,9 @@ it, so the same test body checks ``fg2u.jax`` and ``fg2u.torch`` against the sam
   step sizes η_t passed as ``inner_batches`` (T = ``len(etas)``);
 * ``side.adam_problem(a, b, c, y, etas, lr)`` — the same inner loss ½ η_t ‖Aw − Bφ‖² minimised by Adam(lr)
   through the backend's optimiser transition (an inner state with an integer step counter).
+
+3. ``make_test_record``: the one factory of schema-2 result records for the records and leaderboard tests (a
+fixed template whose fields a test replaces; see the fixture).
 """
 
 from __future__ import annotations
@@ -192,3 +195,64 @@ class TorchSide:
             num_steps=len(etas),
             inner_batches=t.as_tensor(etas),
         )
+
+
+# ---------------------------------------------------------------------------------- result records (schema 2)
+TEST_PROVENANCE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+TEST_TIMESTAMP = "2026-01-01T00:00:00+00:00"
+
+
+def _test_record_template():
+    from fg2u.experiment.provenance import Provenance
+    from fg2u.experiment.records import ResultRecord
+
+    provenance = Provenance(
+        git_commit=TEST_PROVENANCE_COMMIT,
+        dirty=False,
+        command=("python", "-m", "test"),
+        host="test-host",
+        cpu="test cpu",
+        accelerator=None,
+        versions={"python": "3", "fg2u": "0"},
+    )
+    return ResultRecord(
+        benchmark="vision",
+        task="condensation",
+        dataset="digits",
+        config="smoke",
+        estimator="FG2U",
+        estimator_spec="fg2u",
+        estimator_settings={},
+        problem_settings={},
+        config_settings={},
+        seed=0,
+        status="ok",
+        metrics={"test_accuracy": 50.0},
+        memory=None,
+        curve=None,
+        details={},
+        wall_time_s=1.0,
+        device="cpu: test",
+        run_id="20260101T000000-test00",
+        provenance=provenance,
+        timestamp=TEST_TIMESTAMP,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_test_record():
+    """The one factory of result records for tests (leaderboard, records, regression): ``make_test_record(**fields)``
+    is a schema-2 :class:`fg2u.experiment.records.ResultRecord` with ``fields`` replacing a fixed template —
+    benchmark ``vision``, task ``condensation``, data set ``digits``, config ``smoke``, estimator ``FG2U``, seed 0,
+    ``metrics={"test_accuracy": 50.0}``, empty settings, no memory or curve, ``wall_time_s=1.0``, device
+    ``"cpu: test"``, run id ``20260101T000000-test00``, a fixed provenance and timestamp (:data:`TEST_TIMESTAMP`).
+    The record's own validation runs on every call (a bad field raises ``ValueError``). No git or clock is
+    read, so records are identical across calls and fast to make."""
+    import dataclasses
+
+    template = _test_record_template()
+
+    def make(**fields):
+        return dataclasses.replace(template, **fields)
+
+    return make

@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from fg2u.benchmarks import Benchmark, Metric, Reference
+from fg2u.experiment.records import append_records
 from fg2u.leaderboard import browser
 from fg2u.leaderboard.render import render_all
-from fg2u.records import append_records, make_record
 
 PLUGINS = [
     Benchmark(
@@ -33,24 +33,12 @@ PLUGINS = [
         references=(Reference("test_accuracy", "RGU", 92.32, "%", {"dataset": "digits"}, "paper Table 1"),),
     ),
 ]
-_TEMPLATE = make_record(
-    benchmark="quality",
-    task="condense",
-    dataset="digits",
-    config="smoke",
-    estimator="FG2U",
-    settings={},
-    seed=0,
-    metrics={"test_accuracy": 0.0},
-    wall_time_s=1.0,
-    device="cpu: test",
-)
 
 
-def _records():
-    rec = lambda **f: dataclasses.replace(_TEMPLATE, **f)  # noqa: E731
+def _records(make_test_record):
+    rec = lambda **f: make_test_record(**{"benchmark": "quality", "task": "condense", **f})  # noqa: E731
     quality = [
-        rec(estimator=e, seed=s, metrics={"test_accuracy": a}, settings={"ipc": 1})
+        rec(estimator=e, seed=s, metrics={"test_accuracy": a}, problem_settings={"ipc": 1})
         for e, s, a in [("FG2U", 0, 0.60), ("FG2U", 1, 0.64), ("RGU", 0, 0.70), ("RGU", 1, 0.74)]
     ]
     memory = [
@@ -62,7 +50,7 @@ def _records():
             estimator=e,
             seed=0,
             metrics={"compiled_temp_bytes": float(base * steps)},
-            settings={"num_steps": steps, "meta_dim": 64},
+            problem_settings={"num_steps": steps, "meta_dim": 64},
         )
         for e, base in (("FG2U", 1024), ("RGU", 64 * 1024))
         for steps in (4, 16, 64)
@@ -77,9 +65,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, make_test_record):
     root = tmp_path_factory.mktemp("results")
-    quality, memory = _records()
+    quality, memory = _records(make_test_record)
     append_records(root / "quality" / "smoke.jsonl", quality)
     append_records(root / "memory" / "small.jsonl", memory)
     # a wide appendix table (a benchmark no plugin declares): 60 entries with long settings, the kind of
@@ -91,7 +79,7 @@ def page(tmp_path_factory):
                 r,
                 benchmark="legacy",
                 estimator=f"E{i}",
-                settings={**r.settings, **{f"long_setting_{k}": f"{i}-" + "x" * 30 for k in range(8)}},
+                problem_settings={**r.problem_settings, **{f"long_setting_{k}": f"{i}-" + "x" * 30 for k in range(8)}},
             )
             for i, r in enumerate(memory * 10)
         ],

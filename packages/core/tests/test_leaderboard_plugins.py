@@ -4,6 +4,7 @@ benchmarks' declarations and published numbers, and that the core names no bench
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def test_declaration_fills_placeholders_and_validates():
         _bench(smoke_command=("{outdir}",)).command(python="p", out="o", repo_root="r")
     with pytest.raises(ValueError, match="smoke_command is empty"):
         _bench(smoke_command=())
+
+
+def test_metric_bounds_default_by_unit_and_are_validated():
+    """The plausible range a record's value must lie in (the leaderboard rejects others at load, issue 24)."""
+    assert Metric("acc", "higher", "%").bounds == (0.0, 100.0)
+    assert Metric("mem", "lower", "bytes").bounds == Metric("t", "lower", "s").bounds == (0.0, math.inf)
+    assert Metric("err", "lower", "fraction").bounds == (-math.inf, math.inf)  # relative errors may exceed 1
+    assert Metric("err", "lower", "fraction", bounds=(0.0, 10.0)).bounds == (0.0, 10.0)
+    with pytest.raises(ValueError, match=r"bounds must be \(low, high\) with low < high, got \(1.0, 1.0\)"):
+        Metric("acc", "higher", "%", bounds=(1.0, 1.0))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Metric("acc", "higher", "%", kind="noisy")
 
 
 def test_reference_text_converts_percent_and_fraction_and_matches_estimator_spellings():

@@ -11,23 +11,11 @@ import sys
 import pytest
 
 from fg2u.benchmarks import Benchmark, Metric, Reference
+from fg2u.experiment.records import Memory, append_records
 from fg2u.leaderboard.__main__ import main as cli
 from fg2u.leaderboard.aggregate import summarize
 from fg2u.leaderboard.render import build_headlines, build_tables, format_stats, format_value, render_all
-from fg2u.records import append_records, make_record
 
-_TEMPLATE = make_record(
-    benchmark="quality",
-    task="condense",
-    dataset="digits",
-    config="smoke",
-    estimator="FG2U",
-    settings={},
-    seed=0,
-    metrics={"test_accuracy": 0.0},
-    wall_time_s=1.0,
-    device="cpu: test",
-)
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 QUALITY = Benchmark(
@@ -44,6 +32,7 @@ QUALITY = Benchmark(
         Reference("test_accuracy", "RGU", 92.32, "%", {"dataset": "digits", "ipc": 1}, "paper Table 1"),
         Reference("test_accuracy", "Other", 50.0, "%", {"dataset": "digits", "ipc": 1}, "paper Table 9"),
     ),
+    yardsticks=("WholeDataset",),
 )
 MEMORY = Benchmark(
     name="memory",
@@ -58,23 +47,31 @@ MEMORY = Benchmark(
 PLUGINS = [QUALITY, MEMORY]
 
 
-def rec(benchmark, estimator, seed, metrics, settings=None, **fields):
-    return dataclasses.replace(
-        _TEMPLATE,
-        benchmark=benchmark,
-        estimator=estimator,
-        seed=seed,
-        metrics=metrics,
-        settings=settings or {},
-        **fields,
-    )
+@pytest.fixture(scope="module")
+def rec(make_test_record):
+    """``rec(benchmark, estimator, seed, metrics, settings, **fields)``: a record from the shared factory
+    (conftest.py) whose problem settings are ``settings`` (task ``condense`` unless given)."""
+
+    def make(benchmark, estimator, seed, metrics, settings=None, **fields):
+        fields.setdefault("task", "condense")
+        return make_test_record(
+            benchmark=benchmark,
+            estimator=estimator,
+            seed=seed,
+            metrics=metrics,
+            problem_settings=settings or {},
+            **fields,
+        )
+
+    return make
 
 
-def _records():
+def _records(rec):
     quality = [rec("quality", "FG2U", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.60), (1, 0.64)]]
     quality += [rec("quality", "RGU", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.70), (1, 0.74)]]
     quality += [
-        rec("quality", "WholeDataset", s, {"test_accuracy": 0.97}, {"ipc": 1, "baseline": "all data"}) for s in (0, 1)
+        rec("quality", "WholeDataset", s, {"test_accuracy": 0.97}, {"ipc": 1})
+        for s in (0, 1)  # a yard stick
     ]
     memory = [
         rec(
@@ -94,9 +91,9 @@ def _records():
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, rec):
     root = tmp_path_factory.mktemp("results")
-    quality, memory = _records()
+    quality, memory = _records(rec)
     append_records(root / "quality" / "smoke.jsonl", quality)
     append_records(root / "memory" / "small.jsonl", memory)
     append_records(root / "other" / "x.jsonl", [rec("other", "FG2U", 0, {"score": 1.0})])  # no plugin declares it
@@ -168,9 +165,16 @@ def test_png_plots_are_written_per_benchmark_and_metric(results):
         assert path.parent == root / "plots" and data.startswith(_PNG_MAGIC) and len(data) > 5000
 
 
-def test_rows_of_one_estimator_that_differ_in_a_setting_are_labelled_by_it():
+def test_rows_of_one_estimator_that_differ_in_a_setting_are_labelled_by_it(rec):
     records = [
-        rec("quality", "FG2U", s, {"test_accuracy": 0.5 + 0.01 * b}, {"ipc": 1, "num_directions": b})
+        rec(
+            "quality",
+            "FG2U",
+            s,
+            {"test_accuracy": 0.5 + 0.01 * b},
+            {"ipc": 1},
+            estimator_settings={"num_directions": b},
+        )
         for s in (0, 1)
         for b in (1, 8)
     ]
@@ -185,7 +189,7 @@ def test_rows_of_one_estimator_that_differ_in_a_setting_are_labelled_by_it():
     assert h.rows[1][1][1].text == "58 ± 0" and h.rows[1][1][1].best
 
 
-def test_format_stats_units_and_flags():
+def test_format_stats_units_and_flags(rec):
     (s,), _ = summarize(
         [
             rec("memory", "RGU", i, {"compiled_temp_bytes": 3 * 2**20, "loss": v})
@@ -208,7 +212,7 @@ def test_format_stats_units_and_flags():
     assert format_stats("loss", s.metrics["loss"], 3) == "1 (n=2, 1 non-finite)"  # one run lacks the metric
 
 
-def test_reference_without_matching_column_gets_its_own():
+def test_reference_without_matching_column_gets_its_own(rec):
     lm = Benchmark(
         "lm2",
         None,
@@ -224,7 +228,7 @@ def test_reference_without_matching_column_gets_its_own():
     assert sum(kind == "reference" for kind, _ in table.rows) == 2
 
 
-def test_cli_render(tmp_path, capsys, monkeypatch):
+def test_cli_render(tmp_path, capsys, monkeypatch, rec):
     import fg2u.leaderboard.render as render
 
     pde = Benchmark(
@@ -261,7 +265,7 @@ def test_cli_render(tmp_path, capsys, monkeypatch):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_plots_without_matplotlib_say_what_to_install(tmp_path, monkeypatch, capsys):
+def test_plots_without_matplotlib_say_what_to_install(tmp_path, monkeypatch, capsys, rec):
     import fg2u.leaderboard.render as render
 
     append_records(tmp_path / "quality" / "smoke.jsonl", [rec("quality", "FG2U", 0, {"test_accuracy": 0.5})])
@@ -289,9 +293,9 @@ def test_row_labels_name_few_settings_that_tell_the_rows_apart():
     assert _distinguishing([{"a": 1}, {"b": 2}]) == ["a"]  # absent counts as a value
 
 
-def test_a_benchmarks_own_figures_follow_its_tables_in_markdown_and_html(tmp_path):
+def test_a_benchmarks_own_figures_follow_its_tables_in_markdown_and_html(tmp_path, rec):
     results = tmp_path / "results"
-    append_records(results / "quality" / "smoke.jsonl", _records()[0])
+    append_records(results / "quality" / "smoke.jsonl", _records(rec)[0])
     png = _PNG_MAGIC + b"figure bytes"
     (results / "quality" / "own-figure.png").write_bytes(png)
     bench = dataclasses.replace(QUALITY, figures=("quality/own-figure.png", "quality/not-drawn-yet.png"))
@@ -309,3 +313,70 @@ def test_a_benchmarks_own_figures_follow_its_tables_in_markdown_and_html(tmp_pat
 def test_figures_must_be_relative_png_paths(figure):
     with pytest.raises(ValueError, match="figures are PNG paths"):
         dataclasses.replace(QUALITY, figures=(figure,))
+
+
+# ------------------------------------------------------------------------------------- schema 2 (issue 24)
+def test_headline_best_is_marked_only_among_runs_of_the_same_problem(rec):
+    """Two runs in one headline column but with different problem settings (T = 10 and T = 100) are not
+    competitors: neither is bold, as in the appendix (its comparison key includes the problem settings)."""
+    records = [
+        rec("quality", "FG2U", 0, {"test_accuracy": 0.8}, {"ipc": 1, "inner_steps": 10}),  # the highest value
+        rec("quality", "RGU", 0, {"test_accuracy": 0.7}, {"ipc": 1, "inner_steps": 100}),
+        rec("quality", "TRGU", 0, {"test_accuracy": 0.65}, {"ipc": 1, "inner_steps": 100}),
+    ]
+    summaries, _ = summarize(records)
+    (h,), _ = build_headlines(summaries, [QUALITY])
+    bold = {cells[0].text for _, cells in h.rows if any(c.best for c in cells[1:])}
+    assert bold == {"RGU"}  # RGU beats TRGU at T = 100; FG2U (T = 10) competes with neither
+    (table,) = build_tables(summaries, [QUALITY])
+    column = table.columns.index("test_accuracy")
+    assert {cells[table.columns.index("estimator")].text for _, cells in table.rows if cells[column].best} == bold
+
+
+def test_diverged_runs_are_shown_as_non_finite_in_the_cells(rec):
+    records = [rec("quality", "FG2U", s, {"test_accuracy": a}, {"ipc": 1}) for s, a in [(0, 0.60), (1, 0.64)]]
+    records += [rec("quality", "FG2U", 2, {"diverged_at_step": 3.0}, {"ipc": 1}, status="diverged")]
+    records += [rec("quality", "RGU", s, {"test_accuracy": 0.5}, {"ipc": 1}) for s in range(3)]
+    summaries, _ = summarize(records)
+    (h,), _ = build_headlines(summaries, [QUALITY])
+    cells = {c[0].text: c[1].text for _, c in h.rows if c[0].text in ("FG2U", "RGU")}
+    # mean of the two finished runs: 62 ± 2.8 %; every cell counts 3 runs, so no (n=...) but the diverged one
+    assert cells == {"FG2U": "62 ± 2.8 (1 non-finite)", "RGU": "50 ± 0"}
+    assert "n = 3 seeds per cell" in h.where
+    (table,) = build_tables(summaries, [QUALITY])
+    row = next(cells for _, cells in table.rows if cells[table.columns.index("estimator")].text == "FG2U")
+    assert row[table.columns.index("test_accuracy")].text == "0.62 ± 0.028 (1 non-finite)"
+
+
+def test_a_whole_process_peak_rss_is_never_bold(rec):
+    records = [
+        rec("memory", e, 0, {"loss": 1.0}, {"num_steps": 4}, memory=Memory("peak_rss", b))
+        for e, b in (("FG2U", 2**20), ("RGU", 2**22))
+    ]
+    records += [
+        rec("memory", e, 0, {"loss": 1.0}, {"num_steps": 4}, task="growth", memory=Memory("peak_rss_growth", b))
+        for e, b in (("FG2U", 2**20), ("RGU", 2**22))
+    ]
+    summaries, _ = summarize(records)
+    (table,) = build_tables(summaries, [MEMORY])
+    peak, growth = (table.columns.index(n) for n in ("memory_peak_rss_bytes", "memory_peak_rss_growth_bytes"))
+    assert not any(cells[peak].best for _, cells in table.rows)
+    assert [cells[growth].text for _, cells in table.rows if cells[growth].best] == ["1 MiB"]
+    assert table.columns.index("memory_peak_rss_bytes") > table.columns.index("memory_peak_rss_growth_bytes")
+
+
+def test_implausible_values_are_skipped_with_file_and_line_and_never_shown(tmp_path, rec):
+    path = tmp_path / "results" / "quality" / "smoke.jsonl"
+    append_records(
+        path, [rec("quality", e, 0, {"test_accuracy": a}, {"ipc": 1}) for e, a in [("FG2U", 0.6), ("RGU", 0.5)]]
+    )
+    append_records(path, [rec("quality", "TRGU", 0, {"test_accuracy": 1e7}, {"ipc": 1})])  # 1e9 %
+    bounded = dataclasses.replace(
+        QUALITY, metrics=(Metric("test_accuracy", "higher", "fraction", "test accuracy", bounds=(0.0, 1.0)),)
+    )
+    out = render_all(tmp_path / "results", tmp_path / "out", plots=False, benchmarks=[bounded, MEMORY], warn=False)
+    md = out["markdown"].read_text()
+    skipped = md.split("## Skipped records")[1]
+    assert f"{path}:3: malformed result record (metric 'test_accuracy' = 10000000.0 is outside" in skipped
+    tables = md.split("## Skipped records")[0]
+    assert "TRGU" not in tables and "1e+07" not in tables and "| FG2U | **60** |" in tables

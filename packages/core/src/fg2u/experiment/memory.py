@@ -44,7 +44,20 @@ MMAP_THRESHOLD = 65536
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process's address space so far: ``VmHWM`` of ``/proc/self/status``
+    (Linux; :func:`reset_peak_rss` resets it), else ``getrusage``'s ``ru_maxrss`` (macOS reports bytes).
+
+    Not ``ru_maxrss`` on Linux: it also holds the peak of the address space the process had before its
+    ``exec`` — for a child started by :mod:`subprocess` (vfork), the *parent's* peak — and ``clear_refs``
+    does not reset that part, so a fresh subprocess would report its parent's high-water mark.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # "VmHWM:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

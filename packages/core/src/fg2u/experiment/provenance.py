@@ -29,6 +29,7 @@ __all__ = [
     "start_run",
     "code_commit",
     "package_versions",
+    "benchmark_distributions",
     "cpu_model",
     "accelerator",
     "device_description",
@@ -38,12 +39,10 @@ __all__ = [
     "TRACKED_PACKAGES",
 ]
 
-#: Distributions whose versions every record carries: the four of this monorepo, then the libraries.
+#: Distributions whose versions every record carries, besides every distribution that registers a benchmark
+#: (entry points ``fg2u.benchmarks``: this monorepo's benchmark packages, found without naming them here).
 TRACKED_PACKAGES = (
     "fg2u",
-    "fg2u-bench-vision",
-    "fg2u-bench-pde",
-    "fg2u-bench-lm",
     "jax",
     "jaxlib",
     "flax",
@@ -64,8 +63,21 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
-    """Installed versions of ``names`` plus ``python`` (absent distributions are left out)."""
+def benchmark_distributions() -> list[str]:
+    """The distributions that register a benchmark (entry points ``fg2u.benchmarks``), sorted."""
+    found: set[str] = set()
+    for entry_point in metadata.entry_points(group="fg2u.benchmarks"):
+        dist = getattr(entry_point, "dist", None)
+        if dist is not None and dist.metadata["Name"]:
+            found.add(dist.metadata["Name"])
+    return sorted(found)
+
+
+def package_versions(names: Iterable[str] | None = None) -> dict[str, str]:
+    """Installed versions of ``names`` plus ``python`` (absent distributions are left out); default:
+    :data:`TRACKED_PACKAGES` and :func:`benchmark_distributions`."""
+    if names is None:
+        names = dict.fromkeys([*TRACKED_PACKAGES, *benchmark_distributions()])
     versions = {"python": platform.python_version()}
     for name in names:
         try:
@@ -156,7 +168,7 @@ class Provenance:
       host: the host name.
       cpu: the CPU model.
       accelerator: the accelerator the run's backend saw, or None.
-      versions: the four fg2u distributions' and the libraries' versions.
+      versions: the versions of fg2u, of the installed benchmark packages and of the libraries.
     """
 
     git_commit: str | None

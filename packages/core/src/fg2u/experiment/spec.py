@@ -32,6 +32,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -164,11 +165,17 @@ class _Parser:
         char = self.text[self.pos]
         if char in "'\"":
             return self.quoted(char)
+        start = self.pos
         number = _FLOAT.match(self.text, self.pos)
         if number is not None and (number.end() == len(self.text) or self.text[number.end()] in ",) \t"):
             token = number.group()
+            if _INT.fullmatch(token):
+                self.pos = number.end()
+                return int(token)
+            if not math.isfinite(float(token)):  # 1e400 overflows to inf
+                raise self.fail("a finite number or a name")
             self.pos = number.end()
-            return int(token) if _INT.fullmatch(token) else float(token)
+            return float(token)
         word = self.name("a value (a number, true/false/none, a name, name(...) or a quoted string)")
         if self.peek("("):
             self.pos += 1
@@ -178,7 +185,8 @@ class _Parser:
         lowered = word.lower()
         if lowered in _WORDS:
             return _WORDS[lowered]
-        if lowered in ("nan", "inf") or (number is not None):
+        if lowered in ("nan", "inf"):
+            self.pos = start  # point at the value, not past it
             raise self.fail("a finite number or a name")
         return word
 

@@ -45,6 +45,7 @@ from fg2u.leaderboard.aggregate import (
     MetricStats,
     aggregate,
     best_entries,
+    comparison_key,
     competes,
     is_problem_setting,
     metric_direction,
@@ -384,8 +385,10 @@ def build_headlines(
                     key=lambda lb: (not next(competes(s.key, yard) for s in group if labels[s.key] == lb), lb.lower()),
                 )
                 values: dict[str, dict[tuple, MetricStats]] = {lb: {} for lb in row_labels}
+                problems: dict[str, dict[tuple, tuple]] = {lb: {} for lb in row_labels}  # comparison key per cell
                 for s in group:
                     values[labels[s.key]].setdefault(column_of(s), s.metrics[metric.name])
+                    problems[labels[s.key]].setdefault(column_of(s), comparison_key(s.key))
                 competing = {labels[s.key] for s in group if competes(s.key, yard)}
                 estimator_of = {labels[s.key]: s.key.estimator for s in group}
                 # published numbers per column
@@ -425,7 +428,10 @@ def build_headlines(
                             pool = [
                                 values[o][ck].mean
                                 for o in competing
-                                if ck in values[o] and values[o][ck].n and math.isfinite(values[o][ck].mean)
+                                if ck in values[o]
+                                and values[o][ck].n
+                                and math.isfinite(values[o][ck].mean)
+                                and problems[o][ck] == problems[lb][ck]  # runs of other problems do not compete
                             ]
                             target = max(pool) if metric.direction == "higher" else min(pool)
                             best = len(pool) >= 2 and len(set(pool)) > 1 and stats.mean == target
