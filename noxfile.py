@@ -1,6 +1,7 @@
 """Sessions of the fg2u monorepo.
 
-    nox -s tests            every package's tests (core + backends + benchmarks)
+    nox -s tests            the fast tests of every package (≤ 3 minutes on 2 cores; `-m slow` tests left out)
+    nox -s tests_all        every test of every package, slow ones included (what CI runs)
     nox -s bench_vision     the main job: dataset condensation on the embedded digits data (cpu config)
     nox -s bench_core       memory / time of every estimator versus unroll depth T and meta-dimension N
     nox -s bench_peers      fg2u versus TorchOpt, higher, jax.grad(lax.scan) and JAXopt on one bi-level problem
@@ -10,6 +11,7 @@
     nox -s leaderboard      renders results/LEADERBOARD.md, results/leaderboard.html and plots
     nox -s leaderboard_screenshot   the same, then results/leaderboard.png from headless Chromium
     nox -s regression       smoke runs compared with results/baselines/ (non-zero exit on regression)
+    nox -s regression_selftest   plants six faults in a copy of the code and checks that the gate fails on each
     nox -s lint             ruff (lint + format check) over the monorepo, mypy over packages/core/src
     nox -s docs             the documentation site (mkdocs build --strict into site/)
     nox -s build            sdist + wheel of the four distributions, twine check, core wheel alone in a fresh venv
@@ -50,15 +52,25 @@ def _existing_benches() -> dict[str, str]:
     return {name: path for name, path in BENCHES.items() if os.path.exists(os.path.join(path, "pyproject.toml"))}
 
 
-@nox.session
-def tests(session: nox.Session) -> None:
-    """All packages' tests in one environment (core with both backends, and every benchmark)."""
+def _run_tests(session: nox.Session, *marker: str) -> None:
     _install_core(session, "jax,torch,leaderboard,progress,test")
     benches = _existing_benches()
     for name in benches:
         _install_bench(session, name)
     paths = [f"{CORE}/tests"] + [f"{path}/tests" for path in benches.values()]
-    session.run("pytest", "-q", "-ra", *paths, *session.posargs)
+    session.run("pytest", "-q", "-ra", "--strict-markers", *marker, *paths, *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The fast tests of every package in one environment (tests marked ``slow`` left out: ≤ 3 min on 2 cores)."""
+    _run_tests(session, "-m", "not slow")
+
+
+@nox.session
+def tests_all(session: nox.Session) -> None:
+    """Every test of every package, the slow ones included (subprocesses, fresh venvs, large statistics): CI."""
+    _run_tests(session)
 
 
 @nox.session
@@ -157,6 +169,17 @@ def regression(session: nox.Session) -> None:
         _install_bench(session, name)
     # Each benchmark's smoke command comes from its declaration (entry points `fg2u.benchmarks`).
     session.run("python", "scripts/regression.py", *session.posargs)
+
+
+@nox.session
+def regression_selftest(session: nox.Session) -> None:
+    """Plants six faults (sign flip, 1/b scale, directions reused across chunks, chunking ignored, a NaN, an
+    off-by-one truncation) in a copy of the code and checks that the regression gate fails on each, naming
+    the metric (scripts/regression_selftest.py)."""
+    _install_core(session, "jax,torch,leaderboard,progress")
+    for name in _existing_benches():
+        _install_bench(session, name)
+    session.run("python", "scripts/regression_selftest.py", *session.posargs)
 
 
 # Tool versions of the lint / docs / build sessions are pinned so CI results do not drift.

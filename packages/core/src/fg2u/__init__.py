@@ -20,8 +20,8 @@ from fg2u.directions import (
     get_distribution,
 )
 from fg2u.estimator import Aux, MetaGradientEstimator
-from fg2u.problem import BilevelProblem, BlackBoxObjective, BlackBoxProblem, UnrolledProblem
 from fg2u.experiment.records import ResultRecord, append_records, make_record, read_records
+from fg2u.problem import BilevelProblem, BlackBoxObjective, BlackBoxProblem, UnrolledProblem
 
 __version__ = "0.1.0"
 

@@ -389,7 +389,7 @@ def compare(
                 )
             else:
                 rows.append(_compare_metric(key, name, metric, b, f))
-    for key, summary in fresh_by_key.items():
+    for key in fresh_by_key:
         if key not in base_by_key:
             rows.append(Comparison("new", key, "(group)", "", None, None, None, "no baseline for this group"))
     order = {"REGRESSION": 0, "MISSING": 1, "changed": 2, "improved": 3, "new": 4, "ok": 5, "info": 6}
@@ -558,8 +558,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: --only {' '.join(unknown)}: no such benchmark (installed: {[b.name for b in benchmarks]})")
             return 2
     selected = [b for b in benchmarks if args.only is None or b.name in args.only]
-    if args.fresh is not None:
-        ran = [b.name for b in selected if b.smoke_command is not None]
+    if args.fresh is not None:  # the records already there: every selected benchmark with a smoke run, or records
+        present = {p.relative_to(args.fresh).parts[0] for p in Path(args.fresh).rglob("*.jsonl")}
+        ran = [b.name for b in selected if b.smoke_command is not None or b.name in present]
+        ran += sorted(present - set(ran) - {b.name for b in benchmarks})
         return _finish(Path(args.fresh), baseline_dir, args, failures, benchmarks, ran)
     options = dict(
         seeds=args.seeds,

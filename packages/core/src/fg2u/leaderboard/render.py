@@ -564,7 +564,9 @@ def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchma
                 cells.append(Cell(", ".join(f"{n}={_settings_text(settings[n])}" for n in other if n in settings)))
             if show_device:
                 cells.append(Cell(str(s.key.device)))
-            cells.append(Cell(str(s.n)))
+            labels = [f"{s.partial} partial"] if s.partial else []
+            labels += [f"{s.not_ok.count(st)} {st}" for st in dict.fromkeys(s.not_ok)]
+            cells.append(Cell(str(s.n) + (f" ({', '.join(labels)})" if labels else "")))
             for metric in metric_columns:
                 stats = s.metrics.get(metric)
                 cells.append(
