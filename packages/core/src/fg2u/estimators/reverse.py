@@ -18,6 +18,12 @@ class RGU(Estimator):
 
     Stores the intermediates of all T inner steps: memory ∝ T. Bias: none (exact). The reference of the
     other estimators.
+
+    References:
+      Maclaurin, D., Duvenaud, D., Adams, R. (2015). Gradient-based Hyperparameter Optimization through
+      Reversible Learning. ICML 2015. https://arxiv.org/abs/1502.03492
+      Franceschi, L., Donini, M., Frasconi, P., Pontil, M. (2017). Forward and Reverse Gradient-Based
+      Hyperparameter Optimization. ICML 2017. https://arxiv.org/abs/1703.01785
     """
 
     check_finite: bool = False
@@ -31,10 +37,15 @@ class TRGU(Estimator):
     ``θ_{T−K}`` is computed normally and then treated as a constant; the direct dependence of the last K steps
     and of F on φ is kept, so ``dθ_T/dφ ≈ Σ_{t ≥ T−K} (Π_{s>t} ∂Φ_s/∂θ) ∂Φ_t/∂φ``. ``K ≥ T`` is exactly RGU
     (including the dependence of ``init`` on φ). Memory ∝ K. Bias: the dropped early-step terms.
+
+    References:
+      Shaban, A., Cheng, C.-A., Hatch, N., Boots, B. (2019). Truncated Back-propagation for Bilevel
+      Optimization. AISTATS 2019. https://arxiv.org/abs/1810.10667
     """
 
     truncation: int
     check_finite: bool = False
+    example = "truncation=10"
 
     def __post_init__(self) -> None:
         check_positive_int("truncation (K, the number of differentiated steps)", self.truncation)
@@ -53,6 +64,10 @@ class RGUCheckpointed(Estimator):
     Backend notes: JAX uses ``jax.checkpoint`` on a nested scan; PyTorch a small autograd function that
     recomputes each segment in backward (``torch.utils.checkpoint`` refuses steps that call
     ``torch.func.grad``), replaying random ops with the saved RNG state.
+
+    References:
+      Chen, T., Xu, B., Zhang, C., Guestrin, C. (2016). Training Deep Nets with Sublinear Memory Cost.
+      https://arxiv.org/abs/1604.06174
     """
 
     segment_length: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, final
 
 import torch
 
@@ -45,8 +45,24 @@ def value_and_grad(
     return grad, Aux(outer_loss=loss)
 
 
+@final
 class RGU(estimators.RGU):
-    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> grad, aux = ft.RGU()(problem, phi, None)
+      >>> grad.round(decimals=3)
+      tensor([ 1.9960, -3.9920])
+      >>> aux.outer_loss.round(decimals=3)  # L(φ) = (1 − 2⁻¹⁰)² ‖φ‖²
+      tensor(4.9900)
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -54,8 +70,22 @@ class RGU(estimators.RGU):
         return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite, problem=problem)
 
 
+@final
 class TRGU(estimators.TRGU):
-    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> grad, _ = ft.TRGU(truncation=3)(problem, phi, None)  # dθ_T/dφ ≈ Σ_{j<3} 2^{−j−1} = 1 − 2⁻³
+      >>> grad.round(decimals=3)  # 2 (1 − 2⁻¹⁰)(1 − 2⁻³) φ
+      tensor([ 1.7480, -3.4970])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(truncated ∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -144,8 +174,21 @@ def _checkpointed_segment(
     return tree_unflatten(rebuild(out, list(non_tensor_out)), state_spec)
 
 
+@final
 class RGUCheckpointed(estimators.RGUCheckpointed):
-    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> ft.RGUCheckpointed(segment_length=3)(problem, phi, None)[0].round(decimals=3)  # exact, as RGU
+      tensor([ 1.9960, -3.9920])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
