@@ -17,6 +17,7 @@ defaults; the kernels are final), and build them by name with ``make``::
 | ``rgu`` | :class:`RGU` | exact, reverse mode | ∝ T | none |
 | ``trgu`` | :class:`TRGU` | reverse mode through the last K steps | ∝ K | truncation |
 | ``rgu_checkpointed`` | :class:`RGUCheckpointed` | exact, √T rematerialisation | ∝ √T | none |
+| ``rgu_recursive`` | :class:`RGURecursive` | exact, recursive k-ary rematerialisation | ∝ k·log_k T | none |
 | ``implicit`` | :class:`Implicit` | implicit, pluggable solve (``neumann`` / ``conjugate_gradient`` / ``identity``) | flat | fixed point, solve |
 | ``neumann`` | :data:`Neumann` (alias) | ``Implicit(solve=neumann(K, α))`` | flat | fixed point, truncation |
 | ``conjugate_gradient`` | :data:`ConjugateGradient` (alias) | ``Implicit(solve=conjugate_gradient(K))`` | flat | fixed point, truncation |
@@ -36,7 +37,7 @@ up by name. A preset of an existing estimator is an :class:`Alias` (``register_a
 # Registration order (forward, reverse, implicit, hybrid, combinators) is the order of ``names()``.
 from fg2u.estimators.base import Estimator, TreeOps, check_not_problem, describe_settings  # isort: skip
 from fg2u.estimators.forward import FG2U, FG2U_ZO, FGU, RandomDirections  # isort: skip
-from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed  # isort: skip
+from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed, RGURecursive  # isort: skip
 from fg2u.estimators.implicit import (  # isort: skip
     ConjugateGradient,
     ConjugateGradientSolve,
@@ -81,6 +82,7 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
     "Implicit",
     "LinearSolve",
     "NeumannSolve",

@@ -20,7 +20,7 @@ Example (φ = per-example log-weights of a least-squares inner loss; runs as is)
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
+:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
 ``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
 :class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX kernel (final) of the
 settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
@@ -50,7 +50,7 @@ from .implicit import ConjugateGradient, HessianFree, Implicit, Neumann
 from .inner import InnerState, optax_transition
 from .parallel import DirectionParallel, direction_mesh
 from .quality import gradient_quality
-from .reverse import RGU, TRGU, RGUCheckpointed
+from .reverse import RGU, TRGU, RGUCheckpointed, RGURecursive
 from .unroll import meta_objective, unroll
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
     "Implicit",
     "neumann",
     "conjugate_gradient",

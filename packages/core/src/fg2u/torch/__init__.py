@@ -25,7 +25,7 @@ Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of th
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``;
 ``key`` a ``torch.Generator`` — advanced by sampling — or an int seed; ``None`` for deterministic ones):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
+:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
 ``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
 :class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the PyTorch kernel (final) of the
 settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
@@ -57,7 +57,7 @@ from fg2u.torch.module import functional_model, module_buffers, module_params
 from fg2u.torch.optim import InnerState, optim_transition
 from fg2u.torch.parallel import DirectionParallel, rank_seed
 from fg2u.torch.quality import gradient_quality
-from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed
+from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed, RGURecursive
 from fg2u.torch.unroll import meta_objective, unroll
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
     "Implicit",
     "neumann",
     "conjugate_gradient",
