@@ -41,7 +41,18 @@ from typing import Any
 from fg2u.records import peak_rss_reset
 
 MMAP_THRESHOLD = 65536
-ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann", "ConjugateGradient")
+ESTIMATORS = (
+    "FG2U",
+    "FG2U_ZO",
+    "RGU",
+    "TRGU",
+    "RGUCheckpointed",
+    "RGURecursive",
+    "FGU",
+    "HessianFree",
+    "Neumann",
+    "ConjugateGradient",
+)
 
 
 def current_rss_bytes() -> int:
@@ -84,6 +95,7 @@ def make_estimator(name: str, num_directions: int, chunk_size: int | None, trunc
         "RGU": ft.RGU,
         "TRGU": lambda: ft.TRGU(truncation),
         "RGUCheckpointed": ft.RGUCheckpointed,
+        "RGURecursive": ft.RGURecursive,
         "FGU": ft.FGU,
         "HessianFree": lambda: ft.HessianFree(alpha=10.0),
         "Neumann": lambda: ft.Neumann(10, alpha=10.0),
@@ -105,7 +117,8 @@ def measure_here(
 
     torch.set_num_threads(threads)
     est = make_estimator(estimator, num_directions, chunk_size, truncation)
-    warm_problem, phi = make_problem(min(2, num_steps), meta_dim)
+    # RGURecursive needs two levels (T > branching = 4) to use its rematerialising autograd function in warm-up
+    warm_problem, phi = make_problem(min(5 if estimator == "RGURecursive" else 2, num_steps), meta_dim)
     est(warm_problem, phi, 0)  # warm-up: kernels, allocator pools, functorch/autograd machinery
     del warm_problem
     problem, phi = make_problem(num_steps, meta_dim)
