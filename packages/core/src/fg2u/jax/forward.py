@@ -12,11 +12,11 @@ from fg2u.directions import get_distribution
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 
-from ._chunks import GivenDirections, KeyedDirections, drawn_per_direction, weighted_direction_sum
+from ._chunks import weighted_direction_sum
 from ._finite import check_finite
 from ._pytree import cast_like, check_directions, check_float_tree, ravel
 from ._tangent import tangent_forward_sum
-from .directions import check_key, sample_directions
+from .directions import GivenDirections, KeyedDirections, check_key, drawn_per_direction, sample_directions
 from .unroll import check_unrolled_problem, meta_objective
 
 PyTree = Any
