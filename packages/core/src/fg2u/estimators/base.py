@@ -1,8 +1,9 @@
 """The base class of every estimator's settings, and the small array protocol combinators are written over.
 
 Each estimator is defined once, here in the core, as a frozen dataclass: its fields are its settings, its
-``__post_init__`` validates them and its docstring states what it computes. A backend (``fg2u.jax``,
-``fg2u.torch``) subclasses it and adds only the numeric kernel:
+``__post_init__`` validates them and its docstring states what it computes. The settings class is abstract (it
+cannot be instantiated); a backend (``fg2u.jax``, ``fg2u.torch``) subclasses it with a final class that adds only
+the numeric kernel:
 
 * a *stateless* estimator's backend class implements ``__call__(problem, φ, key) -> (ĝ, Aux)``; ``init``
   returns ``None`` and ``estimate`` passes the state through;
