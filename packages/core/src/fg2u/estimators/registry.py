@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -118,7 +119,7 @@ class Alias:
             raise TypeError(f"alias {self.name!r} builds {self.target.__name__}; got {target!r}")
         doc = self.__doc__ or ""
         if examples:
-            doc = doc + "\n\nExamples:\n" + inspect.cleandoc(examples)
+            doc = doc + "\n\nExamples:\n" + textwrap.indent(inspect.cleandoc(examples), "  ")
         return Alias(self.name, self.display, target, self.__dataclass_fields__.values(), self.build, doc, module)
 
     def __repr__(self) -> str:
