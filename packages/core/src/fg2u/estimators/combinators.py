@@ -209,7 +209,8 @@ class ControlVariate(Estimator):
         ``TRGU(K)``); it costs one surrogate evaluation per estimate.
       scale: ``s``; ``None`` cross-fits it on two halves of the directions (see :func:`_controlled`) so that it
         is not estimated from the directions it multiplies.
-    Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``.
+    Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``. State: the surrogate's
+    (none of its own).
     """
 
     estimator: Any = estimator_field()
