@@ -2,7 +2,10 @@
 
     python packages/core/benchmarks/bench_core.py                 # T ∈ {10, 100, 1000}, N ∈ {1e3, 1e5}
     python packages/core/benchmarks/bench_core.py --size small    # the regression-tracking subset
+    python packages/core/benchmarks/bench_core.py --size depth    # T ∈ {10, …, 10⁴}, N = 10⁴: the exact
+                                                                  # reverse modes against FG²U
     python packages/core/benchmarks/bench_core.py --torch         # also the torch backend (peak RSS)
+    python packages/core/benchmarks/bench_core.py --size depth --torch --skip-jax   # torch only
 
 The problem: θ, φ ∈ R^N, a non-linear inner transition
     θ_{t+1} = θ_t − η (a ⊙ θ_t + 0.1 sin θ_t − φ),     F = ½ ‖θ_T − y‖²,
@@ -12,7 +15,8 @@ script records the compiled temporary memory reported by XLA
 median wall time of the compiled call, and appends result records to ``results/core/<size>.jsonl``.
 It prints a table, and the ratios the design targets:
   * FG²U temp memory at the largest T within 1.1× of the smallest T (flat in T);
-  * RGU growing about linearly in T, RGUCheckpointed about √T;
+  * RGU growing about linearly in T, RGUCheckpointed about √T, RGURecursive about log T (``--size depth``:
+    RGU, RGUCheckpointed, RGURecursive with k = 4 and k = 2, and FG²U from T = 10 to 10⁴);
   * FG²U wall time per direction within 2.5× of one plain (non-differentiated) unroll;
   * FG²U (chunk_size = 1) compiled temp memory within 3× of a plain unroll's for every b (1, 4, 16):
     directions are drawn inside each chunk, so memory does not depend on b.
@@ -41,6 +45,25 @@ RUN = start_run()  # one run id and provenance for every record of this invocati
 SIZES = {
     "full": {"num_steps": (10, 100, 1000), "meta_dims": (1_000, 100_000)},
     "small": {"num_steps": (10, 100), "meta_dims": (1_000,)},
+    # the exact reverse modes (stored states ∝ T, √T, log T) against FG²U (flat) up to T = 10⁴
+    "depth": {"num_steps": (10, 100, 1000, 10_000), "meta_dims": (10_000,)},
+}
+# the estimators of each size (None: every one of estimators())
+SIZE_ESTIMATORS: dict[str, tuple[str, ...] | None] = {
+    "full": None,
+    "small": (
+        "FG2U",
+        "FG2U(b=1)",
+        "FG2U(b=16)",
+        "RGU",
+        "RGUCheckpointed",
+        "TRGU(K=10)",
+        "Neumann(K=10)",
+        "ConjugateGradient(K=10)",
+        "HessianFree",
+        "FGU",
+    ),
+    "depth": ("FG2U", "RGU", "RGUCheckpointed", "RGURecursive", "RGURecursive(k=2)"),
 }
 NUM_DIRECTIONS = 4
 FGU_MAX_DIM = 1_000  # FGU costs N jvps: a reference for small N only
@@ -72,6 +95,8 @@ def estimators(num_steps: int, meta_dim: int) -> dict[str, object]:
         **{f"FG2U(b={b})": fj.FG2U(num_directions=b, chunk_size=1) for b in MEMORY_DIRECTIONS},
         "RGU": fj.RGU(),
         "RGUCheckpointed": fj.RGUCheckpointed(),
+        "RGURecursive": fj.RGURecursive(),
+        "RGURecursive(k=2)": fj.RGURecursive(branching=2),
         "TRGU(K=10)": fj.TRGU(truncation=min(10, num_steps)),
         "Neumann(K=10)": fj.Neumann(num_terms=10, alpha=0.5),
         "ConjugateGradient(K=10)": fj.ConjugateGradient(num_iterations=10),
@@ -114,8 +139,9 @@ def run_jax(size: str, out_dir: Path, repeats: int, only: list[str] | None = Non
                 f"temp={plain_memory['compiled_temp_bytes']:>12,d} B time={plain_time * 1e3:9.2f} ms",
                 flush=True,
             )
+            chosen = only if only is not None else SIZE_ESTIMATORS[size]
             for name, estimator in estimators(num_steps, meta_dim).items():
-                if only is not None and name not in only:
+                if chosen is not None and name not in chosen:
                     continue
                 fn = lambda phi, key, estimator=estimator, problem=problem: estimator(problem, phi, key)  # noqa: E731
                 memory, seconds = measure(fn, phi, key, repeats=repeats)
@@ -146,7 +172,7 @@ def run_torch(size: str, out_dir: Path) -> list:
     records = []
     for meta_dim in SIZES[size]["meta_dims"]:
         for num_steps in SIZES[size]["num_steps"]:
-            for name in ("FG2U", "RGU", "RGUCheckpointed"):
+            for name in ("FG2U", "RGU", "RGUCheckpointed", "RGURecursive"):
                 measured = torch_memory.measure(name, num_steps, meta_dim, NUM_DIRECTIONS)
                 records.append(torch_memory._to_record(measured, size, RUN))
                 print(
@@ -159,14 +185,11 @@ def run_torch(size: str, out_dir: Path) -> list:
 
 
 def _settings(estimator) -> dict:
-    import dataclasses
-
-    if not dataclasses.is_dataclass(estimator):
-        return {}
+    """The estimator's scalar settings (``estimator.settings()``: an implicit estimator's solve settings flat)."""
     return {
-        f.name: getattr(estimator, f.name)
-        for f in dataclasses.fields(estimator)
-        if isinstance(getattr(estimator, f.name), (int, float, str, bool, type(None)))
+        key: value
+        for key, value in estimator.settings().items()
+        if key != "estimator" and isinstance(value, (int, float, str, bool, type(None)))
     }
 
 
@@ -190,6 +213,8 @@ def _record(size, name, settings, num_steps, meta_dim, memory, seconds, extra=No
 def summarise(records: list) -> None:
     """Prints the ratios the design targets."""
     jax_records = [r for r in records if r.task == "memory-jax"]
+    if not jax_records:
+        return
     by = {(r.estimator, r.problem_settings["num_steps"], r.problem_settings["meta_dim"]): r for r in jax_records}
     steps = sorted({r.problem_settings["num_steps"] for r in jax_records})
     dims = sorted({r.problem_settings["meta_dim"] for r in jax_records})
@@ -199,11 +224,24 @@ def summarise(records: list) -> None:
         f"linear ratio {hi / lo:.0f}):"
     )
     for n in dims:
-        for name in ("FG2U", "RGU", "RGUCheckpointed", "TRGU(K=10)"):
+        for name in ("FG2U", "RGU", "RGUCheckpointed", "RGURecursive", "RGURecursive(k=2)", "TRGU(K=10)"):
             a, b = by.get((name, lo, n)), by.get((name, hi, n))
             if a and b:
                 ratio = b.metrics["compiled_temp_bytes"] / max(a.metrics["compiled_temp_bytes"], 1)
                 print(f"  N={n:7d} {name:18s} memory ratio {ratio:8.2f}")
+        state = 4 * n  # one float32 state θ ∈ R^N
+        names = [m for m in ("plain-unroll", "RGU", "RGUCheckpointed", "RGURecursive", "RGURecursive(k=2)", "FG2U")]
+        if any(by.get((m, t, n)) for m in names[1:] for t in steps):
+            print(f"  N={n:7d}: compiled temp memory in states (4N bytes) / seconds per estimate, by T:")
+            for m in names:
+                cells = [by.get((m, t, n)) for t in steps]
+                if any(cells):
+                    text = "  ".join(
+                        f"T={t}: {c.metrics['compiled_temp_bytes'] / state:7.1f} / {c.metrics['wall_time_s']:.3g} s"
+                        for t, c in zip(steps, cells)
+                        if c
+                    )
+                    print(f"    {m:18s} {text}")
         for t in steps:
             for name in ("FG2U", *(f"FG2U(b={b})" for b in MEMORY_DIRECTIONS)):
                 fg = by.get((name, t, n))
@@ -221,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results/core"))
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per configuration (median)")
     parser.add_argument("--torch", action="store_true", help="also measure the torch backend (peak RSS)")
+    parser.add_argument("--skip-jax", action="store_true", help="with --torch: the torch backend only")
     parser.add_argument(
         "--estimators",
         nargs="+",
@@ -237,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
             "meta_dims": tuple(args.meta_dims or SIZES[args.size]["meta_dims"]),
         }
     print(f"bench_core: size={args.size}, JAX {jax.__version__} on {jax.devices()[0].platform}", flush=True)
-    records = run_jax(args.size, args.out, args.repeats, args.estimators)
+    records = [] if args.skip_jax else run_jax(args.size, args.out, args.repeats, args.estimators)
     if args.torch:
         records += run_torch(args.size, args.out)
     summarise(records)

@@ -30,7 +30,18 @@ from typing import Any
 from fg2u.experiment import Memory, append_records, make_record, start_run
 from fg2u.experiment.memory import measure_in_subprocess
 
-ESTIMATORS = ("FG2U", "FG2U_ZO", "RGU", "TRGU", "RGUCheckpointed", "FGU", "HessianFree", "Neumann", "ConjugateGradient")
+ESTIMATORS = (
+    "FG2U",
+    "FG2U_ZO",
+    "RGU",
+    "TRGU",
+    "RGUCheckpointed",
+    "RGURecursive",
+    "FGU",
+    "HessianFree",
+    "Neumann",
+    "ConjugateGradient",
+)
 
 
 def make_problem(num_steps: int, meta_dim: int) -> tuple[Any, Any]:
@@ -61,6 +72,7 @@ def make_estimator(name: str, num_directions: int, chunk_size: int | None, trunc
         "RGU": ft.RGU,
         "TRGU": lambda: ft.TRGU(truncation),
         "RGUCheckpointed": ft.RGUCheckpointed,
+        "RGURecursive": ft.RGURecursive,
         "FGU": ft.FGU,
         "HessianFree": lambda: ft.HessianFree(alpha=10.0),
         "Neumann": lambda: ft.Neumann(10, alpha=10.0),
@@ -79,7 +91,8 @@ def build(
     """The builder :func:`fg2u.experiment.memory.measure_in_subprocess` calls in the fresh process:
     ``(call, warmup, info)`` for one configuration (module docstring)."""
     est = make_estimator(estimator, num_directions, chunk_size, truncation)
-    warm_problem, warm_phi = make_problem(min(2, num_steps), meta_dim)
+    # RGURecursive needs two levels (T > branching = 4) to use its rematerialising autograd function in warm-up
+    warm_problem, warm_phi = make_problem(min(5 if estimator == "RGURecursive" else 2, num_steps), meta_dim)
     problem, phi = make_problem(num_steps, meta_dim)
     out: dict = {}
 

@@ -132,3 +132,21 @@ def test_running_control_variate_default_decay_is_a_long_memory(side):
     assert beta**2 + (1 - beta) ** 2 * r < 1  # contracting at a fixed meta-gradient
     assert 0.9**2 + 0.1**2 * r > 1  # β = 0.9 is not, at N/b = 40
     assert side.m.RunningControlVariate(side.m.FG2U(2), decay=0.5).decay_for(641) == 0.5
+
+
+def test_states_are_typed_named_tuples(side):
+    from fg2u.estimators import RunningMeanState, TwoPhaseState
+
+    problem, phi = make_problem(side), side.array(PHI)
+    two = side.m.TwoPhase(side.m.HessianFree(), side.m.RGU(), switch_step=1)
+    state = two.init(phi)
+    assert isinstance(state, TwoPhaseState) and int(state.meta_step) == 0
+    assert state.first is None and state.second is None  # stateless phases
+    _, _, state = two.estimate(problem, phi, None, state)
+    assert isinstance(state, TwoPhaseState) and int(state.meta_step) == 1
+    running = side.m.RunningControlVariate(side.m.FG2U(num_directions=2), decay=0.5)
+    state = running.init(phi)
+    assert isinstance(state, RunningMeanState) and int(state.count) == 0 and not np.any(side.np(state.mean))
+    grad, _, state = running.estimate(problem, phi, side.key(0), state)
+    assert isinstance(state, RunningMeanState) and int(state.count) == 1
+    np.testing.assert_allclose(side.np(state.mean), 0.5 * side.np(grad), rtol=1e-12)  # m₁ = β·0 + (1 − β)ĝ₀

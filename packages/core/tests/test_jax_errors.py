@@ -117,10 +117,10 @@ def _nan_problem():
         Neumann(2, check_finite=True),
         TRGU(2, check_finite=True),
     ],
-    ids=lambda e: type(e).__name__,
+    ids=lambda e: e.display_name,
 )
 def test_check_finite_eager_raises_floating_point_error(est):
-    name = type(est).__name__
+    name = est.display_name
     with pytest.raises(
         FloatingPointError, match=rf"^{name}: the meta-gradient estimate or the outer loss contains NaN"
     ):
@@ -145,7 +145,7 @@ def test_check_finite_under_jit_and_off_by_default():
         Neumann(3),
         ConjugateGradient(2),
     ],
-    ids=lambda e: type(e).__name__,
+    ids=lambda e: e.display_name,
 )
 def test_jit_equals_eager(est):
     batches = jnp.linspace(0.0, 1.0, 5)[:, None] * jnp.ones((5, 2))

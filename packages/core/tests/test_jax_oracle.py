@@ -33,6 +33,7 @@ from fg2u.jax import (  # noqa: E402
     HessianFree,
     Neumann,
     RGUCheckpointed,
+    RGURecursive,
     meta_objective,
     unroll,
 )
@@ -125,7 +126,9 @@ def test_unroll_and_meta_objective_match_closed_form():
 
 @pytest.mark.parametrize(
     "estimator",
-    [RGU(), FGU(), TRGU(T), TRGU(10 * T)] + [RGUCheckpointed(s) for s in (None, 1, 4, 7, T, 3 * T)],
+    [RGU(), FGU(), TRGU(T), TRGU(10 * T)]
+    + [RGUCheckpointed(s) for s in (None, 1, 4, 7, T, 3 * T)]
+    + [RGURecursive(k) for k in (2, 3, 4, T, 2 * T)],  # T = 30 is no power of 2, 3 or 4
     ids=lambda e: repr(e),
 )
 def test_exact_estimators_match_closed_form(estimator):

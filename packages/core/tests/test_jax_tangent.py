@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import fg2u  # noqa: E402
 import fg2u.jax as fj  # noqa: E402
 from fg2u.directions import get_distribution  # noqa: E402
-from fg2u.jax._chunks import KeyedDirections, drawn_per_direction  # noqa: E402
+from fg2u.jax.directions import KeyedDirections, drawn_per_direction  # noqa: E402
 
 N = 64
 U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32

@@ -69,7 +69,7 @@ def test_bad_settings(factory, match):
         factory()
 
 
-@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.display_name)
 def test_non_float_phi_is_a_type_error(estimator):
     with pytest.raises(TypeError, match="floating"):
         estimator(make_problem(), {"w": torch.tensor([1, 2])}, 0)
@@ -77,7 +77,7 @@ def test_non_float_phi_is_a_type_error(estimator):
         estimator(make_problem(), {"w": [1.0, 2.0]}, 0)
 
 
-@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.display_name)
 def test_step_changing_the_state_structure_is_a_type_error(estimator):
     bad = make_problem().replace(step=lambda th, p, _: {"theta": th})
     with pytest.raises(TypeError, match="state returned by step"):
@@ -87,7 +87,7 @@ def test_step_changing_the_state_structure_is_a_type_error(estimator):
         estimator(bad_shape, PHI, 0)
 
 
-@pytest.mark.parametrize("estimator", [e for e in ALL if not isinstance(e, ft.FG2U_ZO)], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", [e for e in ALL if not isinstance(e, ft.FG2U_ZO)], ids=lambda e: e.display_name)
 def test_black_box_problem_needs_fg2u_zo(estimator):
     box = fg2u.BlackBoxProblem(objective=lambda p, d: torch.sum(p["w"] ** 2))
     with pytest.raises(TypeError, match="FG2U_ZO"):
@@ -128,18 +128,18 @@ def test_inner_batches_need_a_leading_axis_t_and_scalar_losses():
         ft.RGU()(vector_loss, PHI, None)
 
 
-@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.display_name)
 def test_check_finite_names_the_estimator(estimator):
     exploding = make_problem(num_steps=60).replace(step=lambda th, p, _: 1e8 * th + p["w"])
     checked = type(estimator)(**{**estimator.__dict__, "check_finite": True})
-    with pytest.raises(FloatingPointError, match=type(estimator).__name__):
+    with pytest.raises(FloatingPointError, match=estimator.display_name):
         checked(exploding, PHI, 0)
     grad, aux = estimator(exploding, PHI, 0)  # unchecked: returns the non-finite values
     assert not bool(torch.isfinite(aux.outer_loss)) or not bool(torch.isfinite(grad["w"]).all())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: e.display_name)
 def test_dtype_is_preserved(estimator, dtype):
     phi = {"w": PHI["w"].to(dtype)}
     grad, aux = estimator(make_problem(dtype), phi, 0)

@@ -83,6 +83,9 @@ EXACT = [
     ft.RGUCheckpointed(segment_length=7),  # does not divide T = 30
     ft.RGUCheckpointed(segment_length=1),
     ft.RGUCheckpointed(segment_length=100),  # longer than T
+    ft.RGURecursive(),  # k = 4: 2 × 4 × 4 = 32 slots for T = 30, two spare
+    ft.RGURecursive(branching=2),
+    ft.RGURecursive(branching=30),  # one level: plain reverse mode
     ft.TRGU(truncation=30),
     ft.TRGU(truncation=1000),
 ]

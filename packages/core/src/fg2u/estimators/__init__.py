@@ -1,7 +1,8 @@
 """Every meta-gradient estimator, defined once: settings, defaults, validation and docstring.
 
-The classes here hold settings only; ``fg2u.jax`` and ``fg2u.torch`` subclass each of them with the numeric
-kernel (same names, same fields and defaults), and build them by name with ``make``::
+The classes here hold settings only and are abstract (instantiating one raises a ``TypeError`` naming the backend
+classes); ``fg2u.jax`` and ``fg2u.torch`` subclass each of them with the numeric kernel (same names, same fields and
+defaults; the kernels are final), and build them by name with ``make``::
 
     import fg2u.jax as fj
     est = fj.make("fg2u", num_directions=8)          # == fj.FG2U(num_directions=8)
@@ -16,9 +17,11 @@ kernel (same names, same fields and defaults), and build them by name with ``mak
 | ``rgu`` | :class:`RGU` | exact, reverse mode | ∝ T | none |
 | ``trgu`` | :class:`TRGU` | reverse mode through the last K steps | ∝ K | truncation |
 | ``rgu_checkpointed`` | :class:`RGUCheckpointed` | exact, √T rematerialisation | ∝ √T | none |
-| ``neumann`` | :class:`Neumann` | implicit, Neumann series | flat | fixed point, truncation |
-| ``conjugate_gradient`` | :class:`ConjugateGradient` | implicit, CG | flat | fixed point, truncation |
-| ``hessian_free`` | :class:`HessianFree` | implicit, identity inverse | flat | fixed point, identity |
+| ``rgu_recursive`` | :class:`RGURecursive` | exact, recursive k-ary rematerialisation | ∝ k·log_k T | none |
+| ``implicit`` | :class:`Implicit` | implicit, pluggable solve (``neumann`` / ``conjugate_gradient`` / ``identity``) | flat | fixed point, solve |
+| ``neumann`` | :data:`Neumann` (alias) | ``Implicit(solve=neumann(K, α))`` | flat | fixed point, truncation |
+| ``conjugate_gradient`` | :data:`ConjugateGradient` (alias) | ``Implicit(solve=conjugate_gradient(K))`` | flat | fixed point, truncation |
+| ``hessian_free`` | :data:`HessianFree` (alias) | ``Implicit(solve=identity(α))`` | flat | fixed point, identity |
 | ``hybrid`` | :class:`Hybrid` | reverse mode through the last K steps + FG²U through the first T − K | ∝ K | none |
 | ``two_phase`` | :class:`TwoPhase` | ``first`` then ``second`` (stateful) | of the active one | of the active one |
 | ``scaled`` | :class:`Scaled` | ``scale ·`` an estimator | of the inner one | of the inner one |
@@ -26,19 +29,48 @@ kernel (same names, same fields and defaults), and build them by name with ``mak
 | ``running_control_variate`` | :class:`RunningControlVariate` | FG²U around its running mean (stateful) | FG²U + φ | none |
 
 To add an estimator: one settings class here (``@register("name")``, a frozen dataclass), one kernel class per
-backend (a subclass with ``__call__``, or with ``ops`` for a combinator written over
+backend (a ``typing.final`` subclass with ``__call__``, or with ``ops`` for a combinator written over
 :class:`~fg2u.estimators.base.TreeOps`), listed in the backend's ``__init__``, and its tests. Benchmarks pick it
-up by name.
+up by name. A preset of an existing estimator is an :class:`Alias` (``register_alias``), as the implicit ones are.
 """
 
 # Registration order (forward, reverse, implicit, hybrid, combinators) is the order of ``names()``.
-from fg2u.estimators.base import Estimator, TreeOps, describe_settings  # isort: skip
+from fg2u.estimators.base import Estimator, TreeOps, check_not_problem, describe_settings  # isort: skip
 from fg2u.estimators.forward import FG2U, FG2U_ZO, FGU, RandomDirections  # isort: skip
-from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed  # isort: skip
-from fg2u.estimators.implicit import ConjugateGradient, HessianFree, Neumann  # isort: skip
+from fg2u.estimators.reverse import RGU, TRGU, RGUCheckpointed, RGURecursive  # isort: skip
+from fg2u.estimators.implicit import (  # isort: skip
+    ConjugateGradient,
+    ConjugateGradientSolve,
+    HessianFree,
+    IdentitySolve,
+    Implicit,
+    LinearSolve,
+    Neumann,
+    NeumannSolve,
+    as_solve,
+    conjugate_gradient,
+    identity,
+    neumann,
+)
 from fg2u.estimators.hybrid import Hybrid  # isort: skip
-from fg2u.estimators.combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase  # isort: skip
-from fg2u.estimators.registry import Backend, estimator_field, get_spec, names, normalise_name, register  # isort: skip
+from fg2u.estimators.combinators import (  # isort: skip
+    ControlVariate,
+    RunningControlVariate,
+    RunningMeanState,
+    Scaled,
+    TwoPhase,
+    TwoPhaseState,
+)
+from fg2u.estimators.registry import (  # isort: skip
+    Alias,
+    Backend,
+    estimator_field,
+    get_spec,
+    names,
+    normalise_name,
+    register,
+    register_alias,
+)
 
 __all__ = [
     "Estimator",
@@ -50,19 +82,34 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
+    "Implicit",
+    "LinearSolve",
+    "NeumannSolve",
+    "ConjugateGradientSolve",
+    "IdentitySolve",
+    "neumann",
+    "conjugate_gradient",
+    "identity",
+    "as_solve",
     "Neumann",
     "ConjugateGradient",
     "HessianFree",
     "Hybrid",
     "TwoPhase",
+    "TwoPhaseState",
     "Scaled",
     "ControlVariate",
     "RunningControlVariate",
+    "RunningMeanState",
+    "Alias",
     "Backend",
     "register",
+    "register_alias",
     "names",
     "get_spec",
     "normalise_name",
     "estimator_field",
     "describe_settings",
+    "check_not_problem",
 ]

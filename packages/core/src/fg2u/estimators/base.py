@@ -1,8 +1,9 @@
 """The base class of every estimator's settings, and the small array protocol combinators are written over.
 
 Each estimator is defined once, here in the core, as a frozen dataclass: its fields are its settings, its
-``__post_init__`` validates them and its docstring states what it computes. A backend (``fg2u.jax``,
-``fg2u.torch``) subclasses it and adds only the numeric kernel:
+``__post_init__`` validates them and its docstring states what it computes. The settings class is abstract (it
+cannot be instantiated); a backend (``fg2u.jax``, ``fg2u.torch``) subclasses it with a final class that adds only
+the numeric kernel:
 
 * a *stateless* estimator's backend class implements ``__call__(problem, φ, key) -> (ĝ, Aux)``; ``init``
   returns ``None`` and ``estimate`` passes the state through;
@@ -14,14 +15,15 @@ Each estimator is defined once, here in the core, as a frozen dataclass: its fie
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from fg2u.estimator import Aux
+from fg2u.problem import BilevelProblem, BlackBoxObjective, BlackBoxProblem, UnrolledProblem
 
 PyTree = Any
 
-__all__ = ["Estimator", "TreeOps", "describe_settings"]
+__all__ = ["Estimator", "TreeOps", "describe_settings", "check_not_problem"]
 
 
 @runtime_checkable
@@ -88,17 +90,47 @@ def describe_settings(value: Any) -> Any:
 class Estimator:
     """Base of the settings classes of :mod:`fg2u.estimators` (a mixin for frozen dataclasses).
 
-    Class attributes (set by :func:`fg2u.estimators.register`):
+    A registered settings class is *abstract*: instantiating it raises a ``TypeError`` that names the backend
+    classes to use instead. Its backend subclasses (``fg2u.jax.FG2U``, ``fg2u.torch.FG2U``) are the runnable
+    estimators; they are final (``typing.final``; subclassing one raises ``TypeError``) and implement
+    ``__call__`` (stateless estimators) or set ``ops`` (combinators written over :class:`TreeOps`).
+
+    Class attributes (set by :func:`fg2u.estimators.register`, or by the settings class):
       name: the stable registry name (``"fg2u"``, ``"rgu"``, …) used by configs and CLIs.
       display: the name used in every result record (``"FG2U"``); the settings class's name.
       stateful: whether ``init`` returns a state that ``estimate`` updates across meta steps.
       ops: the backend's :class:`TreeOps` (combinators only; set by the backend class).
+      example: settings shown by the error for a problem passed as a setting (``"num_directions=8"``).
     """
 
     name: ClassVar[str] = ""
     display: ClassVar[str] = ""
     stateful: ClassVar[bool] = False
     ops: ClassVar[Any] = None
+    example: ClassVar[str] = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # the one place every estimator's construction passes through, before the dataclass __init__ and the
+        # settings checks of __post_init__: abstract settings classes, and a problem passed as a setting
+        if cls.__dict__.get("_abstract", False):
+            raise TypeError(abstract_message(cls.__name__, cls.name or cls.__name__))
+        check_not_problem(cls.__name__, cls.example, (*args, *kwargs.values()))
+        return super().__new__(cls)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__[1:]:
+            if base.__dict__.get("__final__", False):
+                raise TypeError(
+                    f"{base.__module__}.{base.__qualname__} is final: compose estimators (Scaled, TwoPhase, …) or "
+                    f"write a new kernel of fg2u.estimators.{base.__name__} instead of subclassing this one"
+                )
+        spec = next((b for b in cls.__mro__[1:] if b.__dict__.get("_abstract", False)), None)
+        if spec is not None and cls.ops is None and not _defines(cls, spec, "__call__"):
+            raise TypeError(
+                f"{cls.__qualname__}, a kernel of fg2u.estimators.{spec.__name__}, must implement "
+                "__call__(problem, phi, key) or set ops (a TreeOps)"
+            )
 
     @property
     def display_name(self) -> str:
@@ -117,7 +149,6 @@ class Estimator:
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` — one estimate from a fresh state (``estimate(problem, φ, key, init(φ))[:2]``)."""
-        self._require_ops()  # stateless backend classes override __call__; combinators get here
         grad, aux, _ = self.estimate(problem, phi, key, self.init(phi))
         return grad, aux
 
@@ -128,14 +159,36 @@ class Estimator:
             out[field.name] = describe_settings(getattr(self, field.name))
         return out
 
-    def _require_ops(self) -> Any:
-        if self.ops is None:
-            raise NotImplementedError(self._settings_only_message())
-        return self.ops
 
-    def _settings_only_message(self) -> str:
-        cls = type(self).__name__
-        return (
-            f"fg2u.estimators.{cls} holds the settings only; use the backend's class with the same name "
-            f"(fg2u.jax.{cls} or fg2u.torch.{cls}) or build it by name: fg2u.jax.make({self.name!r}, ...)"
-        )
+def abstract_message(name: str, registry_name: str) -> str:
+    """The error for a settings class (or alias) of :mod:`fg2u.estimators` called without a backend."""
+    return (
+        f"fg2u.estimators.{name} holds the settings only and cannot run; build the backend's estimator of the "
+        f"same name, fg2u.jax.{name}(...) or fg2u.torch.{name}(...), or by name: "
+        f"fg2u.jax.make({registry_name!r}, ...) / fg2u.torch.make({registry_name!r}, ...)"
+    )
+
+
+def _defines(cls: type, spec: type, attribute: str) -> bool:
+    """Whether ``attribute`` is defined by ``cls`` or a class between it and the settings class ``spec``
+    (inclusive) in its MRO."""
+    for klass in cls.__mro__:
+        if attribute in klass.__dict__:
+            return True
+        if klass is spec:
+            return False
+    return False
+
+
+def check_not_problem(who: str, example: str, values: Iterable[Any]) -> None:
+    """The settings validation of every estimator (:meth:`Estimator.__new__`, :class:`~fg2u.estimators.Alias`):
+    a problem among the settings means the class was called like an estimator, ``FG2U(problem, phi, key)``."""
+    if any(_is_problem(value) for value in values):
+        raise TypeError(f"{who}(...) takes settings; build it, then call it: {who}({example})(problem, phi, key)")
+
+
+def _is_problem(value: Any) -> bool:
+    """A problem passed where a setting belongs (``FG2U(problem, phi, key)``: the class called like an instance)."""
+    if isinstance(value, (UnrolledProblem, BlackBoxProblem)):
+        return True
+    return not isinstance(value, type) and isinstance(value, (BilevelProblem, BlackBoxObjective))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from fg2u._checks import check_callable, check_nonnegative_int
 from fg2u.estimator import Aux
@@ -26,7 +26,7 @@ from fg2u.estimators.registry import estimator_field, register
 
 PyTree = Any
 
-__all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate", "COMBINATORS", "bind"]
+__all__ = ["TwoPhase", "TwoPhaseState", "Scaled", "ControlVariate", "RunningControlVariate", "RunningMeanState"]
 
 
 def _check_estimator(name: str, value: Any) -> None:
@@ -38,33 +38,63 @@ def _check_estimator(name: str, value: Any) -> None:
             )
 
 
+class TwoPhaseState(NamedTuple):
+    """State of :class:`TwoPhase`.
+
+    Attributes:
+      meta_step: the number of :meth:`TwoPhase.estimate` calls so far (an ``int32`` array in JAX, an int in torch).
+      first: the state of ``first`` (``None`` for a stateless estimator).
+      second: the state of ``second``.
+    """
+
+    meta_step: Any
+    first: Any
+    second: Any
+
+
+class RunningMeanState(NamedTuple):
+    """State of :class:`RunningControlVariate`.
+
+    Attributes:
+      mean: ``m``, the running mean of the previous estimates (a pytree like φ; zeros before the first).
+      count: the number of estimates averaged into ``mean``.
+    """
+
+    mean: PyTree
+    count: Any
+
+
 @register("two_phase")
 @dataclasses.dataclass(frozen=True)
 class TwoPhase(Estimator):
     """``first`` for the first ``switch_step`` meta steps, then ``second`` (the paper's two-phase paradigm: a
     cheap Hessian-free or truncated estimator for warm-up, then FG²U).
 
-    State: ``(meta_step, first_state, second_state)``; ``meta_step`` counts the calls of :meth:`estimate`
-    (one per meta step) and may be traced (inside ``jax.jit`` both estimators are compiled and one runs;
+    State: :class:`TwoPhaseState` ``(meta_step, first, second)``; ``meta_step`` counts the calls of
+    :meth:`estimate` (one per meta step) and may be traced (inside ``jax.jit`` both estimators are compiled and one runs;
     their outputs must have the same shapes and dtypes, which holds for the estimators of one backend on
     the same problem). Called without state it is ``first``.
+
+    References:
+      Shen, Q., Wang, Y., Yang, Z., et al. (2024). Memory-Efficient Gradient Unrolling for Large-Scale Bi-level
+      Optimization (the two-phase paradigm). NeurIPS 2024. https://arxiv.org/abs/2406.14095
     """
 
     first: Any = estimator_field()
     second: Any = estimator_field()
     switch_step: int = 0
     stateful = True
+    example = "first=HessianFree(), second=FG2U(num_directions=8), switch_step=100"
 
     def __post_init__(self) -> None:
         _check_estimator("first", self.first)
         _check_estimator("second", self.second)
         check_nonnegative_int("switch_step", self.switch_step)
 
-    def init(self, phi: PyTree) -> tuple:
-        return (self._require_ops().counter(0), self.first.init(phi), self.second.init(phi))
+    def init(self, phi: PyTree) -> TwoPhaseState:
+        return TwoPhaseState(self.ops.counter(0), self.first.init(phi), self.second.init(phi))
 
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
-        ops = self._require_ops()
         step, first_state, second_state = state
 
         def run_first() -> tuple:
@@ -75,8 +105,8 @@ class TwoPhase(Estimator):
             grad, aux, new_second = self.second.estimate(problem, phi, key, second_state)
             return grad, aux, first_state, new_second
 
-        grad, aux, first_state, second_state = ops.cond(step < self.switch_step, run_first, run_second)
-        return grad, aux, (step + 1, first_state, second_state)
+        grad, aux, first_state, second_state = self.ops.cond(step < self.switch_step, run_first, run_second)
+        return grad, aux, TwoPhaseState(step + 1, first_state, second_state)
 
 
 @register("scaled")
@@ -89,6 +119,7 @@ class Scaled(Estimator):
 
     estimator: Any = estimator_field()
     scale: float = 1.0
+    example = "RGU(), scale=0.5"
 
     def __post_init__(self) -> None:
         _check_estimator("estimator", self.estimator)
@@ -111,7 +142,7 @@ class Scaled(Estimator):
 
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
         grad, aux, state = self.estimator.estimate(problem, phi, key, state)
-        return self._require_ops().scale(grad, self.scale), aux, state
+        return self.ops.scale(grad, self.scale), aux, state
 
 
 def _controlled(
@@ -178,22 +209,23 @@ class ControlVariate(Estimator):
         ``TRGU(K)``); it costs one surrogate evaluation per estimate.
       scale: ``s``; ``None`` cross-fits it on two halves of the directions (see :func:`_controlled`) so that it
         is not estimated from the directions it multiplies.
-    Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``.
+    Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``. State: the surrogate's
+    (none of its own).
     """
 
     estimator: Any = estimator_field()
     surrogate: Any = estimator_field()
     scale: float | None = None
+    example = "FG2U(num_directions=8), surrogate=HessianFree()"
 
     def __post_init__(self) -> None:
         _check_random("estimator", self.estimator, self.scale)
         _check_estimator("surrogate", self.surrogate)
 
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
-        ops = self._require_ops()
-        surrogate_key, direction_key = ops.split_key(key, 2)
+        surrogate_key, direction_key = self.ops.split_key(key, 2)
         control, _, state = self.surrogate.estimate(problem, phi, surrogate_key, state)
-        grad, aux = _controlled(ops, self.estimator, problem, phi, direction_key, control, self.scale)
+        grad, aux = _controlled(self.ops, self.estimator, problem, phi, direction_key, control, self.scale)
         return grad, aux, state
 
     def init(self, phi: PyTree) -> Any:
@@ -223,7 +255,8 @@ class RunningControlVariate(Estimator):
     pay. The cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds
     about ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16.
 
-    State: ``m``, the running mean (like φ). Memory: FG²U's plus one copy of φ.
+    State: :class:`RunningMeanState` ``(mean, count)``: ``m`` (like φ) and the number of estimates folded into
+    it. Memory: FG²U's plus one copy of φ.
 
     Args:
       estimator: the FG2U / FG2U_ZO estimator.
@@ -236,6 +269,7 @@ class RunningControlVariate(Estimator):
     decay: float | None = None
     scale: float | None = 1.0
     stateful = True
+    example = "FG2U(num_directions=8)"
 
     def __post_init__(self) -> None:
         _check_random("estimator", self.estimator, self.scale)
@@ -251,36 +285,13 @@ class RunningControlVariate(Estimator):
         r = max(num_params - 1, 0) / self.estimator.num_directions
         return 1.0 - 1.0 / (4.0 * (1.0 + r))
 
-    def init(self, phi: PyTree) -> PyTree:
-        return self._require_ops().zeros_like(phi)
+    def init(self, phi: PyTree) -> RunningMeanState:
+        return RunningMeanState(self.ops.zeros_like(phi), self.ops.counter(0))
 
     def estimate(self, problem: Any, phi: PyTree, key: Any, state: Any) -> tuple[PyTree, Aux, Any]:
-        ops = self._require_ops()
-        mean = state
+        ops = self.ops
+        mean, count = state
         decay = self.decay_for(ops.size(phi))
         grad, aux = _controlled(ops, self.estimator, problem, phi, key, mean, self.scale)
         mean = ops.add(ops.scale(mean, decay), ops.scale(grad, 1.0 - decay))
-        return grad, aux, mean
-
-
-COMBINATORS = (TwoPhase, Scaled, ControlVariate, RunningControlVariate)
-
-
-def bind(ops: Any, backend: str, module: str) -> tuple[type, ...]:
-    """The :data:`COMBINATORS` bound to a backend: one subclass each, of the same name, with ``ops`` set.
-
-    A backend writes ``TwoPhase, Scaled, ControlVariate, RunningControlVariate = bind(TREE_OPS, "JAX", __name__)``.
-    """
-    return tuple(
-        type(
-            cls.__name__,
-            (cls,),
-            {
-                "ops": ops,
-                "__module__": module,
-                "__qualname__": cls.__name__,
-                "__doc__": f":class:`fg2u.estimators.{cls.__name__}` on {backend} (arithmetic: {type(ops).__name__}).",
-            },
-        )
-        for cls in COMBINATORS
-    )
+        return grad, aux, RunningMeanState(mean, count + 1)

@@ -26,9 +26,16 @@ class RandomDirections(Estimator):
     num_directions: int  # fields of the concrete dataclasses (annotations only: this mixin is no dataclass)
     distribution: Any
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("_abstract", False) and "with_directions" not in cls.__dict__:
+            # a kernel (a subclass of a registered settings class) must estimate for given directions too
+            if any(b.__dict__.get("_abstract", False) for b in cls.__mro__[1:]):
+                raise TypeError(f"{cls.__qualname__} must implement with_directions(problem, phi, directions)")
+
     def with_directions(self, problem: Any, phi: PyTree, directions: PyTree) -> tuple[PyTree, Aux]:
         """The estimate for explicit ``directions`` (pytree like φ, every leaf with a leading axis b)."""
-        raise NotImplementedError(self._settings_only_message())
+        raise NotImplementedError(f"{type(self).__name__} implements no with_directions")
 
 
 @register("fg2u")
@@ -57,12 +64,17 @@ class FG2U(RandomDirections):
     PyTorch propagates the tangents step by step with the double-vjp trick (a graph of one step at a time;
     several directions share the pass) and falls back to ``torch.func.jvp`` through the unroll when a step
     cannot be differentiated twice by autograd (a ``RuntimeWarning`` says so; same result, slower).
+
+    References:
+      Shen, Q., Wang, Y., Yang, Z., et al. (2024). Memory-Efficient Gradient Unrolling for Large-Scale Bi-level
+      Optimization. NeurIPS 2024. https://arxiv.org/abs/2406.14095
     """
 
     num_directions: int = 1
     distribution: str | DirectionDistribution = "rademacher"
     chunk_size: int | None = None
     check_finite: bool = False
+    example = "num_directions=8"
 
     def __post_init__(self) -> None:
         check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
@@ -84,6 +96,10 @@ class FG2U_ZO(RandomDirections):
     Backend notes: in JAX the objective must be traceable — wrap an external solver in
     ``jax.pure_callback(..., vmap_method="sequential")``; in PyTorch a black-box objective may be any Python
     code returning a scalar (evaluated once per perturbation, never vmapped).
+
+    References:
+      Shen, Q., Wang, Y., Yang, Z., et al. (2024). Memory-Efficient Gradient Unrolling for Large-Scale Bi-level
+      Optimization (the zeroth-order variant, (FG)²U-ZO). NeurIPS 2024. https://arxiv.org/abs/2406.14095
     """
 
     num_directions: int = 1
@@ -92,6 +108,7 @@ class FG2U_ZO(RandomDirections):
     distribution: str | DirectionDistribution = "rademacher"
     chunk_size: int | None = None
     check_finite: bool = False
+    example = "num_directions=8, eps=1e-3"
 
     def __post_init__(self) -> None:
         check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
@@ -106,6 +123,10 @@ class FGU(Estimator):
     forward Jacobian).
 
     Memory is flat in T like FG²U but the cost is N unrolls: a reference for small N. Bias: none (exact).
+
+    References:
+      Franceschi, L., Donini, M., Frasconi, P., Pontil, M. (2017). Forward and Reverse Gradient-Based
+      Hyperparameter Optimization (forward-mode hypergradients). ICML 2017. https://arxiv.org/abs/1703.01785
     """
 
     check_finite: bool = False

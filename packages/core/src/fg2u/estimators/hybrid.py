@@ -54,6 +54,12 @@ class Hybrid(RandomDirections):
       check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
 
     With the same key, the directions are those FG2U draws (``sample_directions(distribution, key, b, φ)``).
+
+    References (of its two parts):
+      Shaban, A., Cheng, C.-A., Hatch, N., Boots, B. (2019). Truncated Back-propagation for Bilevel
+      Optimization. AISTATS 2019. https://arxiv.org/abs/1810.10667
+      Shen, Q., Wang, Y., Yang, Z., et al. (2024). Memory-Efficient Gradient Unrolling for Large-Scale Bi-level
+      Optimization. NeurIPS 2024. https://arxiv.org/abs/2406.14095
     """
 
     num_directions: int = 1
@@ -61,6 +67,7 @@ class Hybrid(RandomDirections):
     distribution: str | DirectionDistribution = "rademacher"
     chunk_size: int | None = None
     check_finite: bool = False
+    example = "num_directions=8, reverse_steps=10"
 
     def __post_init__(self) -> None:
         check_direction_settings(self.num_directions, self.distribution, self.chunk_size)

@@ -20,9 +20,10 @@ Example (φ = per-example log-weights of a least-squares inner loss; runs as is)
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`Hybrid`, and the combinators
-:class:`TwoPhase`, :class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX
-kernel of the settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
+:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
+``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
+:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX kernel (final) of the
+settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
 :func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optax_transition`,
 :class:`InnerState`, :class:`JaxOps`.
 
@@ -37,7 +38,7 @@ from typing import Any
 
 import jax
 
-from fg2u.estimators import Backend
+from fg2u.estimators import Backend, conjugate_gradient, identity, neumann
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 
 from ._finite import check_finite_inputs
@@ -45,11 +46,11 @@ from .combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
 from .directions import JaxOps, sample_directions
 from .forward import FG2U, FG2U_ZO, FGU
 from .hybrid import Hybrid
-from .implicit import ConjugateGradient, HessianFree, Neumann
+from .implicit import ConjugateGradient, HessianFree, Implicit, Neumann
 from .inner import InnerState, optax_transition
 from .parallel import DirectionParallel, direction_mesh
 from .quality import gradient_quality
-from .reverse import RGU, TRGU, RGUCheckpointed
+from .reverse import RGU, TRGU, RGUCheckpointed, RGURecursive
 from .unroll import meta_objective, unroll
 
 __all__ = [
@@ -59,6 +60,11 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
+    "Implicit",
+    "neumann",
+    "conjugate_gradient",
+    "identity",
     "Neumann",
     "ConjugateGradient",
     "HessianFree",

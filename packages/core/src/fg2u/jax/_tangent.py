@@ -45,8 +45,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend.core import jaxprs_in_params
 
-from ._chunks import GivenDirections, KeyedDirections
 from ._pytree import check_same_structure, ravel, split_float
+from .directions import GivenDirections, KeyedDirections
 from .unroll import _scalar
 
 PyTree = Any

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import jax
 import jax.numpy as jnp
@@ -12,11 +12,11 @@ from fg2u.directions import get_distribution
 from fg2u.estimator import Aux
 from fg2u.problem import BlackBoxProblem
 
-from ._chunks import GivenDirections, KeyedDirections, drawn_per_direction, weighted_direction_sum
+from ._chunks import weighted_direction_sum
 from ._finite import check_finite
 from ._pytree import cast_like, check_directions, check_float_tree, ravel
 from ._tangent import tangent_forward_sum
-from .directions import check_key, sample_directions
+from .directions import GivenDirections, KeyedDirections, check_key, drawn_per_direction, sample_directions
 from .unroll import check_unrolled_problem, meta_objective
 
 PyTree = Any
@@ -33,8 +33,26 @@ def _finish(
     return grad, Aux(outer_loss=loss)
 
 
+@final
 class FG2U(estimators.FG2U):
-    """JAX kernel of :class:`fg2u.estimators.FG2U` (same settings; ``key`` a JAX PRNG key)."""
+    """JAX kernel of :class:`fg2u.estimators.FG2U` (same settings; ``key`` a JAX PRNG key).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import jax, jax.numpy as jnp
+      >>> import fg2u, fg2u.jax as fj
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: jnp.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: jnp.sum(th**2), num_steps=10)
+      >>> phi = jnp.array([1.0, -2.0])
+      >>> est = fj.FG2U(num_directions=2, distribution="orthogonal")  # b = N orthogonal directions: exact
+      >>> grad, aux = jax.jit(est)(problem, phi, jax.random.key(0))
+      >>> grad.round(3)
+      Array([ 1.996..., -3.992...], dtype=float32)
+      >>> grad, _ = fj.FG2U(num_directions=8, chunk_size=4)(problem, phi, jax.random.key(0))
+      >>> grad.shape  # unbiased: E[ĝ] = ∇L for Rademacher directions
+      (2,)
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key`` a JAX PRNG key."""
@@ -59,8 +77,22 @@ class FG2U(estimators.FG2U):
         return _finish("FG2U", total, 1, phi, loss, self.check_finite, problem)
 
 
+@final
 class FG2U_ZO(estimators.FG2U_ZO):
-    """JAX kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings; ``key`` a JAX PRNG key)."""
+    """JAX kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings; ``key`` a JAX PRNG key).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import jax, jax.numpy as jnp
+      >>> import fg2u, fg2u.jax as fj
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: jnp.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: jnp.sum(th**2), num_steps=10)
+      >>> phi = jnp.array([1.0, -2.0])
+      >>> est = fj.FG2U_ZO(num_directions=2, eps=1e-2, scheme="central", distribution="orthogonal")
+      >>> est(problem, phi, jax.random.key(0))[0].round(2)  # L is quadratic: central differences are exact
+      Array([ 2.  , -3.99...], dtype=float32)
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` for a black-box or unrolled problem; ``key`` a JAX PRNG key."""
@@ -108,8 +140,21 @@ class FG2U_ZO(estimators.FG2U_ZO):
         return _finish("FG2U_ZO", total, b, phi, loss, self.check_finite, problem)
 
 
+@final
 class FGU(estimators.FGU):
-    """JAX kernel of :class:`fg2u.estimators.FGU` (same settings; ``key`` a JAX PRNG key)."""
+    """JAX kernel of :class:`fg2u.estimators.FGU` (same settings; ``key`` a JAX PRNG key).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import jax, jax.numpy as jnp
+      >>> import fg2u, fg2u.jax as fj
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: jnp.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: jnp.sum(th**2), num_steps=10)
+      >>> phi = jnp.array([1.0, -2.0])
+      >>> fj.FGU()(problem, phi, None)[0].round(3)  # N = 2 jvps
+      Array([ 1.996..., -3.992...], dtype=float32)
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ PyTree = Any
 __all__ = ["Hybrid"]
 
 
+@final
 class Hybrid(estimators.Hybrid):
     """JAX kernel of :class:`fg2u.estimators.Hybrid` (same settings; ``key`` a JAX PRNG key).
 
@@ -30,6 +31,18 @@ class Hybrid(estimators.Hybrid):
     ``lax.scan``) gives ``L``, ``∂_φG`` and ``∇_θG`` with respect to the floating-point leaves of θ; the
     coefficient of direction ``v`` is ``⟨∇_θG, J_head v⟩`` from one ``jax.jvp`` through the first H steps,
     vectorised over the directions of a chunk (the primal part of the jvp is shared by the chunk).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import jax, jax.numpy as jnp
+      >>> import fg2u, fg2u.jax as fj
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: jnp.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: jnp.sum(th**2), num_steps=10)
+      >>> phi = jnp.array([1.0, -2.0])
+      >>> est = fj.Hybrid(num_directions=2, reverse_steps=3, distribution="orthogonal")  # exact head term
+      >>> est(problem, phi, jax.random.key(0))[0].round(3)
+      Array([ 1.996..., -3.992...], dtype=float32)
     """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:

@@ -15,7 +15,15 @@ from ._pytree import check_same_structure
 
 PyTree = Any
 
-__all__ = ["unroll", "unroll_steps", "meta_objective", "batch_slice", "last_batch", "check_unrolled_problem"]
+__all__ = [
+    "unroll",
+    "unroll_steps",
+    "checked_step",
+    "meta_objective",
+    "batch_slice",
+    "last_batch",
+    "check_unrolled_problem",
+]
 
 
 def check_unrolled_problem(problem: Any, who: str) -> int:
@@ -47,7 +55,9 @@ def last_batch(problem: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x[-1], problem.inner_batches)
 
 
-def _checked_step(step: Callable) -> Callable:
+def checked_step(step: Callable) -> Callable:
+    """``step`` that checks its output has the structure, shapes and dtypes of its input state."""
+
     def body(state: PyTree, phi: PyTree, batch: Any) -> PyTree:
         new_state = step(state, phi, batch)
         check_same_structure(new_state, state, "the state returned by step", "the state passed to step")
@@ -58,7 +68,7 @@ def _checked_step(step: Callable) -> Callable:
 
 def unroll_steps(step: Callable, state: PyTree, phi: PyTree, batches: Any, length: int) -> PyTree:
     """``length`` applications of ``step`` from ``state`` as one ``lax.scan`` (``batches``: leading axis ``length``)."""
-    body = _checked_step(step)
+    body = checked_step(step)
 
     def scan_body(carry: PyTree, batch: Any) -> tuple[PyTree, None]:
         return body(carry, phi, batch), None

@@ -25,9 +25,10 @@ Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of th
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``;
 ``key`` a ``torch.Generator`` — advanced by sampling — or an int seed; ``None`` for deterministic ones):
 :class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`Neumann`, :class:`ConjugateGradient`, :class:`HessianFree`, :class:`Hybrid`, and the combinators
-:class:`TwoPhase`, :class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the PyTorch
-kernel of the settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
+:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
+``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
+:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the PyTorch kernel (final) of the
+settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
 :func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optim_transition`,
 :class:`InnerState`, :class:`TorchOps`, :mod:`fg2u.torch.optim` (``sgd``, ``momentum``, ``adam``),
 :func:`module_params`, :func:`module_buffers`, :func:`functional_model`; direction-parallel FG²U over
@@ -44,19 +45,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fg2u.estimators import Backend
+from fg2u.estimators import Backend, conjugate_gradient, identity, neumann
 from fg2u.torch import optim
 from fg2u.torch._pytree import check_finite_inputs
 from fg2u.torch.combinators import ControlVariate, RunningControlVariate, Scaled, TwoPhase
 from fg2u.torch.directions import TorchOps, sample_directions
 from fg2u.torch.forward import FG2U, FG2U_ZO, FGU
 from fg2u.torch.hybrid import Hybrid
-from fg2u.torch.implicit import ConjugateGradient, HessianFree, Neumann
+from fg2u.torch.implicit import ConjugateGradient, HessianFree, Implicit, Neumann
 from fg2u.torch.module import functional_model, module_buffers, module_params
 from fg2u.torch.optim import InnerState, optim_transition
 from fg2u.torch.parallel import DirectionParallel, rank_seed
 from fg2u.torch.quality import gradient_quality
-from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed
+from fg2u.torch.reverse import RGU, TRGU, RGUCheckpointed, RGURecursive
 from fg2u.torch.unroll import meta_objective, unroll
 
 __all__ = [
@@ -66,6 +67,11 @@ __all__ = [
     "RGU",
     "TRGU",
     "RGUCheckpointed",
+    "RGURecursive",
+    "Implicit",
+    "neumann",
+    "conjugate_gradient",
+    "identity",
     "Neumann",
     "ConjugateGradient",
     "HessianFree",

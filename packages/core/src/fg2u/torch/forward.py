@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import torch
 
@@ -53,8 +53,25 @@ def _forward_estimate(
     return forward_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
 
 
+@final
 class FG2U(estimators.FG2U):
-    """PyTorch kernel of :class:`fg2u.estimators.FG2U` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.FG2U` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> est = ft.FG2U(num_directions=2, distribution="orthogonal")  # b = N orthogonal directions: exact
+      >>> grad, aux = est(problem, phi, torch.Generator().manual_seed(0))
+      >>> grad.round(decimals=3)
+      tensor([ 1.9960, -3.9920])
+      >>> ft.FG2U(num_directions=8, chunk_size=4)(problem, phi, 0)[0].shape  # unbiased: E[ĝ] = ∇L
+      torch.Size([2])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key``: ``torch.Generator`` or int seed."""
@@ -74,8 +91,22 @@ class FG2U(estimators.FG2U):
         return _finish("FG2U", total, b, phi, loss, self.check_finite, problem)
 
 
+@final
 class FG2U_ZO(estimators.FG2U_ZO):
-    """PyTorch kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> est = ft.FG2U_ZO(num_directions=2, eps=1e-2, scheme="central", distribution="orthogonal")
+      >>> est(problem, phi, 0)[0].round(decimals=2)  # L is quadratic: central differences are exact
+      tensor([ 2.0000, -3.9900])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
         """``(ĝ, Aux)`` for a black-box or unrolled problem; ``key``: ``torch.Generator`` or int seed."""
@@ -129,8 +160,21 @@ class FG2U_ZO(estimators.FG2U_ZO):
             check_unrolled_problem(problem, "FG2U_ZO")
 
 
+@final
 class FGU(estimators.FGU):
-    """PyTorch kernel of :class:`fg2u.estimators.FGU` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.FGU` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> ft.FGU()(problem, phi, None)[0].round(decimals=3)  # N = 2 tangents
+      tensor([ 1.9960, -3.9920])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, final
 
 import torch
 
@@ -32,6 +32,7 @@ def _is_float(x: Any) -> bool:
     return isinstance(x, torch.Tensor) and x.is_floating_point()
 
 
+@final
 class Hybrid(estimators.Hybrid):
     """PyTorch kernel of :class:`fg2u.estimators.Hybrid` (same settings and defaults).
 
@@ -40,6 +41,18 @@ class Hybrid(estimators.Hybrid):
     are the directional derivatives of the *head problem* — the first H steps with the linear outer loss
     ``θ ↦ ⟨∇_θG, θ⟩`` — computed by FG2U's tangent kernel (:mod:`fg2u.torch._tangent`: one primal pass per
     chunk, the chunk's tangents batched; ``torch.func.jvp`` fallback).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> est = ft.Hybrid(num_directions=2, reverse_steps=3, distribution="orthogonal")  # exact head term
+      >>> est(problem, phi, 0)[0].round(decimals=3)
+      tensor([ 1.9960, -3.9920])
     """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:

@@ -1,19 +1,22 @@
-"""Implicit-differentiation estimators at the fixed point ``θ* = Φ(θ*, φ)``: Neumann, CG, Hessian-free.
+"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)`` on PyTorch: :class:`Implicit` and the numeric
+kernel of each linear solve of :mod:`fg2u.estimators.implicit`, over the matrix-free operator ``u ↦ (∂Φ/∂θ)ᵀ u``.
 
-All three take ``θ* ≈ θ_T`` (the unrolled state, computed under ``torch.no_grad``), evaluate Φ with the
-*last* inner batch ``inner_batches[T−1]``, and return
+``θ* ≈ θ_T`` (the unrolled state, computed under ``torch.no_grad``); Φ is evaluated with the *last* inner batch
+``inner_batches[T−1]``; the result is
 
     ∇_φF + (∂Φ/∂φ)ᵀ w,      w ≈ (I − ∂Φ/∂θ)^{−T} ∇_θF,
 
-with vector–Jacobian products (``torch.func.vjp``) only and fixed iteration counts. Non-floating leaves
-of the inner state (e.g. optimiser step counters) are held constant. ``Aux.outer_loss`` is ``F(θ_T, φ)``.
+with vector–Jacobian products (``torch.func.vjp``) only and fixed iteration counts. Non-floating leaves of the
+inner state (e.g. optimiser step counters) are held constant. ``Aux.outer_loss`` is ``F(θ_T, φ)``.
+``Neumann``, ``ConjugateGradient`` and ``HessianFree`` are the registry aliases that build :class:`Implicit`
+with one solve.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 import torch
 
@@ -31,7 +34,7 @@ from fg2u.torch._pytree import (
 )
 from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, last_batch, unroll
 
-__all__ = ["Neumann", "ConjugateGradient", "HessianFree"]
+__all__ = ["Implicit", "Neumann", "ConjugateGradient", "HessianFree"]
 
 
 def _split_float(tree: PyTree) -> tuple[list, Callable[[list], PyTree]]:
@@ -100,65 +103,128 @@ def _finish(who: str, lin: _Linearised, w: list, check: bool, problem: Any = Non
     return grad, Aux(outer_loss=lin.loss)
 
 
-class Neumann(estimators.Neumann):
-    """PyTorch kernel of :class:`fg2u.estimators.Neumann` (same settings and defaults)."""
+def _neumann(solve: estimators.NeumannSolve, lin: _Linearised) -> list:
+    """``w = α Σ_{k=0}^{K} (I − α(I − ∂Φ/∂θ)ᵀ)^k ∇_θF`` (K vjps)."""
+    alpha = solve.alpha
+    term, total = list(lin.g_theta), list(lin.g_theta)
+    for _ in range(solve.num_terms):
+        jt = lin.vjp_theta(term)
+        term = [p - alpha * (p - q) for p, q in zip(term, jt)]
+        total = [a + b for a, b in zip(total, term)]
+    return [alpha * x for x in total]
+
+
+def _conjugate_gradient(solve: estimators.ConjugateGradientSolve, lin: _Linearised) -> list:
+    """``w`` from K conjugate-gradient iterations on ``(I − ∂Φ/∂θ)ᵀ w = ∇_θF`` from ``w_0 = 0`` (stops early at a
+    zero residual or curvature ``pᵀAp``)."""
+    shapes = [g.shape for g in lin.g_theta]
+    sizes = [g.numel() for g in lin.g_theta]
+
+    def ravel(xs: list) -> torch.Tensor:
+        return torch.cat([x.reshape(-1) for x in xs])
+
+    def unravel(x: torch.Tensor) -> list:
+        return [c.reshape(s) for c, s in zip(torch.split(x, sizes), shapes)]
+
+    def matvec(x: torch.Tensor) -> torch.Tensor:
+        return x - ravel(lin.vjp_theta(unravel(x)))
+
+    rhs = ravel(lin.g_theta)
+    x, r, p = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
+    rs = torch.dot(r, r)
+    for _ in range(solve.num_iterations):
+        if rs == 0:  # exact solution reached
+            break
+        ap = matvec(p)
+        pap = torch.dot(p, ap)
+        if pap == 0:
+            break
+        step = rs / pap
+        x = x + step * p
+        r = r - step * ap
+        rs_new = torch.dot(r, r)
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return unravel(x)
+
+
+def _identity(solve: estimators.IdentitySolve, lin: _Linearised) -> list:
+    """``w = α ∇_θF`` (no vjp)."""
+    return [solve.alpha * x for x in lin.g_theta]
+
+
+_SOLVERS: dict[type, Callable[[Any, _Linearised], list]] = {
+    estimators.NeumannSolve: _neumann,
+    estimators.ConjugateGradientSolve: _conjugate_gradient,
+    estimators.IdentitySolve: _identity,
+}
+
+
+@final
+class Implicit(estimators.Implicit):
+    """PyTorch kernel of :class:`fg2u.estimators.Implicit` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 has the fixed point θ* = φ, with ∂Φ/∂θ = ∂Φ/∂φ = I/2; for F = ‖θ‖² the implicit
+      gradient is ∇_φF + (I/2)(I − I/2)^{−1} 2θ_T = 2θ_T ≈ 2φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> grad, aux = ft.Implicit(solve=ft.conjugate_gradient(num_iterations=1))(problem, phi, None)
+      >>> grad.round(decimals=3)
+      tensor([ 1.9980, -3.9960])
+      >>> ft.Implicit(solve=ft.identity(alpha=2.0))(problem, phi, None)[0].round(decimals=3)  # exact here
+      tensor([ 1.9980, -3.9960])
+      >>> ft.Implicit(solve=ft.neumann(num_terms=3)).settings()
+      {'estimator': 'Neumann', 'num_terms': 3, 'alpha': 1.0, 'check_finite': False}
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(implicit ∇L(φ), Aux(F(θ_T, φ)))``; ``key`` is ignored."""
-        lin = _linearise(problem, phi, "Neumann")
-        alpha = self.alpha
+        who = self.display_name
+        lin = _linearise(problem, phi, who)
         with torch.no_grad():
-            term, total = list(lin.g_theta), list(lin.g_theta)
-            for _ in range(self.num_terms):
-                jt = lin.vjp_theta(term)
-                term = [p - alpha * (p - q) for p, q in zip(term, jt)]
-                total = [a + b for a, b in zip(total, term)]
-            w = [alpha * x for x in total]
-        return _finish("Neumann", lin, w, self.check_finite, problem)
+            w = _SOLVERS[type(self.solve)](self.solve, lin)
+        return _finish(who, lin, w, self.check_finite, problem)
 
 
-class ConjugateGradient(estimators.ConjugateGradient):
-    """PyTorch kernel of :class:`fg2u.estimators.ConjugateGradient` (same settings and defaults)."""
+_PROBLEM = """\
+>>> import torch
+>>> import fg2u, fg2u.torch as ft
+>>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+>>> phi = torch.tensor([1.0, -2.0])
+"""
 
-    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
-        """``(implicit ∇L(φ), Aux(F(θ_T, φ)))``; ``key`` is ignored."""
-        lin = _linearise(problem, phi, "ConjugateGradient")
-        shapes = [g.shape for g in lin.g_theta]
-        sizes = [g.numel() for g in lin.g_theta]
-
-        def ravel(xs: list) -> torch.Tensor:
-            return torch.cat([x.reshape(-1) for x in xs])
-
-        def unravel(x: torch.Tensor) -> list:
-            return [c.reshape(s) for c, s in zip(torch.split(x, sizes), shapes)]
-
-        def matvec(x: torch.Tensor) -> torch.Tensor:
-            return x - ravel(lin.vjp_theta(unravel(x)))
-
-        with torch.no_grad():
-            rhs = ravel(lin.g_theta)
-            x, r, p = torch.zeros_like(rhs), rhs.clone(), rhs.clone()
-            rs = torch.dot(r, r)
-            for _ in range(self.num_iterations):
-                if rs == 0:  # exact solution reached
-                    break
-                ap = matvec(p)
-                pap = torch.dot(p, ap)
-                if pap == 0:
-                    break
-                step = rs / pap
-                x = x + step * p
-                r = r - step * ap
-                rs_new = torch.dot(r, r)
-                p = r + (rs_new / rs) * p
-                rs = rs_new
-        return _finish("ConjugateGradient", lin, unravel(x), self.check_finite, problem)
-
-
-class HessianFree(estimators.HessianFree):
-    """PyTorch kernel of :class:`fg2u.estimators.HessianFree` (same settings and defaults)."""
-
-    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
-        """``(∇_φF + α(∂Φ/∂φ)ᵀ∇_θF, Aux(F(θ_T, φ)))``; ``key`` is ignored."""
-        lin = _linearise(problem, phi, "HessianFree")
-        return _finish("HessianFree", lin, [self.alpha * x for x in lin.g_theta], self.check_finite, problem)
+Neumann = estimators.Neumann.bind(
+    Implicit,
+    __name__,
+    _PROBLEM
+    + """\
+>>> ft.Neumann(num_terms=10)(problem, phi, None)[0].round(decimals=3)  # → 2θ_T ≈ 2φ as K grows (error ∝ 2^{−K})
+tensor([ 1.9970, -3.9940])
+>>> ft.Neumann(10) == ft.Implicit(solve=ft.neumann(10))
+True
+""",
+)
+ConjugateGradient = estimators.ConjugateGradient.bind(
+    Implicit,
+    __name__,
+    _PROBLEM
+    + """\
+>>> ft.ConjugateGradient(num_iterations=1)(problem, phi, None)[0].round(decimals=3)  # I − ∂Φ/∂θ = I/2: exact
+tensor([ 1.9980, -3.9960])
+""",
+)
+HessianFree = estimators.HessianFree.bind(
+    Implicit,
+    __name__,
+    _PROBLEM
+    + """\
+>>> ft.HessianFree()(problem, phi, None)[0].round(decimals=3)  # ∇_φF + α(∂Φ/∂φ)ᵀ∇_θF = θ_T
+tensor([ 0.9990, -1.9980])
+""",
+)

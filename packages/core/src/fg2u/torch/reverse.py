@@ -1,15 +1,17 @@
-"""Reverse-mode estimators: RGU (full backprop), TRGU (truncated), RGUCheckpointed (√T rematerialisation)."""
+"""Reverse-mode estimators: RGU (full backprop), TRGU (truncated), RGUCheckpointed (√T rematerialisation),
+RGURecursive (recursive checkpointing, O(log T) memory)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, final
 
 import torch
 
 from fg2u import estimators
 from fg2u.estimator import Aux
+from fg2u.estimators.reverse import recursive_radices
 from fg2u.torch._pytree import (
     PyTree,
     check_finite_result,
@@ -20,7 +22,7 @@ from fg2u.torch._pytree import (
 )
 from fg2u.torch.unroll import _as_scalar, check_unrolled_problem, meta_objective, run_steps
 
-__all__ = ["RGU", "TRGU", "RGUCheckpointed", "value_and_grad"]
+__all__ = ["RGU", "TRGU", "RGUCheckpointed", "RGURecursive", "value_and_grad"]
 
 
 def value_and_grad(
@@ -45,8 +47,24 @@ def value_and_grad(
     return grad, Aux(outer_loss=loss)
 
 
+@final
 class RGU(estimators.RGU):
-    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> grad, aux = ft.RGU()(problem, phi, None)
+      >>> grad.round(decimals=3)
+      tensor([ 1.9960, -3.9920])
+      >>> aux.outer_loss.round(decimals=3)  # L(φ) = (1 − 2⁻¹⁰)² ‖φ‖²
+      tensor(4.9900)
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -54,8 +72,22 @@ class RGU(estimators.RGU):
         return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite, problem=problem)
 
 
+@final
 class TRGU(estimators.TRGU):
-    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> grad, _ = ft.TRGU(truncation=3)(problem, phi, None)  # dθ_T/dφ ≈ Σ_{j<3} 2^{−j−1} = 1 − 2⁻³
+      >>> grad.round(decimals=3)  # 2 (1 − 2⁻¹⁰)(1 − 2⁻³) φ
+      tensor([ 1.7480, -3.4970])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(truncated ∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -117,12 +149,10 @@ class _Rematerialise(torch.autograd.Function):
         return (None, *[next(grads) if x.requires_grad else None for x in inputs])
 
 
-def _checkpointed_segment(
-    problem: Any, state: PyTree, phi_leaves: list, phi_spec: Any, start: int, stop: int
-) -> PyTree:
-    """Steps ``start:stop`` rematerialised in the backward pass (:class:`_Rematerialise`). Every tensor the
-    segment depends on (the state's tensor leaves, φ's leaves) is an explicit input, so no closure hides
-    a dependence on φ; non-tensor leaves of the state pass through as constants."""
+def _rematerialised(state: PyTree, phi_leaves: list, phi_spec: Any, run: Callable[[PyTree, PyTree], PyTree]) -> PyTree:
+    """``run(state, φ)`` rematerialised in the backward pass (:class:`_Rematerialise`). Every tensor the segment
+    depends on (the state's tensor leaves, φ's leaves) is an explicit input, so no closure hides a dependence on
+    φ (``run`` must use the φ it is given); non-tensor leaves of the state pass through as constants."""
     state_leaves, state_spec = tree_flatten(state)
     is_tensor = [isinstance(x, torch.Tensor) for x in state_leaves]
     tensors = [x for x, t in zip(state_leaves, is_tensor) if t]
@@ -136,7 +166,7 @@ def _checkpointed_segment(
     def segment(*flat: torch.Tensor) -> tuple:
         s = tree_unflatten(rebuild(flat[:n], [x for x, t in zip(state_leaves, is_tensor) if not t]), state_spec)
         q = tree_unflatten(list(flat[n:]), phi_spec)
-        out = tree_flatten(run_steps(problem, s, q, start, stop))[0]
+        out = tree_flatten(run(s, q))[0]
         non_tensor_out[:] = [x for x, t in zip(out, is_tensor) if not t]
         return tuple(x for x, t in zip(out, is_tensor) if t)
 
@@ -144,8 +174,28 @@ def _checkpointed_segment(
     return tree_unflatten(rebuild(out, list(non_tensor_out)), state_spec)
 
 
+def _checkpointed_segment(
+    problem: Any, state: PyTree, phi_leaves: list, phi_spec: Any, start: int, stop: int
+) -> PyTree:
+    """Steps ``start:stop`` rematerialised in the backward pass."""
+    return _rematerialised(state, phi_leaves, phi_spec, lambda s, q: run_steps(problem, s, q, start, stop))
+
+
+@final
 class RGUCheckpointed(estimators.RGUCheckpointed):
-    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults)."""
+    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults).
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> ft.RGUCheckpointed(segment_length=3)(problem, phi, None)[0].round(decimals=3)  # exact, as RGU
+      tensor([ 1.9960, -3.9920])
+    """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
@@ -161,3 +211,53 @@ class RGUCheckpointed(estimators.RGUCheckpointed):
             return _as_scalar(problem.outer_loss(state, p, problem.outer_batch), "outer_loss", p)
 
         return value_and_grad("RGUCheckpointed", objective, phi, self.check_finite, problem=problem)
+
+
+@final
+class RGURecursive(estimators.RGURecursive):
+    """PyTorch kernel of :class:`fg2u.estimators.RGURecursive` (same settings and defaults).
+
+    The levels of :func:`fg2u.estimators.reverse.recursive_radices` as nested calls of :class:`RGUCheckpointed`'s
+    autograd function (each chunk below the top rematerialised in backward, random ops replayed with the saved
+    RNG state); spare slots past T are skipped.
+
+    Examples:
+      θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
+
+      >>> import torch
+      >>> import fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2), step=lambda th, phi, _: (th + phi) / 2,
+      ...                                outer_loss=lambda th, phi, _: torch.sum(th**2), num_steps=10)
+      >>> phi = torch.tensor([1.0, -2.0])
+      >>> ft.RGURecursive(branching=2)(problem, phi, None)[0].round(decimals=3)  # exact, as RGU
+      tensor([ 1.9960, -3.9920])
+    """
+
+    def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
+        """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
+        num_steps = check_unrolled_problem(problem, "RGURecursive")
+        check_meta_params(phi, "RGURecursive")
+        radices = recursive_radices(num_steps, self.branching)
+
+        def run_level(depth: int, state: PyTree, q: PyTree, start: int) -> PyTree:
+            """The state after this level's chunk that starts at step ``start`` (steps ≥ T are spare: none run)."""
+            if depth == len(radices) - 1:
+                return run_steps(problem, state, q, start, min(start + radices[depth], num_steps))
+            span = math.prod(radices[depth + 1 :])
+            q_leaves, q_spec = tree_flatten(q)
+            for i in range(radices[depth]):
+                lo = start + i * span
+                if lo >= num_steps:
+                    break
+
+                def chunk(s: PyTree, qq: PyTree, lo: int = lo) -> PyTree:
+                    return run_level(depth + 1, s, qq, lo)
+
+                state = _rematerialised(state, q_leaves, q_spec, chunk)
+            return state
+
+        def objective(p: PyTree) -> torch.Tensor:
+            state = run_level(0, problem.init(p), p, 0)
+            return _as_scalar(problem.outer_loss(state, p, problem.outer_batch), "outer_loss", p)
+
+        return value_and_grad("RGURecursive", objective, phi, self.check_finite, problem=problem)
