@@ -48,9 +48,11 @@ from fg2u.leaderboard.aggregate import (
     comparison_key,
     competes,
     is_problem_setting,
+    load_results,
     metric_direction,
     require,
 )
+from fg2u.leaderboard.budgets import render_views
 
 __all__ = [
     "Cell",
@@ -665,6 +667,7 @@ def render_markdown(
     out_dir: Path | None = None,
     results_label: str = "results",
     figures: Mapping[str, Sequence[Path]] | None = None,
+    views: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
     """The text of ``LEADERBOARD.md``: headline tables and plots per benchmark (``figures``: the benchmarks' own
     PNGs by benchmark name, after the generated plots), then the full tables as an appendix; plot links are
@@ -686,8 +689,16 @@ def render_markdown(
         lines += [f"## {name} — {_md_escape(titles.get(name, name))}", ""]
         for h in (h for h in headlines if h.benchmark == name):
             lines += _md_headline(h)
-        for plot in [*(p for p in plots if Path(p).stem.startswith(f"{name}-")), *figures.get(name, ())]:
+        for plot in [
+            *(p for p in plots if Path(p).stem.startswith(f"{name}-") and "-curves-" not in Path(p).stem),
+            *figures.get(name, ()),
+        ]:
             lines += [f"![{Path(plot).stem}]({link(plot)})", ""]
+        budget_view = (views or {}).get(name, ())
+        if budget_view:
+            lines += [f"### {name} — at equal time and within memory budgets", ""]
+            for item in budget_view:
+                lines += [f"![{Path(item).stem}]({link(item)})", ""] if isinstance(item, Path) else [item]
     if not headlines:
         lines += ["_No headline table: no installed benchmark declares metrics that the records have._", ""]
     lines += [
@@ -1028,6 +1039,11 @@ def render_all(
         plugin_issues = []
     benchmarks = sorted(benchmarks, key=lambda b: (b.order, b.name))
     summaries, issues = aggregate(results_dir, warn=warn, benchmarks=benchmarks)
+    views = render_views(
+        load_results(results_dir, warn=False, benchmarks=benchmarks).records,
+        benchmarks,
+        (out_dir / "plots") if plots else None,
+    )
     issues = [LoadIssue(p.entry_point, 0, p.message) for p in plugin_issues] + list(issues)
     headlines, unmatched = build_headlines(summaries, benchmarks)
     tables = build_tables(summaries, benchmarks)
@@ -1048,6 +1064,7 @@ def render_all(
             out_dir=out_dir,
             results_label=label,
             figures=figures,
+            views=views,
         ),
         encoding="utf-8",
     )
