@@ -94,7 +94,8 @@ class MethodResult:
 @dataclasses.dataclass
 class Prepared:
     """A backend driver's meta loop for one estimator and trial: ``step(carry, i) -> (carry, outer_loss)``,
-    the start ``carry``, ``phi(carry)``, the memory of one meta step and the seconds spent compiling."""
+    the start ``carry``, ``phi(carry)``, the memory of one meta step, the seconds spent compiling and details for
+    the record (JAX: ``forward_unroll_bytes``, the same measure of the forward unroll alone)."""
 
     step: Callable[[Any, int], tuple[Any, Any]]
     carry: Any
@@ -102,6 +103,7 @@ class Prepared:
     memory: Memory | None
     compile_s: float
     block: Callable[[Any], Any] | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Trial(abc.ABC):
@@ -381,7 +383,8 @@ def run_method(
             value=tuple(v for _, _, v in loop.evaluations),
             cost={name: tuple(initial.get(name, 0.0) + k * c for k in steps) for name, c in costs_per_step.items()},
         )
-    return MethodResult(metrics=metrics, curve=curve, memory=prepared.memory, details=trial.details(), phi=phi)
+    details = {**prepared.details, **trial.details()}
+    return MethodResult(metrics=metrics, curve=curve, memory=prepared.memory, details=details, phi=phi)
 
 
 GRADIENT_CHECK_METRICS = ("grad_cosine", "grad_projection", "grad_norm_ratio", "grad_mse_ratio")

@@ -15,6 +15,7 @@ import optax
 from fg2u._checks import check_positive_int
 from fg2u.experiment.records import Memory
 from fg2u.experiment.runner import Prepared
+from fg2u.jax.unroll import meta_objective
 
 PyTree = Any
 
@@ -134,7 +135,20 @@ class Driver:
             return (phi, opt_state, est_state), loss
 
         memory = None if temp is None else Memory("xla_temp_bytes", int(temp))
-        return Prepared(step, carry, lambda c: c[0], memory, compile_s, block=jax.block_until_ready)
+        prepared = Prepared(step, carry, lambda c: c[0], memory, compile_s, block=jax.block_until_ready)
+        forward = self.forward_unroll_bytes(trial, phi, example_inputs)
+        if forward is not None:
+            prepared.details["forward_unroll_bytes"] = forward
+        return prepared
+
+    @staticmethod
+    def forward_unroll_bytes(trial: Any, phi: Any, inputs: Any) -> int | None:
+        """XLA's scratch memory of L(φ) alone (the forward unroll of one estimate, no meta-gradient): the
+        yardstick of memory budgets such as "at most 2× a plain unroll"."""
+        def loss(phi: Any, inputs: Any) -> Any:
+            return meta_objective(trial.make_problem(jax.tree_util.tree_map(lambda x: x[0], inputs)))(phi)
+
+        return temp_bytes(jax.jit(loss).lower(phi, inputs).compile())
 
     def estimates_fn(self, estimator: Any, reference: Any, trial: Any) -> Callable:
         """A compiled ``(φ, key, inputs) -> (ĝ, g)``: ``estimator``'s and ``reference``'s meta-gradients on the
