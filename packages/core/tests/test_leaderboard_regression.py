@@ -217,7 +217,9 @@ def test_failing_command_or_plugin_fails_the_check(tmp_path, monkeypatch, capsys
     script = repo / "bench.py"
     script.parent.mkdir(parents=True)
     script.write_text("raise SystemExit(3)\n")
-    bench = Benchmark(name="toy", smoke_command=(sys.executable, str(script)), metrics=(Metric("m", "higher"),), columns=())
+    bench = Benchmark(
+        name="toy", smoke_command=(sys.executable, str(script)), metrics=(Metric("m", "higher"),), columns=()
+    )
     ran, failures = reg.run_benchmarks(tmp_path / "out", repo_root=repo, benchmarks=[bench])
     assert ran == ["toy"] and "exit 3" in failures[0]
     issue = DiscoveryIssue("toy = fg2u_bench_toy.plugin:BENCHMARK", "cannot be loaded (ImportError: boom)")

@@ -442,7 +442,7 @@ def _tail_mean(values: Sequence[float]) -> float:
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``error: <message> (see --help)``, exit 2."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 

@@ -145,6 +145,7 @@ class Driver:
     def forward_unroll_bytes(trial: Any, phi: Any, inputs: Any) -> int | None:
         """XLA's scratch memory of L(φ) alone (the forward unroll of one estimate, no meta-gradient): the
         yardstick of memory budgets such as "at most 2× a plain unroll"."""
+
         def loss(phi: Any, inputs: Any) -> Any:
             return meta_objective(trial.make_problem(jax.tree_util.tree_map(lambda x: x[0], inputs)))(phi)
 

@@ -224,7 +224,7 @@ def check_bounds(record: ResultRecord, benchmarks: Iterable[Benchmark] = ()) -> 
             continue
         for metric in bench.metrics:
             value = record.metrics.get(metric.name)
-            low, high = metric.bounds
+            low, high = metric.bounds or (-math.inf, math.inf)
             if value is not None and math.isfinite(value) and not low <= value <= high:
                 raise ValueError(
                     f"metric {metric.name!r} = {value!r} is outside its declared range [{low}, {high}] "

@@ -142,10 +142,11 @@ def equal_time_table(pool: Pool) -> list[str] | None:
             values = [v for v in (value_at(r, b) for r in rs) if v is not None]
             cells.append(statistics.fmean(values) if len(values) == len(rs) else None)
         rows.append((label, len(rs), cells, _finish(rs)))
-    best = [max((c[i] for _, _, c, _ in rows if c[i] is not None), default=None) for i in range(len(budgets))]
-    higher = _direction(pool) == "higher"
-    if not higher:
-        best = [min((c[i] for _, _, c, _ in rows if c[i] is not None), default=None) for i in range(len(budgets))]
+    pick = max if _direction(pool) == "higher" else min
+    best: list[float | None] = []
+    for i in range(len(budgets)):
+        column = [value for _, _, c, _ in rows if (value := c[i]) is not None]
+        best.append(pick(column) if column else None)
     for label, n, cells, end in sorted(rows, key=lambda r: r[0].lower()):
         shown = [f"**{_fmt(c)}**" if c is not None and c == best[i] else _fmt(c) for i, c in enumerate(cells)]
         lines.append(f"| {label} | {n} | " + " | ".join(shown) + f" | {_seconds(end) if end else '—'} |")
@@ -171,8 +172,11 @@ def _mib(value: float) -> str:
 
 def memory_budget_table(pool: Pool) -> list[str] | None:
     """Markdown lines of the memory-budget view, or None without RGU's memory in the pool."""
-    memory = {label: _memory(rs) for label, rs in pool.runs.items() if label not in pool.yardsticks}
-    memory = {k: v for k, v in memory.items() if v is not None}
+    memory: dict[str, tuple[float, str]] = {}
+    for label, rs in pool.runs.items():
+        measured = _memory(rs) if label not in pool.yardsticks else None
+        if measured is not None:
+            memory[label] = measured
     rgu = memory.get("RGU")
     if rgu is None or len(memory) < 2:
         return None
