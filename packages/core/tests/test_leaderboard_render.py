@@ -380,3 +380,25 @@ def test_implausible_values_are_skipped_with_file_and_line_and_never_shown(tmp_p
     assert f"{path}:3: malformed result record (metric 'test_accuracy' = 10000000.0 is outside" in skipped
     tables = md.split("## Skipped records")[0]
     assert "TRGU" not in tables and "1e+07" not in tables and "| FG2U | **60** |" in tables
+
+
+def test_runs_of_an_interrupted_invocation_are_labelled_partial(tmp_path, rec):
+    from fg2u.experiment.provenance import RunContext, write_run_marker
+
+    folder = tmp_path / "results" / "quality"
+    done = [rec("quality", "RGU", s, {"test_accuracy": 0.7}, {"ipc": 1}, run_id="run-done") for s in (0, 1)]
+    killed = [rec("quality", "FG2U", s, {"test_accuracy": 0.6}, {"ipc": 1}, run_id="run-killed") for s in (0, 1)]
+    append_records(folder / "smoke.jsonl", done + killed)
+    provenance = done[0].provenance
+    write_run_marker(folder, RunContext("run-done", "t", provenance, "cpu"), status="complete", expected=2, written=2)
+    write_run_marker(
+        folder, RunContext("run-killed", "t", provenance, "cpu"), status="interrupted", expected=9, written=2
+    )
+    out = render_all(tmp_path / "results", tmp_path / "out", plots=False, benchmarks=[QUALITY], warn=False)
+    (h,) = [h for h in out["headlines"] if h.benchmark == "quality"]
+    cells = {c[0].text: c[1].text for _, c in h.rows}
+    assert cells["FG2U"].endswith("(partial run)") and not cells["RGU"].endswith("(partial run)")
+    (table,) = [t for t in out["tables"] if t.benchmark == "quality"]
+    n = table.columns.index("n")
+    shown = {cells[table.columns.index("estimator")].text: cells[n].text for kind, cells in table.rows if kind == "run"}
+    assert shown["FG2U"] == "2 (2 partial)" and shown["RGU"] == "2"

@@ -388,9 +388,12 @@ def build_headlines(
                 )
                 values: dict[str, dict[tuple, MetricStats]] = {lb: {} for lb in row_labels}
                 problems: dict[str, dict[tuple, tuple]] = {lb: {} for lb in row_labels}  # comparison key per cell
+                partial: set[tuple[str, tuple]] = set()  # cells with runs of an invocation that did not complete
                 for s in group:
                     values[labels[s.key]].setdefault(column_of(s), s.metrics[metric.name])
                     problems[labels[s.key]].setdefault(column_of(s), comparison_key(s.key))
+                    if s.partial:
+                        partial.add((labels[s.key], column_of(s)))
                 competing = {labels[s.key] for s in group if competes(s.key, yard)}
                 estimator_of = {labels[s.key]: s.key.estimator for s in group}
                 # published numbers per column
@@ -438,6 +441,8 @@ def build_headlines(
                             target = max(pool) if metric.direction == "higher" else min(pool)
                             best = len(pool) >= 2 and len(set(pool)) > 1 and stats.mean == target
                         text = "—" if stats is None else format_value(stats, metric.unit, show_n=same_n is None)
+                        if (lb, ck) in partial:
+                            text += " (partial run)"
                         cells.append(Cell(text, best))
                         if col_refs[ck]:
                             texts = []
