@@ -123,15 +123,9 @@ _NOT_YET = {"fg2u/jax/quality.py", "fg2u/torch/quality.py"}
 
 
 def test_function_local_imports_say_why():
-    """In the estimators, the backends, fg2u.directions and fg2u._checks a function-local import is kept only for
-    an optional heavy dependency, with a comment (on its line or the line above) saying why."""
-    paths = [
-        *sorted((SRC / "fg2u" / "estimators").glob("*.py")),
-        *sorted((SRC / "fg2u" / "jax").glob("*.py")),
-        *sorted((SRC / "fg2u" / "torch").glob("*.py")),
-        SRC / "fg2u" / "directions.py",
-        SRC / "fg2u" / "_checks.py",
-    ]
+    """Everywhere in the core's sources a function-local import is kept only for an optional heavy dependency (or
+    one that would form an import cycle), with a comment (on its line or the line above) saying why."""
+    paths = sorted((SRC / "fg2u").rglob("*.py"))
     unexplained = []
     for path in paths:
         if path.relative_to(SRC).as_posix() in _NOT_YET:

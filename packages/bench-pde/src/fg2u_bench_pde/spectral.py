@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fg2u._checks import check_positive_float, check_positive_int
+from fg2u.checks import check_positive_float, check_positive_int
 from fg2u_bench_pde.equations import Equation, UnstableSettingError, check_coefficient
 
 __all__ = [

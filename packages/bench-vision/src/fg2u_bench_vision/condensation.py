@@ -35,7 +35,7 @@ import numpy as np
 import optax
 
 import fg2u
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 
 from .configs import Config
 from .model import ConvNet, cross_entropy, default_depth, sample_params

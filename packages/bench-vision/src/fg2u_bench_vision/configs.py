@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fg2u._checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
+from fg2u.checks import check_choice, check_nonnegative_int, check_positive_float, check_positive_int
 
 __all__ = ["Config", "CONFIG_NAMES", "get_config"]
 

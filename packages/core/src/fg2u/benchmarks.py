@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping
+from importlib.metadata import entry_points
 from typing import Any
 
 __all__ = [
@@ -315,8 +317,6 @@ class Benchmark:
 
     def missing_requirements(self, *, repo_root: str) -> list[str]:
         """The ``smoke_requires`` paths that do not exist."""
-        import os
-
         paths = [p.format(repo_root=repo_root) for p in self.smoke_requires]
         return [p for p in paths if not os.path.exists(p)]
 
@@ -333,8 +333,6 @@ class DiscoveryIssue:
 
 
 def _entry_points(group: str):
-    from importlib.metadata import entry_points
-
     return list(entry_points(group=group))
 
 

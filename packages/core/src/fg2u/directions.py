@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 
 __all__ = [
     "RandomOps",

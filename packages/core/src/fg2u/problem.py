@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from fg2u._checks import check_callable, check_positive_int
+from fg2u.checks import check_callable, check_positive_int
 
 PyTree = Any
 Scalar = Any

@@ -18,7 +18,7 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
-from fg2u._checks import check_callable, check_nonnegative_int
+from fg2u.checks import check_callable, check_nonnegative_int
 from fg2u.estimator import Aux
 from fg2u.estimators.base import Estimator
 from fg2u.estimators.forward import RandomDirections

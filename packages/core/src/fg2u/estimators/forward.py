@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fg2u._checks import check_choice, check_positive_float
+from fg2u.checks import check_choice, check_positive_float
 from fg2u.directions import DirectionDistribution, check_direction_settings
 from fg2u.estimator import Aux
 from fg2u.estimators.base import Estimator

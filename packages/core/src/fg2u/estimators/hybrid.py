@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.directions import DirectionDistribution, check_direction_settings
 from fg2u.estimators.forward import RandomDirections
 from fg2u.estimators.registry import register

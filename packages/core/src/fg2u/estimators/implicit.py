@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from fg2u._checks import check_nonnegative_int, check_positive_float, check_positive_int
+from fg2u.checks import check_nonnegative_int, check_positive_float, check_positive_int
 from fg2u.estimators.base import Estimator, describe_settings
 from fg2u.estimators.registry import Alias, normalise_name, register, register_alias
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.estimators.base import Estimator
 from fg2u.estimators.registry import register
 

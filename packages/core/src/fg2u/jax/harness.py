@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.experiment.records import Memory
 from fg2u.experiment.runner import Prepared
 from fg2u.jax.unroll import meta_objective

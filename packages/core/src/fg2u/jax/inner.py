@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fg2u._checks import check_callable
+from fg2u.checks import check_callable
 
 PyTree = Any
 

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 

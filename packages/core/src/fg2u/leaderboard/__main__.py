@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from fg2u.leaderboard import regression
+from fg2u.leaderboard import browser, regression
+from fg2u.leaderboard.render import render_all
 
 
 def _render(args: argparse.Namespace) -> int:
-    from fg2u.leaderboard.render import render_all
-
     try:
         out = render_all(args.results, args.out, plots=not args.no_plots)
     except ImportError as error:
@@ -39,10 +39,6 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _screenshot(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fg2u.leaderboard import browser
-
     if browser.find_chromium() is None:
         print(
             "error: no Chromium found; install it (`apt-get update && apt-get install -y chromium` on "

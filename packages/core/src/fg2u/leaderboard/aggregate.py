@@ -66,6 +66,7 @@ pool where all entries are equal.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -646,8 +647,6 @@ def best_entries(
 # ---------------------------------------------------------------------------------- optional: pandas
 def require(module: str):
     """Imports an optional dependency of the leaderboard, or raises an ImportError saying what to install."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as error:

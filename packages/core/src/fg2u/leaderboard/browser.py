@@ -14,6 +14,7 @@ from the HTML source.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -141,6 +142,4 @@ def visible_text(
     if start < 0:
         raise RuntimeError("chromium's DOM dump has no visible-text report (did the page's script run?)")
     end = result.stdout.find("</pre>", start)
-    import html
-
     return json.loads(html.unescape(result.stdout[start + len(f'<pre id="{_MARKER}">') : end]))

@@ -226,7 +226,7 @@ def plot_curves(pool: Pool, path: Path) -> Path | None:
     import matplotlib  # noqa: PLC0415 (optional: the `leaderboard` extra)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (optional: the `leaderboard` extra)
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for label, rs in sorted(with_curves.items()):

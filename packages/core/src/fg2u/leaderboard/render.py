@@ -894,8 +894,8 @@ def render_html(
 # ---------------------------------------------------------------------------------------------- plots
 def _new_figure(panels: int, *, width: float = 3.9, height: float = 2.15):
     require("matplotlib")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # optional (`leaderboard` extra): plots only
+    from matplotlib.figure import Figure  # optional (`leaderboard` extra): plots only
 
     ncols = 1 if panels <= 3 else 2
     nrows = math.ceil(panels / ncols)
@@ -965,7 +965,7 @@ def plot_headlines(headlines: Sequence[Headline], benchmarks: Sequence[Benchmark
                     ax.set_xscale("log")
                 if memory_scale:
                     ax.set_yscale("log")
-                from matplotlib.ticker import NullFormatter, ScalarFormatter
+                from matplotlib.ticker import NullFormatter, ScalarFormatter  # optional (`leaderboard` extra)
 
                 ax.set_xticks(xs_all)
                 ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.directions import DirectionDistribution, get_distribution
 from fg2u.torch._pytree import PyTree, check_meta_params, num_elements, tree_unflatten, unravel_batch
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.experiment.memory import measure_call
 from fg2u.experiment.records import Memory
 from fg2u.experiment.runner import Prepared

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from fg2u._checks import check_callable
+from fg2u.checks import check_callable
 from fg2u.torch._pytree import PyTree, tree_flatten, tree_map, tree_unflatten
 
 __all__ = [

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fg2u._checks import check_positive_int
+from fg2u.checks import check_positive_int
 from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
