@@ -45,10 +45,14 @@ class Pool:
     yardsticks: set[str]
 
     @property
+    def short_title(self) -> str:
+        benchmark, task, dataset, config, _, _ = self.key
+        return f"{benchmark} · {task} · {dataset} · config {config}"
+
+    @property
     def title(self) -> str:
-        benchmark, task, dataset, config, _, problem = self.key
-        settings = ", ".join(f"{k}={v}" for k, v in problem)
-        return f"{benchmark} · {task} · {dataset} · config {config}" + (f" · {settings}" if settings else "")
+        settings = ", ".join(f"{k}={v}" for k, v in self.key[5])
+        return self.short_title + (f" ({settings})" if settings else "")
 
 
 def _label(record: ResultRecord, varying: Sequence[str]) -> str:
@@ -81,10 +85,13 @@ def pools(records: Iterable[LoadedRecord | ResultRecord], benchmarks: Sequence[B
         for r in records_:
             for k, v in r.estimator_settings.items():
                 names.setdefault(f"{r.estimator}.{k}", set()).add(repr(v))
-        runs: dict[str, list[ResultRecord]] = {}
+        latest: dict[str, dict[int, ResultRecord]] = {}  # a seed run again counts once: its latest record
         for r in records_:
             varying = [k.split(".", 1)[1] for k, v in names.items() if k.startswith(f"{r.estimator}.") and len(v) > 1]
-            runs.setdefault(_label(r, sorted(varying)), []).append(r)
+            by_seed = latest.setdefault(_label(r, sorted(varying)), {})
+            if r.seed not in by_seed or by_seed[r.seed].time <= r.time:
+                by_seed[r.seed] = r
+        runs = {label: [by_seed[s] for s in sorted(by_seed)] for label, by_seed in latest.items()}
         yard = {
             label
             for label, rs in runs.items()
@@ -122,7 +129,12 @@ def _seconds(value: float) -> str:
 
 def equal_time_table(pool: Pool) -> list[str] | None:
     """Markdown lines of the equal-time view, or None when fewer than two competing methods have curves."""
-    timed = {label: rs for label, rs in pool.runs.items() if label not in pool.yardsticks and _finish(rs) is not None}
+    timed = {
+        label: [r for r in rs if r.curve is not None and r.curve.seconds]
+        for label, rs in pool.runs.items()
+        if label not in pool.yardsticks
+    }
+    timed = {label: rs for label, rs in timed.items() if rs}
     if len(timed) < 2:
         return None
     ends = sorted(t for t in (_finish(rs) for rs in timed.values()) if t is not None)
@@ -159,11 +171,13 @@ def _direction(pool: Pool) -> str:
 
 
 def _memory(records: Sequence[ResultRecord]) -> tuple[float, str] | None:
-    values = [r.memory.bytes for r in records if r.memory is not None and MEASURES[r.memory.measure][1]]
-    measures = {r.memory.measure for r in records if r.memory is not None}
-    if not values or len(measures) != 1:
+    """The median memory of ``records`` in their one comparable measure (a whole process's peak RSS is left out),
+    or None when they have none or several."""
+    comparable = [r.memory for r in records if r.memory is not None and MEASURES[r.memory.measure][1]]
+    measures = {m.measure for m in comparable}
+    if len(measures) != 1:
         return None
-    return statistics.median(values), measures.pop()
+    return statistics.median(m.bytes for m in comparable), measures.pop()
 
 
 def _mib(value: float) -> str:
@@ -251,7 +265,7 @@ def plot_curves(pool: Pool, path: Path) -> Path | None:
     ax.set(xscale="log", xlabel="wall-clock seconds (compilation included; evaluations excluded)", ylabel=metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    ax.set_title(pool.title + " — mean over seeds (number of seeds in brackets)", fontsize=8)
+    ax.set_title(pool.short_title + " — mean over seeds (number of seeds in brackets)", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
