@@ -33,6 +33,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from fg2u.checks import check_positive_int
+from fg2u.experiment.loop import progress as progress_bar
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
 
@@ -132,15 +133,7 @@ def gradient_quality(
     key = jax.random.PRNGKey(0) if key is None else key
     keys = [jax.random.fold_in(key, r) for r in range(len(per_repeat))]
 
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    bar = tqdm(
-        total=(len(items) + 1) * len(per_repeat),
-        desc="gradient quality",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)
 
     # References (one per repeat, or one when both the problem and the reference are deterministic).
     ref_compiled, ref_temp, ref_compile_s = compiled_estimate(reference, make_problem, phi, keys[0], per_repeat[0])

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fg2u.checks import check_positive_int
+from fg2u.experiment.loop import progress as progress_bar
 from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
@@ -107,15 +108,7 @@ def gradient_quality(
     reference = RGU() if reference is None else reference
     reference_name = reference_name or estimator_label(reference)
 
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
-    bar = tqdm(
-        total=(len(items) + 1) * len(per_repeat),
-        desc="gradient quality",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)
     deterministic = fixed and not hasattr(reference, "num_directions")
     references: list[np.ndarray] = []
     for r, inp in enumerate(per_repeat):
