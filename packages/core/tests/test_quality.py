@@ -18,6 +18,7 @@ from fg2u.quality import (
     norm_ratio,
     relative_error,
     summarize,
+    to_pandas,
 )
 
 
@@ -118,3 +119,39 @@ def test_fg2u_expected_cosine_limits() -> None:
     assert fg2u_expected_cosine(1, 1) == 1.0  # N = 1: v vᵀ g = g exactly
     assert fg2u_expected_cosine(641, 8) == pytest.approx(1 / math.sqrt(81))
     assert fg2u_expected_cosine(10_000, 100) < fg2u_expected_cosine(10_000, 400)
+
+
+def test_str_is_a_small_table_and_repr_leaves_out_the_repeats() -> None:
+    g = np.array([1.0, 0.0])
+    q = summarize("FG2U", [np.array([1.0, 0.0]), np.array([1.0, 1.0])], g, memory_bytes=3 * 2**20, memory_measure="m")
+    # cosines 1 and 1/√2: mean 0.854, std (ddof = 1) |1 − 1/√2|/√2 = 0.207; relative errors 0 and 1.
+    assert str(q).splitlines() == [
+        "FG2U against RGU: 2 repeats, N = 2",
+        "  cosine          0.854 ± 0.207",
+        "  relative error  0.5 ± 0.71",
+        "  norm ratio      1.21 ± 0.29",
+        "  memory          3.00 MiB (m)",
+        "  s / estimate    nan",
+    ]
+    one = summarize("RGU", [g], g, memory_bytes=4672, seconds=0.25, compile_seconds=1.5)
+    assert str(one).splitlines()[0] == "RGU against RGU: 1 repeat, N = 2"
+    assert str(one).splitlines()[-2:] == [
+        "  memory          4.56 KiB (not measured)",  # 4672 / 1024 = 4.5625
+        "  s / estimate    0.25 (compilation 1.5 s)",
+    ]
+    assert str(summarize("x", [g], g)).splitlines()[-2] == "  memory          —"
+    assert "cosines=" not in repr(q) and "cosine_mean=" in repr(q)
+    assert q.cosines == pytest.approx((1.0, 1 / math.sqrt(2)))  # still stored
+
+
+def test_to_pandas_one_row_per_estimator() -> None:
+    pd = pytest.importorskip("pandas")
+    g = np.array([3.0, 4.0])
+    a = summarize("a", [g], g, memory_bytes=2048, memory_measure="m", seconds=[0.5], compile_seconds=2.0)
+    b = summarize("b", [np.array([4.0, -3.0])], g)
+    frame = to_pandas([a, b])
+    assert list(frame.index) == ["a", "b"] and frame.index.name == "estimator"
+    assert frame.loc["a", "cosine_mean"] == pytest.approx(1.0) and frame.loc["b", "cosine_mean"] == pytest.approx(0.0)
+    assert frame.loc["a", "memory_bytes"] == 2048.0 and pd.isna(frame.loc["b", "memory_bytes"])
+    assert frame.loc["a", "compile_seconds"] == 2.0 and pd.isna(frame.loc["b", "compile_seconds"])
+    assert to_pandas(a).shape == (1, frame.shape[1])

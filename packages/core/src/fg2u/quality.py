@@ -38,6 +38,7 @@ __all__ = [
     "norm_ratio",
     "summarize",
     "format_table",
+    "to_pandas",
     "fg2u_expected_squared_error",
     "fg2u_expected_cosine",
 ]
@@ -123,10 +124,36 @@ class GradientQuality:
     memory_measure: str
     seconds_per_estimate: float
     compile_seconds: float | None = None
-    cosines: tuple[float, ...] = ()
-    relative_errors: tuple[float, ...] = ()
-    norm_ratios: tuple[float, ...] = ()
+    # The per-repeat values stay out of the repr (R numbers each); str() prints a summary table.
+    cosines: tuple[float, ...] = dataclasses.field(default=(), repr=False)
+    relative_errors: tuple[float, ...] = dataclasses.field(default=(), repr=False)
+    norm_ratios: tuple[float, ...] = dataclasses.field(default=(), repr=False)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """A small two-column table: the statistics (mean ± std over repeats), memory and time.
+
+        Example::
+
+            FG2U b=8 against RGU: 5 repeats, N = 64
+              cosine          0.371 ± 0.095
+              relative error  2.87 ± 0.86
+              norm ratio      3.06 ± 1
+              memory          4.56 KiB (XLA compiled temp bytes of one estimate (memory_analysis().temp_size_in_bytes))
+              s / estimate    0.000516 (compilation 0.667 s)
+        """
+        compile_note = "" if self.compile_seconds is None else f" (compilation {self.compile_seconds:.3g} s)"
+        memory = _readable_bytes(self.memory_bytes)
+        rows = [
+            ("cosine", f"{self.cosine_mean:.3f} ± {self.cosine_std:.3f}"),
+            ("relative error", f"{self.relative_error_mean:.3g} ± {self.relative_error_std:.2g}"),
+            ("norm ratio", f"{self.norm_ratio_mean:.3g} ± {self.norm_ratio_std:.2g}"),
+            ("memory", memory if self.memory_bytes is None else f"{memory} ({self.memory_measure})"),
+            ("s / estimate", f"{self.seconds_per_estimate:.3g}{compile_note}"),
+        ]
+        repeats = "1 repeat" if self.num_repeats == 1 else f"{self.num_repeats} repeats"
+        head = f"{self.name} against {self.reference}: {repeats}, N = {self.meta_dim}"
+        return "\n".join([head] + [f"  {label:<14}  {value}" for label, value in rows])
 
     def metrics(self) -> dict[str, float]:
         """Numeric fields as a flat dict for :func:`fg2u.records.make_record` (``metrics=``)."""
@@ -226,6 +253,15 @@ def _format_bytes(value: int | None) -> str:
     return f"{value / 2**20:.2f} MiB"
 
 
+def _readable_bytes(value: int | None) -> str:
+    if value is None:
+        return "—"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value} B"
+
+
 def format_table(results: Iterable[GradientQuality]) -> str:
     """A Markdown table: estimator, cosine, relative error, norm ratio (mean ± std), memory, s/estimate."""
     lines = [
@@ -239,6 +275,40 @@ def format_table(results: Iterable[GradientQuality]) -> str:
             f"{_format_bytes(q.memory_bytes)} | {q.seconds_per_estimate:.3g} |"
         )
     return "\n".join(lines)
+
+
+def to_pandas(results: GradientQuality | Iterable[GradientQuality]) -> Any:
+    """A ``pandas.DataFrame`` with one row per estimator, indexed by its label.
+
+    Columns: ``reference``, ``num_repeats``, ``meta_dim``, the mean and std of cosine, relative error and
+    norm ratio, ``memory_bytes`` (NaN when not measured), ``memory_measure``, ``seconds_per_estimate`` and
+    ``compile_seconds`` (NaN in torch). The per-repeat values and settings stay in :class:`GradientQuality`.
+    """
+    try:
+        # Imported here, not at the top: pandas is optional (the `leaderboard` extra), and `import fg2u`
+        # must stay light (neither pandas nor a backend).
+        import pandas as pd  # noqa: PLC0415
+    except ImportError as err:
+        raise ImportError('to_pandas needs pandas: pip install pandas (or "fg2u[leaderboard]")') from err
+    items = [results] if isinstance(results, GradientQuality) else list(results)
+    columns = [
+        "reference",
+        "num_repeats",
+        "meta_dim",
+        "cosine_mean",
+        "cosine_std",
+        "relative_error_mean",
+        "relative_error_std",
+        "norm_ratio_mean",
+        "norm_ratio_std",
+        "memory_bytes",
+        "memory_measure",
+        "seconds_per_estimate",
+        "compile_seconds",
+    ]
+    rows = [{c: getattr(q, c) for c in columns} for q in items]
+    frame = pd.DataFrame(rows, columns=columns, index=pd.Index([q.name for q in items], name="estimator"))
+    return frame.astype({"memory_bytes": "float64", "compile_seconds": "float64"})
 
 
 def fg2u_expected_squared_error(
