@@ -70,6 +70,28 @@ def test_non_float_phi_names_the_leaf():
             est(_problem(), phi, KEY)
 
 
+def test_torch_phi_names_the_backend():
+    torch = pytest.importorskip("torch")
+    for est in (RGU(), FG2U(), FGU(), FG2U_ZO(), Neumann(1)):
+        with pytest.raises(TypeError, match=r"phi\['x'\] is a torch.Tensor, but fg2u.jax.*jnp.asarray.*fg2u.torch"):
+            est(_problem(), {"x": torch.tensor([1.0, -0.5])}, KEY)
+
+
+def test_float64_phi_with_a_float32_state_blames_phi():
+    """Under jax_enable_x64 a float64 φ promotes a float32 state; the message says φ is the cause."""
+    with jax.enable_x64(True):
+        problem = UnrolledProblem(
+            lambda phi: jnp.zeros(2, jnp.float32),
+            lambda th, phi, b: th - 0.1 * (th - phi["x"]),
+            lambda th, phi, b: jnp.sum(th**2),
+            3,
+        )
+        phi = {"x": jnp.array([1.0, -0.5], dtype=jnp.float64)}
+        for est in (RGU(), FG2U(), FG2U_ZO(), HessianFree()):
+            with pytest.raises(TypeError, match=r"^phi has dtype float64 but the inner state is float32.*astype"):
+                est(problem, phi, KEY)
+
+
 def test_direction_structure_and_shape_mismatch():
     with pytest.raises(TypeError, match="directions have pytree structure"):
         FG2U().with_directions(_problem(), PHI, {"y": jnp.ones((3, 2))})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -158,3 +159,47 @@ def test_import_fg2u_does_not_import_torch():
     code = "import sys, fg2u; assert 'torch' not in sys.modules, 'fg2u imported torch'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+def test_float64_phi_with_a_float32_state_blames_phi(estimator):
+    """θ float32, φ float64: θ − 0.1(θ − φ) is promoted to float64 by φ; the message says φ is the cause."""
+    problem = make_problem(dtype=torch.float32)
+    with pytest.raises(
+        TypeError, match=r"^phi has dtype torch.float64 but the inner state is torch.float32.*phi\.to\(torch.float32\)"
+    ):
+        estimator(problem, PHI, 0)
+    # a genuinely bad step (its own cast, φ innocent) keeps the plain message
+    cast = make_problem(dtype=torch.float32).replace(step=lambda th, p, _: th.double())
+    with pytest.raises(TypeError, match=r"^the state returned by step<root> has dtype torch.float64.*cast it"):
+        estimator(cast, {"w": PHI["w"].float()}, 0)
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=lambda e: type(e).__name__)
+def test_numpy_phi_is_named_with_the_conversion(estimator):
+    np = pytest.importorskip("numpy")
+    with pytest.raises(TypeError, match=r"phi\['w'\] is a NumPy array \(float64, shape \(2,\)\).*torch\.as_tensor"):
+        estimator(make_problem(), {"w": np.array([1.0, -2.0])}, 0)
+
+
+@pytest.mark.parametrize("closure_requires_grad", [False, True])
+def test_meta_objective_value_does_not_warn_and_records_no_graph(closure_requires_grad):
+    """φ requires grad (as for a torch.optim meta optimiser) and the step may close over a tensor that does
+    (an nn.Module's weight): float(L) must not warn, and no reverse graph is kept; autograd=True keeps one,
+    whose gradient matches RGU's."""
+    scale = torch.tensor(0.1, dtype=torch.float64, requires_grad=closure_requires_grad)
+    problem = make_problem().replace(step=lambda th, p, _: th - scale * (th - p["w"]))
+    phi = {"w": PHI["w"].clone().requires_grad_(True)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = ft.meta_objective(problem)(phi)
+        value = float(loss)
+    assert not loss.requires_grad and loss.grad_fn is None
+    # θ_3 = (1 − 0.9³) w (θ_0 = 0, three steps of θ ← 0.9 θ + 0.1 w), L = ‖θ_3‖²
+    assert value == pytest.approx((1 - 0.9**3) ** 2 * 5.0, rel=1e-14)
+    recorded = ft.meta_objective(problem, autograd=True)(phi)
+    (grad,) = torch.autograd.grad(recorded, [phi["w"]])
+    want, _ = ft.RGU()(problem, phi, None)
+    assert torch.allclose(grad, want["w"], rtol=1e-14, atol=0)
+    # torch.func transforms still see through the default (φ is a functorch tensor there)
+    assert torch.allclose(torch.func.grad(ft.meta_objective(problem))(phi)["w"], want["w"], rtol=1e-14, atol=0)

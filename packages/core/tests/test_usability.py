@@ -3,8 +3,8 @@
 * Adam's zero-gradient NaN trap (both backends), with an exact oracle: a parameter that multiplies an
   always-zero feature never moves and never influences anything, so the meta-gradient must equal the one
   of the same problem without that parameter.
-* NaN diagnosis: the check names NaN/inf in φ and in the data, checks inputs eagerly, and under jit is
-  reported once.
+* NaN diagnosis: the check names NaN/inf in φ and in the data, checks inputs eagerly, and under jit its
+  message is logged as one line before jaxlib's wrapped error.
 * A NumPy black box inside a JAX objective gets the jax.pure_callback recipe.
 * φ as a Python list is rejected with the same TypeError by both backends.
 """
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import jax
@@ -158,7 +159,10 @@ def test_check_finite_names_nan_inputs_eagerly():
         check_finite("RGU", jnp.array([jnp.nan]), jnp.array(1.0), phi=jnp.ones(1))
 
 
-def test_check_finite_under_jit_is_one_error_without_a_logged_traceback(caplog):
+def test_check_finite_under_jit_logs_the_useful_line_first(caplog):
+    """jaxlib fixes the first line of the JaxRuntimeError ("INTERNAL: CpuCallback error calling callback:
+    Traceback …"), so the message arrives as one log line (no traceback) before the exception is raised."""
+
     @jax.jit
     def run(phi, problem):
         grad, aux = fj.RGU()(problem, phi, None)
@@ -166,12 +170,16 @@ def test_check_finite_under_jit_is_one_error_without_a_logged_traceback(caplog):
         check_finite_inputs("RGU", phi, problem)  # a no-op under tracing
         return grad
 
+    useful = r"FloatingPointError: RGU: .*cause: the inputs contain NaN or inf \(inner_batches\)"
     with caplog.at_level(logging.DEBUG):
-        with pytest.raises(
-            RuntimeError, match=r"FloatingPointError: RGU: .*cause: the inputs contain NaN or inf \(inner_batches\)"
-        ):
+        with pytest.raises(RuntimeError, match=useful) as info:
             jax.block_until_ready(run(jnp.ones(2), _nan_problem()))
-    assert not [r for r in caplog.records if "callback failed" in r.getMessage()]
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("jax._src.debugging")]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    (record,) = records
+    assert re.match(useful, record.getMessage()) and "\n" not in record.getMessage()
+    assert record.exc_info is None and record.levelno == logging.ERROR
+    assert str(info.value).rstrip().endswith(record.getMessage().split(": ", 1)[1])  # the same text, once more
 
 
 def test_torch_check_finite_names_nan_inputs():

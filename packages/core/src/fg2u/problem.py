@@ -18,7 +18,7 @@ pytrees, so a new mini-batch does not trigger recompilation.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol, runtime_checkable
 
 from fg2u.checks import check_callable, check_positive_int
@@ -32,6 +32,7 @@ __all__ = [
     "UnrolledProblem",
     "BlackBoxProblem",
     "check_unrolled_structure",
+    "promoted_by_phi_message",
     "PyTree",
     "Scalar",
 ]
@@ -131,3 +132,20 @@ def check_unrolled_structure(problem: Any, who: str) -> int:
         if not hasattr(problem, attr):
             raise TypeError(f"{who} needs an UnrolledProblem; {type(problem).__name__} has no attribute {attr!r}")
     return check_positive_int("num_steps (the unroll depth T)", problem.num_steps)
+
+
+def promoted_by_phi_message(where: str, got: str, expected: str, phi_dtypes: Collection[str], cast: str) -> str | None:
+    """The message for a step whose output ``where`` has dtype ``got`` but whose input had ``expected``, when
+    φ is the cause: φ has dtype ``got``, the state does not, and the step mixes them (type promotion widens
+    the new state to φ's dtype). ``None`` when φ is not the cause.
+
+    ``cast`` is the backend's spelling of the fix, with ``{dtype}`` for the state's dtype (e.g.
+    ``"phi.to({dtype})"``).
+    """
+    if got not in phi_dtypes or expected in phi_dtypes:
+        return None
+    return (
+        f"phi has dtype {got} but the inner state is {expected}: step mixes them and type promotion makes "
+        f"the new state {got} ({where} has dtype {got}, the state passed to step {expected}); pass φ in the "
+        f"state's dtype ({cast.format(dtype=expected)}) or build the initial state in φ's dtype"
+    )

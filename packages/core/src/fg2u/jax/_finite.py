@@ -12,12 +12,16 @@ at the inputs too, so the error names the cause:
 :func:`check_finite_inputs` checks φ and the data before the (possibly long) computation: eagerly when
 the values are concrete, and is a no-op under tracing.
 
-Eagerly (concrete values) the check raises ``FloatingPointError``. Under
-``jax.jit`` values are unknown at trace time, so the check is a ``jax.debug.callback`` that raises the
-same error on the host when the compiled function runs; JAX then raises one
-``jax.errors.JaxRuntimeError`` (a ``RuntimeError``) whose message ends with
-``"FloatingPointError: <estimator>: ..."`` — at the latest on ``block_until_ready()``. JAX's duplicate log
-of the callback's traceback is suppressed for this error, so the error is reported once.
+Eagerly (concrete values) the check raises ``FloatingPointError``. Under ``jax.jit`` values are unknown at
+trace time, so the check is a ``jax.debug.callback`` that raises the same error on the host when the
+compiled function runs. jaxlib wraps it: the caller gets one ``jax.errors.JaxRuntimeError`` (a
+``RuntimeError``, at the latest on ``block_until_ready()``) whose text is fixed by jaxlib —
+``"INTERNAL: CpuCallback error calling callback: Traceback …"`` — and ends with
+``"FloatingPointError: <estimator>: ..."``; no Python code can change that prefix (``checkify`` would, but
+only for a function the caller wraps in ``checkify.checkify``). So the useful line is printed first instead:
+JAX logs a failing callback's exception (with its traceback) before re-raising it, and fg2u rewrites that log
+record of its own error into the one line ``FloatingPointError: <estimator>: ...`` without the traceback,
+which appears on stderr before the ``JaxRuntimeError`` (so the error is still reported once in full).
 """
 
 from __future__ import annotations
@@ -40,24 +44,29 @@ _COMPUTATION_HINT = (
 
 
 def _error(message: str) -> FloatingPointError:
-    """A ``FloatingPointError`` marked as ours, so JAX's duplicate log of it under jit is dropped."""
+    """A ``FloatingPointError`` marked as ours, so JAX's log of it under jit becomes its one useful line."""
     err = FloatingPointError(message)
     err._fg2u_nonfinite = True  # type: ignore[attr-defined]
     return err
 
 
-class _DropDuplicateLog(logging.Filter):
-    """JAX logs a callback's exception with its traceback before re-raising it; ours is reported once."""
+class _OneLineLog(logging.Filter):
+    """JAX logs a callback's exception with its traceback before re-raising it inside a ``JaxRuntimeError``
+    whose first line jaxlib fixes; for fg2u's own error the record becomes the one useful line (printed
+    first), and the traceback is left to the ``JaxRuntimeError``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not getattr(exc, "_fg2u_nonfinite", False)
+        if getattr(exc, "_fg2u_nonfinite", False):
+            record.msg, record.args = f"{type(exc).__name__}: {exc}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 for _name in ("jax._src.debugging", "jax._src.callback"):
     _logger = logging.getLogger(_name)
-    if not any(isinstance(f, _DropDuplicateLog) for f in _logger.filters):
-        _logger.addFilter(_DropDuplicateLog())
+    if not any(type(f).__name__ == "_OneLineLog" for f in _logger.filters):
+        _logger.addFilter(_OneLineLog())
 
 
 def _named_leaves(prefix: str, tree: PyTree) -> list[tuple[str, Any]]:

@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from fg2u.problem import promoted_by_phi_message
+
 PyTree = Any
 
 __all__ = [
@@ -50,6 +52,12 @@ def check_float_tree(tree: PyTree, name: str = "phi") -> None:
     if not leaves:
         raise ValueError(f"{name} has no array leaves; pass the meta parameters as a pytree of float arrays")
     for path, leaf in leaves:
+        if type(leaf).__module__.split(".")[0] == "torch":
+            raise TypeError(
+                f"{name}{_path(path)} is a torch.Tensor, but fg2u.jax estimators take JAX or NumPy arrays: "
+                f"convert it with jnp.asarray(x.detach().cpu().numpy()), or use the PyTorch estimators of "
+                "fg2u.torch (same names and settings)"
+            )
         dtype = getattr(leaf, "dtype", None)
         if dtype is None:
             # Python numbers are rejected as torch does: a list φ = [1.0, 2.0] is a pytree of two scalars,
@@ -73,9 +81,12 @@ def _describe(x: Any) -> str:
 
 
 def check_same_structure(
-    got: PyTree, expected: PyTree, got_name: str, expected_name: str, *, check_dtype: bool = True
+    got: PyTree, expected: PyTree, got_name: str, expected_name: str, *, check_dtype: bool = True, phi: PyTree = None
 ) -> None:
-    """Raises ``TypeError`` when ``got`` and ``expected`` differ in pytree structure, leaf shapes or dtypes."""
+    """Raises ``TypeError`` when ``got`` and ``expected`` differ in pytree structure, leaf shapes or dtypes.
+
+    With ``phi`` given (a step's output against its input), a dtype mismatch caused by φ's dtype (a float64 φ
+    under ``jax_enable_x64`` promoting a float32 state) says so and how to fix it."""
     got_def: Any = jax.tree_util.tree_structure(got)
     exp_def: Any = jax.tree_util.tree_structure(expected)
     if got_def != exp_def:
@@ -91,8 +102,11 @@ def check_same_structure(
         if check_dtype:
             gd, ed = jnp.result_type(g), jnp.result_type(e)
             if gd != ed:
+                phi_dtypes = {str(jnp.result_type(x)) for x in jax.tree_util.tree_leaves(phi)}
+                where = f"{got_name}{_path(path)}"
                 raise TypeError(
-                    f"{got_name}{_path(path)} has dtype {gd} but {expected_name}{_path(path)} has dtype {ed}; "
+                    promoted_by_phi_message(where, str(gd), str(ed), phi_dtypes, "phi.astype(jnp.{dtype})")
+                    or f"{where} has dtype {gd} but {expected_name}{_path(path)} has dtype {ed}; "
                     "cast it so the dtypes agree"
                 )
 

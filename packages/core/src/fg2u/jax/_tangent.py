@@ -177,7 +177,7 @@ def _chunk_coefficients(
             # overwrite θ_t in place instead of copying it (it cannot order the two outputs of one jvp)
             new_z = jax.vmap(lambda zj, vj: one(zj, vj)[1])(z, tangents(z))
             new_theta = step(_after(floats, new_z), phi)
-        check_same_structure(new_theta, theta, "the state returned by step", "the state passed to step")
+        check_same_structure(new_theta, theta, "the state returned by step", "the state passed to step", phi=phi)
         return (new_theta, new_z), None
 
     (theta_t, z_t), _ = lax.scan(body, (theta0, z0), problem.inner_batches, length=problem.num_steps)

@@ -60,7 +60,7 @@ def checked_step(step: Callable) -> Callable:
 
     def body(state: PyTree, phi: PyTree, batch: Any) -> PyTree:
         new_state = step(state, phi, batch)
-        check_same_structure(new_state, state, "the state returned by step", "the state passed to step")
+        check_same_structure(new_state, state, "the state returned by step", "the state passed to step", phi=phi)
         return new_state
 
     return body

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.utils._pytree as _pt
 
+from fg2u.problem import promoted_by_phi_message
+
 PyTree = Any
 
 __all__ = [
@@ -77,6 +79,12 @@ def check_meta_params(phi: PyTree, who: str) -> tuple[list[torch.Tensor], Any]:
     if not with_paths:
         raise ValueError(f"{who}: phi has no tensor leaves; pass the meta parameters as a pytree of float tensors")
     for path, leaf in with_paths:
+        if type(leaf).__module__.split(".")[0] == "numpy" and getattr(leaf, "ndim", None) is not None:
+            raise TypeError(
+                f"{who}: phi{_path(path)} is a NumPy array ({leaf.dtype}, shape {tuple(leaf.shape)}); fg2u.torch "
+                "estimators take torch tensors (fg2u.jax converts NumPy input, a torch step cannot mix the two): "
+                f"pass torch.as_tensor(x, dtype=torch.float32), or dtype=torch.float64 if the inner state is float64"
+            )
         if not isinstance(leaf, torch.Tensor):
             raise TypeError(
                 f"{who}: phi{_path(path)} must be a floating-point torch.Tensor, got {type(leaf).__name__}: "
@@ -91,8 +99,13 @@ def check_meta_params(phi: PyTree, who: str) -> tuple[list[torch.Tensor], Any]:
     return [leaf for _, leaf in with_paths], spec
 
 
-def check_same_structure(got: PyTree, expected: PyTree, got_name: str, expected_name: str) -> None:
-    """``TypeError`` when two pytrees differ in structure, tensor-leaf shapes or dtypes."""
+def check_same_structure(
+    got: PyTree, expected: PyTree, got_name: str, expected_name: str, *, phi: PyTree = None
+) -> None:
+    """``TypeError`` when two pytrees differ in structure, tensor-leaf shapes or dtypes.
+
+    With ``phi`` given (a step's output against its input), a dtype mismatch caused by φ's dtype (a float64 φ
+    promoting a float32 state) says so and how to fix it."""
     got_paths, got_spec = _pt.tree_flatten_with_path(got)
     exp_leaves, exp_spec = tree_flatten(expected)
     if got_spec != exp_spec:
@@ -108,9 +121,12 @@ def check_same_structure(got: PyTree, expected: PyTree, got_name: str, expected_
                     f"has shape {tuple(e.shape)}"
                 )
             if g.dtype != e.dtype:
+                phi_dtypes = {str(x.dtype) for x in tree_flatten(phi)[0] if is_float_tensor(x)}
+                where = f"{got_name}{_path(path)}"
                 raise TypeError(
-                    f"{got_name}{_path(path)} has dtype {g.dtype} but {expected_name}{_path(path)} has dtype "
-                    f"{e.dtype}; cast it so the dtypes agree"
+                    promoted_by_phi_message(where, str(g.dtype), str(e.dtype), phi_dtypes, "phi.to({dtype})")
+                    or f"{where} has dtype {g.dtype} but {expected_name}{_path(path)} has dtype {e.dtype}; "
+                    "cast it so the dtypes agree"
                 )
 
 

@@ -301,6 +301,7 @@ def directional_derivatives(
                     tree_unflatten(leaves, state_spec),
                     "the state returned by step",
                     "the state passed to step",
+                    phi=phi,
                 )
             leaves = new_leaves
             del new_state
@@ -315,7 +316,11 @@ def directional_derivatives(
         new_leaves, new_spec = tree_flatten(new_state)
         if t == 0:
             check_same_structure(
-                new_state, tree_unflatten(leaves, state_spec), "the state returned by step", "the state passed to step"
+                new_state,
+                tree_unflatten(leaves, state_spec),
+                "the state returned by step",
+                "the state passed to step",
+                phi=phi,
             )
         outs = [i for i, x in enumerate(new_leaves) if _differentiable(x)]
         new_z: list = [None] * len(new_leaves)

@@ -60,7 +60,7 @@ class Hybrid(estimators.Hybrid):
         num_steps = check_unrolled_problem(problem, "Hybrid")
         check_meta_params(phi, "Hybrid")
         if self.reverse_steps >= num_steps:
-            return value_and_grad("Hybrid", meta_objective(problem), phi, self.check_finite)
+            return value_and_grad("Hybrid", meta_objective(problem, autograd=True), phi, self.check_finite)
         _check_key(key, "Hybrid")
         directions = sample_directions(self.distribution, key, self.num_directions, phi)
         return self.with_directions(problem, phi, directions)
@@ -71,7 +71,7 @@ class Hybrid(estimators.Hybrid):
         phi_leaves, spec = check_meta_params(phi, "Hybrid")
         dir_leaves, b = check_directions(directions, phi, "Hybrid")
         if self.reverse_steps >= num_steps:
-            return value_and_grad("Hybrid", meta_objective(problem), phi, self.check_finite)
+            return value_and_grad("Hybrid", meta_objective(problem, autograd=True), phi, self.check_finite)
         dir_leaves = _cast_directions(dir_leaves, phi_leaves)
         head = num_steps - self.reverse_steps
 

@@ -69,7 +69,7 @@ class RGU(estimators.RGU):
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
         """``(∇L(φ), Aux(L(φ)))``; ``key`` is ignored."""
         check_unrolled_problem(problem, "RGU")
-        return value_and_grad("RGU", meta_objective(problem), phi, self.check_finite, problem=problem)
+        return value_and_grad("RGU", meta_objective(problem, autograd=True), phi, self.check_finite, problem=problem)
 
 
 @final
@@ -95,7 +95,9 @@ class TRGU(estimators.TRGU):
         check_meta_params(phi, "TRGU")
         k = min(self.truncation, num_steps)
         if k == num_steps:
-            return value_and_grad("TRGU", meta_objective(problem), phi, self.check_finite, problem=problem)
+            return value_and_grad(
+                "TRGU", meta_objective(problem, autograd=True), phi, self.check_finite, problem=problem
+            )
         head = num_steps - k
         with torch.no_grad():
             phi_const = detach(phi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ def run_steps(problem: Any, state: PyTree, phi: PyTree, start: int, stop: int) -
     for t in range(start, stop):
         new_state = problem.step(state, phi, batch_slice(problem.inner_batches, t))
         if t == start:
-            check_same_structure(new_state, state, "the state returned by step", "the state passed to step")
+            check_same_structure(new_state, state, "the state returned by step", "the state passed to step", phi=phi)
         state = new_state
     return state
 
@@ -58,18 +59,51 @@ def unroll(problem: Any, phi: PyTree) -> PyTree:
     return run_steps(problem, problem.init(phi), phi, 0, num_steps)
 
 
-def meta_objective(problem: Any) -> Callable[[PyTree], torch.Tensor]:
+def meta_objective(problem: Any, *, autograd: bool = False) -> Callable[[PyTree], torch.Tensor]:
     """``φ ↦ L(φ)`` (a 0-d tensor): ``outer_loss(θ_T(φ), φ, outer_batch)`` for an unrolled problem,
-    ``objective(φ, data)`` for a black box (a Python/NumPy float result is converted to φ's dtype)."""
+    ``objective(φ, data)`` for a black box (a Python/NumPy float result is converted to φ's dtype).
+
+    By default evaluating L records no autograd graph (the unroll runs under ``torch.no_grad()``), even when
+    φ or tensors the problem closes over (an ``nn.Module``'s parameters) require grad: memory stays flat in
+    T, and ``float(L)`` does not warn about ``requires_grad``. The ``torch.func`` transforms still
+    differentiate it: inside ``torch.func.jvp`` / ``grad`` / ``vmap`` (φ is then a functorch tensor) the
+    grad mode is left as it is, and forward-mode AD ignores ``no_grad``.
+
+    Args:
+      problem: an :class:`fg2u.UnrolledProblem` or :class:`fg2u.BlackBoxProblem`.
+      autograd: record the reverse graph through the whole unroll, for ``L.backward()`` or
+        ``torch.autograd.grad(L, …)`` (what ``RGU`` does; memory grows with T). The exact meta-gradient is
+        ``fg2u.torch.RGU()(problem, phi, None)``.
+
+    Examples:
+      >>> import torch, fg2u, fg2u.torch as ft
+      >>> problem = fg2u.UnrolledProblem(init=lambda phi: torch.zeros(2),
+      ...     step=lambda theta, phi, batch: theta - 0.5 * (theta - phi),
+      ...     outer_loss=lambda theta, phi, batch: torch.sum(theta**2), num_steps=1)
+      >>> phi = torch.ones(2, requires_grad=True)
+      >>> float(ft.meta_objective(problem)(phi))  # θ_1 = φ/2: L = 2 · 0.25
+      0.5
+      >>> ft.meta_objective(problem, autograd=True)(phi).requires_grad
+      True
+    """
     if isinstance(problem, BlackBoxProblem):
         return lambda phi: _as_scalar(problem.objective(phi, problem.data), "objective", phi)
     check_unrolled_problem(problem, "meta_objective")
 
     def objective(phi: PyTree) -> torch.Tensor:
-        loss = problem.outer_loss(unroll(problem, phi), phi, problem.outer_batch)
+        with contextlib.nullcontext() if autograd or _inside_transform(phi) else torch.no_grad():
+            loss = problem.outer_loss(unroll(problem, phi), phi, problem.outer_batch)
         return _as_scalar(loss, "outer_loss", phi)
 
     return objective
+
+
+def _inside_transform(phi: PyTree) -> bool:
+    """Whether φ is a ``torch.func`` (functorch) tensor: the function is being transformed, grad mode stays."""
+    is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    if is_wrapped is None:  # a torch without this check: leave the grad mode alone (the old behaviour)
+        return True
+    return any(isinstance(x, torch.Tensor) and is_wrapped(x) for x in _pt.tree_leaves(phi))
 
 
 def _as_scalar(value: Any, name: str, phi: PyTree) -> torch.Tensor:
