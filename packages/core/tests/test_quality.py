@@ -9,14 +9,18 @@ import math
 import numpy as np
 import pytest
 
+import fg2u
 from fg2u.quality import (
     GradientQuality,
+    Measurement,
     cosine,
     fg2u_expected_cosine,
     fg2u_expected_squared_error,
     format_table,
     norm_ratio,
+    problem_per_repeat,
     relative_error,
+    run_gradient_quality,
     summarize,
     to_pandas,
 )
@@ -155,3 +159,105 @@ def test_to_pandas_one_row_per_estimator() -> None:
     assert frame.loc["a", "memory_bytes"] == 2048.0 and pd.isna(frame.loc["b", "memory_bytes"])
     assert frame.loc["a", "compile_seconds"] == 2.0 and pd.isna(frame.loc["b", "compile_seconds"])
     assert to_pandas(a).shape == (1, frame.shape[1])
+
+
+class _NumpyKernel:
+    """A QualityKernel over NumPy: the 'gradient' of repeat r is g_r = (r + 1)·e_0 (exact), estimators add
+    their own offsets; records every call so the protocol's order can be checked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def reference(self, repeat, inputs):
+        self.calls.append(("reference", repeat))
+        return np.array([repeat + 1.0, 0.0])
+
+    def start(self, estimator, state):
+        self.calls.append(("start", estimator.name, state))
+        kernel = self
+
+        class Run:
+            def __call__(self, repeat, inputs, state):
+                kernel.calls.append(("estimate", estimator.name, repeat, state))
+                new_state = None if state is None else state + 1
+                return estimator.offset + np.array([repeat + 1.0, 0.0]), new_state
+
+            def finish(self):
+                kernel.calls.append(("finish", estimator.name))
+                return Measurement(100, "fake bytes", 0.5)
+
+        return Run()
+
+    def to_vector(self, flat):
+        return np.asarray(flat, dtype=np.float64)
+
+
+class _Est:
+    def __init__(self, name, offset, stateful=False, num_directions=None):
+        self.name, self.offset, self.stateful = name, np.asarray(offset, dtype=np.float64), stateful
+        if num_directions is not None:
+            self.num_directions = num_directions
+
+    def __call__(self, problem, phi, key):
+        raise AssertionError("the kernel runs the estimator, not the loop")
+
+    def display_name(self):  # the label gradient_quality gives an unnamed estimator
+        return self.name
+
+    def init(self, phi):
+        return 10
+
+    def estimate(self, problem, phi, key, state):
+        raise AssertionError("the kernel runs the estimator, not the loop")
+
+
+def test_run_gradient_quality_protocol_with_a_numpy_kernel() -> None:
+    exact, tilted = _Est("exact", [0.0, 0.0]), _Est("tilted", [0.0, 1.0], stateful=True)
+    kernel = _NumpyKernel()
+    res = run_gradient_quality(
+        kernel, None, [exact, tilted], [None] * 3, reference=_Est("ref", [0, 0]), reference_name=None, fixed=False
+    )
+    # not fixed: one reference per repeat; estimators in order, each started, run R times, finished
+    assert kernel.calls[:3] == [("reference", 0), ("reference", 1), ("reference", 2)]
+    assert kernel.calls[3:8] == [
+        ("start", "exact", None),
+        ("estimate", "exact", 0, None),
+        ("estimate", "exact", 1, None),
+        ("estimate", "exact", 2, None),
+        ("finish", "exact"),
+    ]
+    # the stateful estimator starts from init(φ) = 10 and carries its state across repeats
+    assert [c[3] for c in kernel.calls if c[:2] == ("estimate", "tilted")] == [10, 11, 12]
+    assert [q.name for q in res] == ["exact", "tilted"] and res[0].reference == "ref"
+    assert res[0].cosines == (1.0, 1.0, 1.0) and res[0].memory_bytes == 100 and res[0].compile_seconds == 0.5
+    # tilted: ĝ_r = (r+1, 1) against g_r = (r+1, 0): cosine (r+1)/√((r+1)² + 1), relative error 1/(r+1)
+    assert res[1].cosines == pytest.approx(tuple((r + 1) / math.sqrt((r + 1) ** 2 + 1) for r in range(3)))
+    assert res[1].relative_errors == pytest.approx((1.0, 0.5, 1 / 3))
+    assert all(s >= 0 for s in (res[0].seconds_per_estimate, res[1].seconds_per_estimate))
+
+
+def test_run_gradient_quality_reuses_a_deterministic_reference_on_a_fixed_problem() -> None:
+    for reference, calls in ((_Est("rgu", [0, 0]), 1), (_Est("fg2u", [0, 0], num_directions=4), 3)):
+        kernel = _NumpyKernel()
+        run_gradient_quality(
+            kernel, None, {"e": _Est("e", [0, 0])}, [None] * 3, reference=reference, reference_name="R", fixed=True
+        )
+        assert sum(c[0] == "reference" for c in kernel.calls) == calls
+
+
+def test_problem_per_repeat_arguments() -> None:
+    problem = fg2u.UnrolledProblem(lambda p: p, lambda s, p, b: s, lambda s, p, b: s, num_steps=1)
+    make, per_repeat, fixed = problem_per_repeat(problem, None, 4)
+    assert make(None) is problem and per_repeat == [None] * 4 and fixed
+    make, per_repeat, fixed = problem_per_repeat(lambda x: x, [1, 2], 7)
+    assert make(5) == 5 and per_repeat == [1, 2] and not fixed
+    with pytest.raises(ValueError, match="inputs"):
+        problem_per_repeat(lambda x: x, None, 3)
+    with pytest.raises(ValueError, match="empty"):
+        problem_per_repeat(lambda x: x, [], 3)
+    with pytest.raises(ValueError, match="only used with a function problem"):
+        problem_per_repeat(problem, [1], 3)
+    with pytest.raises(ValueError, match="num_repeats"):
+        problem_per_repeat(problem, None, 0)
+    with pytest.raises(TypeError, match="UnrolledProblem"):
+        problem_per_repeat(42, None, 3)

@@ -37,6 +37,7 @@ __all__ = [
     "OrthogonalBlocks",
     "get_distribution",
     "check_direction_settings",
+    "check_direction_shapes",
     "DISTRIBUTIONS",
 ]
 
@@ -156,6 +157,34 @@ def check_direction_settings(num_directions: Any, distribution: Any, chunk_size:
     get_distribution(distribution)
     if chunk_size is not None:
         check_positive_int("chunk_size", chunk_size)
+
+
+def check_direction_shapes(leaves: Any, prefix: str = "") -> int:
+    """The number of directions b of explicit directions, checked leaf by leaf against φ (both backends).
+
+    ``leaves`` yields ``(path, direction_shape, phi_shape)`` per leaf (the pytree structures already agree);
+    every direction leaf must have φ's leaf shape with one extra leading axis b, the same b for all,
+    b ≥ 1. ``TypeError`` for a shape mismatch, ``ValueError`` for b = 0; ``prefix`` (e.g. ``"FG2U: "``)
+    starts each message.
+    """
+    b = None
+    for path, d_shape, p_shape in leaves:
+        ds, ps = tuple(d_shape), tuple(p_shape)
+        if len(ds) != len(ps) + 1 or ds[1:] != ps:
+            raise TypeError(
+                f"{prefix}directions{path} has shape {ds}; expected (b, *{ps}) — the shape of "
+                f"phi{path} with a leading axis b for the directions"
+            )
+        if b is None:
+            b = ds[0]
+        elif ds[0] != b:
+            raise TypeError(
+                f"{prefix}directions{path} has {ds[0]} directions but earlier leaves have {b}; "
+                "every leaf needs the same leading axis b"
+            )
+    if not b:
+        raise ValueError(f"{prefix}directions must contain at least one direction (leading axis b >= 1), got b = 0")
+    return int(b)
 
 
 def _check_sizes(num_directions: int, dim: int) -> None:

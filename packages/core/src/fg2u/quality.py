@@ -13,6 +13,11 @@ and their mean and standard deviation over repeats (``ddof = 1`` when there are 
 memory and seconds per estimate the kernel measured. The result is a :class:`GradientQuality`; use
 :func:`format_table` to print several and :meth:`GradientQuality.metrics` for a result record.
 
+The protocol both backends share — the arguments (a fixed problem or ``make_problem`` with per-repeat
+``inputs``), the reference loop, the timed repeats of each estimator with its state, and the progress bar —
+is :func:`run_gradient_quality`; a backend supplies only its numeric kernel (a :class:`QualityKernel`:
+compiling or warming up, memory measurement, array conversion).
+
 For FG²U with b directions the variance is known in closed form (:func:`fg2u_expected_squared_error`):
 with Rademacher tangents E‖ĝ − g‖² = (N − 1)/b · ‖g‖², with Gaussian tangents (N + 1)/b · ‖g‖², so the
 expected relative squared error is about N/b and the cosine to the exact gradient about √(b/N) when b ≪ N.
@@ -23,15 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import numpy as np
+
+from fg2u.checks import check_positive_int
+from fg2u.experiment.loop import progress as progress_bar
+from fg2u.problem import BlackBoxProblem, UnrolledProblem
 
 __all__ = [
     "estimator_label",
     "named_estimators",
     "is_stateful",
+    "uses_key",
     "GradientQuality",
     "cosine",
     "relative_error",
@@ -41,6 +52,11 @@ __all__ = [
     "to_pandas",
     "fg2u_expected_squared_error",
     "fg2u_expected_cosine",
+    "problem_per_repeat",
+    "Measurement",
+    "EstimatorRun",
+    "QualityKernel",
+    "run_gradient_quality",
 ]
 
 
@@ -143,7 +159,7 @@ class GradientQuality:
               s / estimate    0.000516 (compilation 0.667 s)
         """
         compile_note = "" if self.compile_seconds is None else f" (compilation {self.compile_seconds:.3g} s)"
-        memory = _readable_bytes(self.memory_bytes)
+        memory = _format_bytes(self.memory_bytes, unit=None)
         rows = [
             ("cosine", f"{self.cosine_mean:.3f} ± {self.cosine_std:.3f}"),
             ("relative error", f"{self.relative_error_mean:.3g} ± {self.relative_error_std:.2g}"),
@@ -156,7 +172,7 @@ class GradientQuality:
         return "\n".join([head] + [f"  {label:<14}  {value}" for label, value in rows])
 
     def metrics(self) -> dict[str, float]:
-        """Numeric fields as a flat dict for :func:`fg2u.records.make_record` (``metrics=``)."""
+        """Numeric fields as a flat dict for :func:`fg2u.experiment.records.make_record` (``metrics=``)."""
         out = {
             "cosine_mean": self.cosine_mean,
             "cosine_std": self.cosine_std,
@@ -247,19 +263,14 @@ def summarize(
     )
 
 
-def _format_bytes(value: int | None) -> str:
+def _format_bytes(value: int | None, *, unit: str | None = "MiB") -> str:
+    """``value`` bytes in ``unit`` (one unit down a table column), or the largest unit ≤ it when None."""
     if value is None:
         return "—"
-    return f"{value / 2**20:.2f} MiB"
-
-
-def _readable_bytes(value: int | None) -> str:
-    if value is None:
-        return "—"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value >= scale:
-            return f"{value / scale:.2f} {unit}"
-    return f"{value} B"
+    scales = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10, "B": 1}
+    if unit is None:
+        unit = next((u for u, scale in scales.items() if value >= scale), "B")
+    return f"{value} B" if unit == "B" else f"{value / scales[unit]:.2f} {unit}"
 
 
 def format_table(results: Iterable[GradientQuality]) -> str:
@@ -370,3 +381,140 @@ def named_estimators(estimators: Any) -> list[tuple[str, Any]]:
 def is_stateful(estimator: Any) -> bool:
     """Whether ``estimator`` carries state between meta steps (``stateful`` and ``init``/``estimate``)."""
     return bool(getattr(estimator, "stateful", False)) and hasattr(estimator, "init") and hasattr(estimator, "estimate")
+
+
+def uses_key(estimator: Any) -> bool:
+    """Whether an estimator is random (FG2U-like: has ``num_directions``); RGU, FGU, TRGU … are not."""
+    return hasattr(estimator, "num_directions")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The gradient_quality protocol both backends share; each supplies a QualityKernel.
+
+
+def problem_per_repeat(
+    problem: Any, inputs: Sequence[Any] | None, num_repeats: int
+) -> tuple[Callable[[Any], Any], list[Any], bool]:
+    """``(make_problem, per_repeat_inputs, fixed)`` from ``gradient_quality``'s ``problem``, ``inputs`` and
+    ``num_repeats``: a fixed problem repeats ``num_repeats`` times (inputs ``None``); a function
+    ``inputs_r -> problem`` runs once per entry of ``inputs``."""
+    if isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
+        if inputs is not None:
+            raise ValueError("inputs is only used with a function problem; got a fixed problem and inputs")
+        check_positive_int("num_repeats", num_repeats)
+        return (lambda _: problem), [None] * num_repeats, True
+    if callable(problem):
+        if inputs is None:
+            raise ValueError(
+                "problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}] "
+                "(one input per repeat)"
+            )
+        per_repeat = list(inputs)
+        if not per_repeat:
+            raise ValueError("inputs is empty; pass one input per repeat")
+        return problem, per_repeat, False
+    raise TypeError(
+        f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> problem, "
+        f"got {type(problem).__name__}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What a backend measured over one estimator's repeats (see :class:`GradientQuality`)."""
+
+    memory_bytes: int | None
+    memory_measure: str
+    compile_seconds: float | None = None
+
+
+class EstimatorRun(Protocol):
+    """One estimator's repeats, prepared by :meth:`QualityKernel.start` (compiled, warmed up, memory reset)."""
+
+    def __call__(self, repeat: int, inputs: Any, state: Any) -> tuple[Any, Any]:
+        """Estimate ``repeat`` (its key / seed and ``inputs``) from ``state``: ``(flat estimate, new state)``,
+        finished (blocked) so that :func:`run_gradient_quality` can time it; ``state`` is None when stateless."""
+        ...
+
+    def finish(self) -> Measurement:
+        """Called after the last repeat: the memory (and compile time) of this estimator."""
+        ...
+
+
+class QualityKernel(Protocol):
+    """A backend's numeric part of ``gradient_quality``: the reference, each estimator's run, conversion."""
+
+    def reference(self, repeat: int, inputs: Any) -> Any:
+        """The flattened reference gradient of repeat ``repeat``."""
+        ...
+
+    def start(self, estimator: Any, state: Any) -> EstimatorRun:
+        """Prepares the measured repeats of ``estimator`` (initial ``state``, None when stateless)."""
+        ...
+
+    def to_vector(self, flat: Any) -> np.ndarray:
+        """A flattened backend array as a float64 NumPy vector (outside the timed region)."""
+        ...
+
+
+def run_gradient_quality(
+    kernel: QualityKernel,
+    phi: Any,
+    estimators: Any,
+    per_repeat: Sequence[Any],
+    *,
+    reference: Any,
+    reference_name: str | None,
+    fixed: bool,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: bool = False,
+) -> list[GradientQuality]:
+    """The loop of ``fg2u.jax.gradient_quality`` and ``fg2u.torch.gradient_quality``.
+
+    ``per_repeat`` and ``fixed`` come from :func:`problem_per_repeat`; ``reference`` is the estimator
+    behind ``kernel.reference`` (labelled ``reference_name``, by default its class name). References
+    first: one per repeat, or one reused for all when the problem is ``fixed`` and the reference ignores its
+    key (not :func:`uses_key`). Then for each estimator, in order: its initial state
+    (``est.init(φ)`` when stateful, carried across repeats as across meta steps), ``kernel.start``, the R
+    timed repeats (wall-clock seconds of each, conversion to NumPy excluded), ``run.finish()`` for its memory,
+    and :func:`summarize` against the references. ``progress`` shows a bar over (estimators + 1) × R steps
+    (silent without tqdm).
+    """
+    items = named_estimators(estimators)
+    bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)
+    references: list[np.ndarray] = []
+    for r, inp in enumerate(per_repeat):
+        if fixed and not uses_key(reference) and references:
+            references.append(references[0])
+        else:
+            references.append(kernel.to_vector(kernel.reference(r, inp)))
+        bar.update(1)
+
+    results = []
+    for label, est in items:
+        state = est.init(phi) if is_stateful(est) else None
+        run = kernel.start(est, state)
+        estimates, seconds = [], []
+        for r, inp in enumerate(per_repeat):
+            t0 = time.perf_counter()
+            flat, state = run(r, inp, state)
+            seconds.append(time.perf_counter() - t0)
+            estimates.append(kernel.to_vector(flat))
+            del flat
+            bar.update(1)
+        measured = run.finish()
+        results.append(
+            summarize(
+                label,
+                estimates,
+                references,
+                reference_name=reference_name or estimator_label(reference),
+                memory_bytes=measured.memory_bytes,
+                memory_measure=measured.memory_measure,
+                seconds=seconds,
+                compile_seconds=measured.compile_seconds,
+                settings=dict((settings or {}).get(label, {})),
+            )
+        )
+    bar.close()
+    return results

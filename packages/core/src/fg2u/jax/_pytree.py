@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from fg2u.directions import check_direction_shapes
 from fg2u.problem import promoted_by_phi_message
 
 PyTree = Any
@@ -123,25 +124,9 @@ def check_directions(directions: PyTree, phi: PyTree) -> int:
             f"directions have pytree structure\n  {d_def}\nbut phi has\n  {p_def}\n"
             "directions must be a pytree like phi with a leading axis b on every leaf"
         )
-    b = None
     d_leaves = jax.tree_util.tree_flatten_with_path(directions)[0]
-    for (path, d), p in zip(d_leaves, jax.tree_util.tree_leaves(phi)):
-        ds, ps = tuple(jnp.shape(d)), tuple(jnp.shape(p))
-        if len(ds) != len(ps) + 1 or ds[1:] != ps:
-            raise TypeError(
-                f"directions{_path(path)} has shape {ds}; expected (b, *{ps}) — the shape of "
-                f"phi{_path(path)} with a leading axis b for the directions"
-            )
-        if b is None:
-            b = ds[0]
-        elif ds[0] != b:
-            raise TypeError(
-                f"directions{_path(path)} has {ds[0]} directions but earlier leaves have {b}; "
-                "every leaf needs the same leading axis b"
-            )
-    if not b:
-        raise ValueError("directions must contain at least one direction (leading axis b >= 1), got b = 0")
-    return int(b)
+    shapes = zip(d_leaves, jax.tree_util.tree_leaves(phi))
+    return check_direction_shapes((_path(path), jnp.shape(d), jnp.shape(p)) for (path, d), p in shapes)
 
 
 def split_float(tree: PyTree) -> tuple[list, Callable[[list], PyTree]]:

@@ -24,7 +24,7 @@ own reference.
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,10 +32,14 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from fg2u.checks import check_positive_int
-from fg2u.experiment.loop import progress as progress_bar
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
-from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
+from fg2u.quality import (
+    GradientQuality,
+    Measurement,
+    is_stateful,
+    problem_per_repeat,
+    run_gradient_quality,
+)
 
 from .harness import compile_ahead
 from .reverse import RGU
@@ -107,75 +111,72 @@ def gradient_quality(
       one :class:`fg2u.quality.GradientQuality` per estimator, in order. ``memory_bytes`` is XLA's
       compiled temporary memory of one estimate; ``seconds_per_estimate`` excludes compilation.
     """
-    items = named_estimators(estimators)
-    if callable(problem) and not isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
-        if inputs is None:
-            raise ValueError(
-                "problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}] "
-                "(one pytree of arrays per repeat)"
-            )
-        inputs = list(inputs)
-        if not inputs:
-            raise ValueError("inputs is empty; pass one pytree of arrays per repeat")
-        make_problem, per_repeat, fixed = problem, inputs, False
-    elif isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
-        if inputs is not None:
-            raise ValueError("inputs is only used with a function problem; got a fixed problem and inputs")
-        check_positive_int("num_repeats", num_repeats)
-        make_problem, per_repeat, fixed = (lambda _: problem), [None] * num_repeats, True
-    else:
-        raise TypeError(
-            f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
-            f"problem, got {type(problem).__name__}"
-        )
+    make_problem, per_repeat, fixed = problem_per_repeat(problem, inputs, num_repeats)
     reference = RGU() if reference is None else reference
-    reference_name = reference_name or estimator_label(reference)
     key = jax.random.PRNGKey(0) if key is None else key
-    keys = [jax.random.fold_in(key, r) for r in range(len(per_repeat))]
+    kernel = _JaxKernel(make_problem, phi, key, per_repeat, reference)
+    return run_gradient_quality(
+        kernel,
+        phi,
+        estimators,
+        per_repeat,
+        reference=reference,
+        reference_name=reference_name,
+        fixed=fixed,
+        settings=settings,
+        progress=progress,
+    )
 
-    bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)
 
-    # References (one per repeat, or one when both the problem and the reference are deterministic).
-    ref_compiled, ref_temp, ref_compile_s = compiled_estimate(reference, make_problem, phi, keys[0], per_repeat[0])
-    deterministic = fixed and not _uses_key(reference)
-    references: list[np.ndarray] = []
-    for r, inp in enumerate(per_repeat):
-        if deterministic and references:
-            references.append(references[0])
-        else:
-            ref, _ = ref_compiled(phi, jax.random.fold_in(key, 1_000_000 + r), inp, None)
-            references.append(np.asarray(jax.device_get(ref), dtype=np.float64))
-        bar.update(1)
+class _JaxKernel:
+    """Each estimator compiled once ahead of its repeats; memory from XLA's analysis of that executable.
 
-    results = []
-    for label, est in items:
-        state = est.init(phi) if is_stateful(est) else None
-        if _same(est, reference):  # reuse the reference's executable (memory from its analysis)
-            compiled, temp, compile_s = ref_compiled, ref_temp, ref_compile_s
-        else:
-            compiled, temp, compile_s = compiled_estimate(est, make_problem, phi, keys[0], per_repeat[0], state)
-        estimates, seconds = [], []
-        for r, inp in enumerate(per_repeat):
-            t0 = time.perf_counter()
-            flat, state = jax.block_until_ready(compiled(phi, keys[r], inp, state))
-            seconds.append(time.perf_counter() - t0)
-            estimates.append(np.asarray(jax.device_get(flat), dtype=np.float64))
-            bar.update(1)
-        results.append(
-            summarize(
-                label,
-                estimates,
-                references,
-                reference_name=reference_name,
-                memory_bytes=temp,
-                memory_measure=MEMORY_MEASURE if temp is not None else "not reported by this JAX backend",
-                seconds=seconds,
-                compile_seconds=compile_s,
-                settings=dict((settings or {}).get(label, {})),
-            )
-        )
-    bar.close()
-    return results
+    Repeat r uses ``fold_in(key, r)`` for every estimator (common random numbers), the reference
+    ``fold_in(key, 10⁶ + r)``."""
+
+    def __init__(self, make_problem: Callable[[Any], Any], phi: Any, key: Any, per_repeat: list, reference: Any):
+        self.make_problem, self.phi, self.key, self.first_inputs = make_problem, phi, key, per_repeat[0]
+        self.reference_estimator = reference
+        self.keys = [jax.random.fold_in(key, r) for r in range(len(per_repeat))]  # ahead of the timed repeats
+        self._ref: _JaxRun | None = None  # compiled on first use, reused when an estimator equals the reference
+
+    def _reference_run(self) -> _JaxRun:
+        if self._ref is None:
+            self._ref = self._compile(self.reference_estimator, None)
+        return self._ref
+
+    def _compile(self, estimator: Any, state: Any) -> _JaxRun:
+        compiled = compiled_estimate(estimator, self.make_problem, self.phi, self.keys[0], self.first_inputs, state)
+        return _JaxRun(self, *compiled)
+
+    def reference(self, repeat: int, inputs: Any) -> Any:
+        compiled = self._reference_run().compiled
+        flat, _ = compiled(self.phi, jax.random.fold_in(self.key, 1_000_000 + repeat), inputs, None)
+        return flat
+
+    def start(self, estimator: Any, state: Any) -> _JaxRun:
+        if _same(estimator, self.reference_estimator):
+            return self._reference_run()
+        return self._compile(estimator, state)
+
+    def to_vector(self, flat: Any) -> np.ndarray:
+        return np.asarray(jax.device_get(flat), dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _JaxRun:
+    kernel: _JaxKernel
+    compiled: Any
+    temp_bytes: int | None
+    compile_seconds: float
+
+    def __call__(self, repeat: int, inputs: Any, state: Any) -> tuple[Any, Any]:
+        return jax.block_until_ready(self.compiled(self.kernel.phi, self.kernel.keys[repeat], inputs, state))
+
+    def finish(self) -> Measurement:
+        if self.temp_bytes is None:
+            return Measurement(None, "not reported by this JAX backend", self.compile_seconds)
+        return Measurement(self.temp_bytes, MEMORY_MEASURE, self.compile_seconds)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -183,8 +184,3 @@ def _same(a: Any, b: Any) -> bool:
         return type(a) is type(b) and bool(a == b)
     except Exception:  # noqa: BLE001 (an estimator with a non-boolean __eq__)
         return False
-
-
-def _uses_key(estimator: Any) -> bool:
-    """Whether an estimator is random (FG2U-like: has ``num_directions``); RGU, FGU, TRGU … are not."""
-    return hasattr(estimator, "num_directions")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.utils._pytree as _pt
 
+from fg2u.directions import check_direction_shapes
 from fg2u.problem import promoted_by_phi_message
 
 PyTree = Any
@@ -143,26 +144,12 @@ def check_directions(directions: PyTree, phi: PyTree, who: str) -> tuple[list[to
             f"{who}: directions have pytree structure\n  {dir_spec}\nbut phi has\n  {phi_spec}\n"
             "directions must be a pytree like phi with a leading axis b on every leaf"
         )
-    b = None
-    for (path, d), p in zip(dir_paths, phi_leaves):
+    for path, d in dir_paths:
         if not isinstance(d, torch.Tensor):
             raise TypeError(f"{who}: directions{_path(path)} must be a torch.Tensor, got {type(d).__name__}")
-        ds, ps = tuple(d.shape), tuple(p.shape)
-        if len(ds) != len(ps) + 1 or ds[1:] != ps:
-            raise TypeError(
-                f"{who}: directions{_path(path)} has shape {ds}; expected (b, *{ps}) — the shape of "
-                f"phi{_path(path)} with a leading axis b for the directions"
-            )
-        if b is None:
-            b = ds[0]
-        elif ds[0] != b:
-            raise TypeError(
-                f"{who}: directions{_path(path)} has {ds[0]} directions but earlier leaves have {b}; "
-                "every leaf needs the same leading axis b"
-            )
-    if not b:
-        raise ValueError(f"{who}: directions must contain at least one direction (leading axis b >= 1), got b = 0")
-    return [d for _, d in dir_paths], int(b)
+    shapes = ((_path(path), d.shape, p.shape) for (path, d), p in zip(dir_paths, phi_leaves))
+    b = check_direction_shapes(shapes, prefix=f"{who}: ")
+    return [d for _, d in dir_paths], b
 
 
 def num_elements(leaves: Sequence[torch.Tensor]) -> int:

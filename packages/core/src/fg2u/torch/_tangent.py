@@ -253,6 +253,12 @@ def _full_tangent(t: Any, x: Any, batched: bool) -> Any:
     return t if t.shape[int(batched) :] == x.shape else None
 
 
+def _check_step_output(new_state: PyTree, leaves: list, state_spec: Any, phi: PyTree) -> None:
+    check_same_structure(
+        new_state, tree_unflatten(leaves, state_spec), "the state returned by step", "the state passed to step", phi=phi
+    )
+
+
 def directional_derivatives(
     problem: Any, phi_leaves: Sequence[torch.Tensor], spec: Any, directions: Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,13 +302,7 @@ def directional_derivatives(
                 problem.step, leaves, state_spec, z, phi, phi_req, v_phi, batch_at(t), batched
             )
             if t == 0:
-                check_same_structure(
-                    new_state,
-                    tree_unflatten(leaves, state_spec),
-                    "the state returned by step",
-                    "the state passed to step",
-                    phi=phi,
-                )
+                _check_step_output(new_state, leaves, state_spec, phi)
             leaves = new_leaves
             del new_state
             continue
@@ -315,13 +315,7 @@ def directional_derivatives(
             new_state = problem.step(tree_unflatten(leaves, state_spec), phi, batch_at(t))
         new_leaves, new_spec = tree_flatten(new_state)
         if t == 0:
-            check_same_structure(
-                new_state,
-                tree_unflatten(leaves, state_spec),
-                "the state returned by step",
-                "the state passed to step",
-                phi=phi,
-            )
+            _check_step_output(new_state, leaves, state_spec, phi)
         outs = [i for i, x in enumerate(new_leaves) if _differentiable(x)]
         new_z: list = [None] * len(new_leaves)
         if outs:

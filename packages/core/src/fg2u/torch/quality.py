@@ -18,18 +18,22 @@ with ``inputs`` (one per repeat); each repeat then gets its own reference.
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from fg2u.checks import check_positive_int
-from fg2u.experiment.loop import progress as progress_bar
-from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
-from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
+from fg2u.quality import (
+    GradientQuality,
+    Measurement,
+    is_stateful,
+    problem_per_repeat,
+    run_gradient_quality,
+)
+from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 from ._pytree import tree_flatten
 from .reverse import RGU
@@ -88,69 +92,68 @@ def gradient_quality(
     Returns:
       one :class:`fg2u.quality.GradientQuality` per estimator, in order.
     """
-    items = named_estimators(estimators)
-    if isinstance(problem, (UnrolledProblem, BlackBoxProblem)):
-        if inputs is not None:
-            raise ValueError("inputs is only used with a function problem; got a fixed problem and inputs")
-        check_positive_int("num_repeats", num_repeats)
-        make_problem, per_repeat, fixed = (lambda _: problem), [None] * num_repeats, True
-    elif callable(problem):
-        if inputs is None:
-            raise ValueError("problem is a function inputs -> problem, so pass inputs=[inputs_0, …, inputs_{R-1}]")
-        per_repeat, fixed, make_problem = list(inputs), False, problem
-        if not per_repeat:
-            raise ValueError("inputs is empty; pass one input per repeat")
-    else:
-        raise TypeError(
-            f"problem must be an fg2u.UnrolledProblem, a BlackBoxProblem or a function inputs -> "
-            f"problem, got {type(problem).__name__}"
-        )
+    make_problem, per_repeat, fixed = problem_per_repeat(problem, inputs, num_repeats)
     reference = RGU() if reference is None else reference
-    reference_name = reference_name or estimator_label(reference)
+    kernel = _TorchKernel(make_problem, phi, seed, per_repeat, reference, measure_memory)
+    return run_gradient_quality(
+        kernel,
+        phi,
+        estimators,
+        per_repeat,
+        reference=reference,
+        reference_name=reference_name,
+        fixed=fixed,
+        settings=settings,
+        progress=progress,
+    )
 
-    bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)
-    deterministic = fixed and not hasattr(reference, "num_directions")
-    references: list[np.ndarray] = []
-    for r, inp in enumerate(per_repeat):
-        if deterministic and references:
-            references.append(references[0])
+
+@dataclasses.dataclass
+class _TorchKernel:
+    """Eager estimates; memory as the peak-RSS growth of the process over an estimator's repeats.
+
+    Repeat r gives every estimator ``torch.Generator().manual_seed(seed + r)`` (common random numbers), the
+    reference ``seed + 10⁶ + r``."""
+
+    make_problem: Callable[[Any], Any]
+    phi: Any
+    seed: int
+    per_repeat: list
+    reference_estimator: Any
+    measure_memory: bool
+
+    def reference(self, repeat: int, inputs: Any) -> Any:
+        generator = torch.Generator().manual_seed(self.seed + 1_000_000 + repeat)
+        grad, _ = self.reference_estimator(self.make_problem(inputs), self.phi, generator)
+        return grad
+
+    def start(self, estimator: Any, state: Any) -> _TorchRun:
+        problems = [self.make_problem(inp) for inp in self.per_repeat]  # built before the memory baseline
+        before = rss_bytes() if self.measure_memory and reset_peak_rss() else None
+        return _TorchRun(self, estimator, is_stateful(estimator), problems, before)
+
+    def to_vector(self, flat: Any) -> np.ndarray:
+        return flatten_gradient(flat)
+
+
+@dataclasses.dataclass
+class _TorchRun:
+    kernel: _TorchKernel
+    estimator: Any
+    stateful: bool
+    problems: list
+    rss_before: int | None
+
+    def __call__(self, repeat: int, inputs: Any, state: Any) -> tuple[Any, Any]:
+        generator = torch.Generator().manual_seed(self.kernel.seed + repeat)
+        if self.stateful:
+            grad, _, state = self.estimator.estimate(self.problems[repeat], self.kernel.phi, generator, state)
         else:
-            grad, _ = reference(make_problem(inp), phi, torch.Generator().manual_seed(seed + 1_000_000 + r))
-            references.append(flatten_gradient(grad))
-        bar.update(1)
+            grad, _ = self.estimator(self.problems[repeat], self.kernel.phi, generator)
+        return grad, state
 
-    results = []
-    for label, est in items:
-        problems = [make_problem(inp) for inp in per_repeat]
-        stateful = is_stateful(est)
-        state = est.init(phi) if stateful else None
-        reset = measure_memory and reset_peak_rss()
-        before = rss_bytes() if reset else None
-        estimates, seconds = [], []
-        for r, prob in enumerate(problems):
-            t0 = time.perf_counter()
-            generator = torch.Generator().manual_seed(seed + r)
-            if stateful:
-                grad, _, state = est.estimate(prob, phi, generator, state)
-            else:
-                grad, _ = est(prob, phi, generator)
-            estimates.append(flatten_gradient(grad))
-            seconds.append(time.perf_counter() - t0)
-            del grad
-            bar.update(1)
-        peak = peak_rss_bytes() if before is not None else None
-        memory = None if peak is None or before is None else max(peak - before, 0)
-        results.append(
-            summarize(
-                label,
-                estimates,
-                references,
-                reference_name=reference_name,
-                memory_bytes=memory,
-                memory_measure=MEMORY_MEASURE if memory is not None else "not measured (needs Linux /proc)",
-                seconds=seconds,
-                settings=dict((settings or {}).get(label, {})),
-            )
-        )
-    bar.close()
-    return results
+    def finish(self) -> Measurement:
+        peak = peak_rss_bytes() if self.rss_before is not None else None
+        if peak is None or self.rss_before is None:
+            return Measurement(None, "not measured (needs Linux /proc)")
+        return Measurement(max(peak - self.rss_before, 0), MEMORY_MEASURE)
