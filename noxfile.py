@@ -200,9 +200,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Builds the documentation site into site/ with warnings as errors; nothing is fetched by the build."""
+    """Builds the documentation site into site/ with warnings as errors; nothing is fetched by the build. Then
+    fails if a page shows a raw Sphinx role (``:func:``, ``:class:`` …, which mkdocstrings prints literally) or
+    an API page lists an object that did not render (scripts/check_docs_site.py)."""
     session.install(*DOCS_TOOLS)
     session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+    args = list(session.posargs)
+    flags = [i for i, a in enumerate(args) if a in ("-d", "--site-dir")]
+    site = args[flags[-1] + 1] if flags and flags[-1] + 1 < len(args) else "site"
+    session.run("python", "scripts/check_docs_site.py", site)
 
 
 @nox.session
