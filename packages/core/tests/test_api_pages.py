@@ -3,7 +3,7 @@
 The API pages (docs/api/*.md) render objects with mkdocstrings directives (``::: fg2u.jax`` with
 ``members: [...]``) and, for classes static analysis cannot see, hand-written headings with the object's path
 as id. This test resolves each listed path to the object it names (by import) and checks that every name in
-the ``__all__`` of ``fg2u``, ``fg2u.jax``, ``fg2u.torch``, ``fg2u.estimators`` and ``fg2u.quality`` is one of
+the ``__all__`` of ``fg2u``, ``fg2u.jax``, ``fg2u.torch``, ``fg2u.estimators``, ``fg2u.quality`` and ``fg2u.experiment`` is one of
 them (the same object: a re-export counts where its defining module is documented). That the listed paths
 are rendered is checked on the built site by scripts/check_docs_site.py (``nox -s docs``).
 
@@ -55,7 +55,9 @@ def _documented() -> list[Any]:
     return objects
 
 
-@pytest.mark.parametrize("module_name", ["fg2u", "fg2u.jax", "fg2u.torch", "fg2u.estimators", "fg2u.quality"])
+@pytest.mark.parametrize(
+    "module_name", ["fg2u", "fg2u.jax", "fg2u.torch", "fg2u.estimators", "fg2u.quality", "fg2u.experiment"]
+)
 def test_every_public_name_is_on_an_api_page(module_name: str) -> None:
     if module_name in ("fg2u.jax", "fg2u.torch"):
         pytest.importorskip(module_name.split(".")[1])

@@ -2,10 +2,12 @@
 
 The core package is backend-agnostic and imports neither JAX nor PyTorch:
 
-* :mod:`fg2u.problem` — :class:`UnrolledProblem`, :class:`BlackBoxProblem` and their protocols.
-* :mod:`fg2u.estimator` — the :class:`MetaGradientEstimator` protocol and :class:`Aux`.
-* :mod:`fg2u.directions` — tangent distributions with ``E[v vᵀ] = I``.
-* :mod:`fg2u.experiment` — the experiment layer every benchmark runs on: estimator specs, the one result-record
+* [`fg2u.problem`][fg2u.problem] — [`UnrolledProblem`][fg2u.problem.UnrolledProblem],
+  [`BlackBoxProblem`][fg2u.problem.BlackBoxProblem] and their protocols.
+* [`fg2u.estimator`][fg2u.estimator] — the [`MetaGradientEstimator`][fg2u.estimator.MetaGradientEstimator] protocol and
+  [`Aux`][fg2u.estimator.Aux].
+* [`fg2u.directions`][fg2u.directions] — tangent distributions with ``E[v vᵀ] = I``.
+* `fg2u.experiment` — the experiment layer every benchmark runs on: estimator specs, the one result-record
   schema, provenance, the runner.
 
 Backends load only when asked for: ``import fg2u.jax`` or ``import fg2u.torch``.

@@ -1,13 +1,14 @@
 """Benchmarks as plugins: what a benchmark declares so that the leaderboard and the regression check find it.
 
-A benchmark package registers one :class:`Benchmark` under the entry-point group ``fg2u.benchmarks``
-(:data:`ENTRY_POINT_GROUP`) in its ``pyproject.toml``::
+A benchmark package registers one [`Benchmark`][fg2u.benchmarks.Benchmark] under the entry-point group
+``fg2u.benchmarks``
+(`ENTRY_POINT_GROUP`) in its ``pyproject.toml``::
 
     [project.entry-points."fg2u.benchmarks"]
     mybench = "fg2u_bench_mybench.plugin:BENCHMARK"
 
-and :func:`discover` loads every registered declaration. The core holds no benchmark name: the
-leaderboard (:mod:`fg2u.leaderboard`) takes the order, headline metrics, table layout and published
+and [`discover`][fg2u.benchmarks.discover] loads every registered declaration. The core holds no benchmark name: the
+leaderboard (`fg2u.leaderboard`) takes the order, headline metrics, table layout and published
 reference numbers from the declarations, and the regression check runs each declared smoke command.
 
 A declaration says
@@ -16,12 +17,12 @@ A declaration says
 * ``smoke_command`` — the argv of a fast run (seconds to minutes), with the placeholders ``{python}``
   (the running interpreter), ``{out}`` (the folder to write records into), ``{repo_root}`` (the source
   checkout) and ``{seeds}`` (an argument of its own, expanded to one argument per seed);
-* ``metrics`` — the headline metrics (:class:`Metric`: record metric name, which way is better, unit,
+* ``metrics`` — the headline metrics ([`Metric`][fg2u.benchmarks.Metric]: record metric name, which way is better, unit,
   label, and the tasks and columns of its table);
 * ``columns`` — the record fields (``task``, ``dataset``, ``config``) or settings that identify a data
   set / problem size: the columns of the headline tables (e.g. data set and images per class, or the
   unroll depth T for memory);
-* ``references`` — published numbers (:class:`Reference`) shown beside ours.
+* ``references`` — published numbers ([`Reference`][fg2u.benchmarks.Reference]) shown beside ours.
 
 The leaderboard shows, per benchmark and per value of ``tables`` (default: task and config), one compact
 table per headline metric: estimators as rows, the ``columns`` values as columns, mean ± std and n in
@@ -54,12 +55,12 @@ __all__ = [
 #: The entry-point group benchmarks register in.
 ENTRY_POINT_GROUP = "fg2u.benchmarks"
 
-#: Units a :class:`Metric` may declare. ``"%"`` is a percentage, ``"fraction"`` a ratio shown in percent,
+#: Units a [`Metric`][fg2u.benchmarks.Metric] may declare. ``"%"`` is a percentage, ``"fraction"`` a ratio shown in percent,
 #: ``"bytes"``/``"KiB"``/``"MiB"``/``"GiB"`` memory (shown in the best-fitting binary unit), ``"s"`` seconds,
 #: ``""`` a plain number.
 UNITS = ("%", "fraction", "bytes", "KiB", "MiB", "GiB", "s", "")
 
-#: How the regression gate treats a declared metric (:attr:`Metric.kind`).
+#: How the regression gate treats a declared metric (`Metric.kind`).
 KINDS = ("stochastic", "deterministic", "info")
 _DEFAULT_BOUNDS = {
     "%": (0.0, 100.0),
@@ -99,13 +100,13 @@ class Metric:
     Attributes:
       name: the metric's name in the records' ``metrics`` (or ``wall_time_s`` / ``peak_memory_bytes``).
       direction: ``"higher"`` or ``"lower"`` is better.
-      unit: one of :data:`UNITS`: the unit of the recorded value.
+      unit: one of `UNITS`: the unit of the recorded value.
       label: what a reader calls it (``"test accuracy"``); default: ``name``.
       tasks: the record tasks it is a headline of (empty: every task that records it).
       columns: the columns of its table, overriding the benchmark's ``columns`` (e.g. the unroll depth
         for a memory metric of a benchmark whose quality columns are data sets).
-      kind: how the regression gate treats it (:data:`KINDS`): ``"stochastic"`` — a band from the spread
-        over seeds measured when the baseline was made (see :mod:`fg2u.leaderboard.regression`);
+      kind: how the regression gate treats it (`KINDS`): ``"stochastic"`` — a band from the spread
+        over seeds measured when the baseline was made (see `fg2u.leaderboard.regression`);
         ``"deterministic"`` — the same code and seed give the same value up to ``tolerance`` (relative;
         compiled memory, a gradient check at fixed seeds); ``"info"`` — shown, never gated.
       bounds: the plausible range of a value; a record outside it is rejected with its file and line
@@ -156,7 +157,7 @@ class Reference:
     """A published number, shown beside our runs of the same data set and estimator.
 
     Attributes:
-      metric: the :class:`Metric` name it is comparable with.
+      metric: the [`Metric`][fg2u.benchmarks.Metric] name it is comparable with.
       estimator: the method as the source names it.
       value: the published value (the low end when ``high`` is set: a range read off a figure).
       unit: ``"%"``, ``"fraction"`` or ``""`` (converted to the metric's unit where they are both one of
@@ -165,7 +166,8 @@ class Reference:
         that a headline column must have for the number to sit beside it, e.g. ``{"dataset": "mnist",
         "ipc": 1}``; keys not given match anything.
       source: where the number was published (paper, table or figure).
-      estimators: record estimator names it sits beside (matched with :func:`estimator_token`);
+      estimators: record estimator names it sits beside (matched with
+        [`estimator_token`][fg2u.benchmarks.estimator_token]);
         default: ``(estimator,)``.
       approximate: read off a plot rather than a table (shown with ``≈``).
       high: upper end of a range.
@@ -323,7 +325,7 @@ class Benchmark:
 
 @dataclasses.dataclass(frozen=True)
 class DiscoveryIssue:
-    """An entry point that could not be loaded or is not a :class:`Benchmark`."""
+    """An entry point that could not be loaded or is not a [`Benchmark`][fg2u.benchmarks.Benchmark]."""
 
     entry_point: str
     message: str
@@ -339,8 +341,8 @@ def _entry_points(group: str):
 def discover(group: str = ENTRY_POINT_GROUP, *, with_issues: bool = False):
     """Every installed benchmark declaration, sorted by ``(order, name)``.
 
-    Loads each entry point of ``group``; one that fails to import, is not a :class:`Benchmark` or repeats
-    a name is left out and reported. Returns the list, or ``(list, [DiscoveryIssue])`` with
+    Loads each entry point of ``group``; one that fails to import, is not a [`Benchmark`][fg2u.benchmarks.Benchmark] or
+    repeats a name is left out and reported. Returns the list, or ``(list, [DiscoveryIssue])`` with
     ``with_issues=True`` (otherwise the issues are printed on stderr).
     """
     found: dict[str, Benchmark] = {}

@@ -3,17 +3,17 @@
 FG²U is unbiased because ``E[(∇L·v) v] = E[v vᵀ] ∇L = ∇L`` whenever the second moment of the
 direction distribution is the identity. Each distribution here satisfies that:
 
-* :class:`Rademacher` — i.i.d. ±1 entries: ``E[v_i v_j] = δ_ij``. Lowest variance of the i.i.d.
+* [`Rademacher`][fg2u.directions.Rademacher] — i.i.d. ±1 entries: ``E[v_i v_j] = δ_ij``. Lowest variance of the i.i.d.
   choices (Lemma 3.1 of the paper: ``E‖ĝ−g‖² ≤ (N+1)/b·‖g‖²``).
-* :class:`Gaussian` — i.i.d. standard normal entries: ``E[v vᵀ] = I``.
-* :class:`Sphere` — uniform on the sphere of radius ``√N``: ``v = √N g/‖g‖`` with ``g ~ N(0, I)``;
+* [`Gaussian`][fg2u.directions.Gaussian] — i.i.d. standard normal entries: ``E[v vᵀ] = I``.
+* [`Sphere`][fg2u.directions.Sphere] — uniform on the sphere of radius ``√N``: ``v = √N g/‖g‖`` with ``g ~ N(0, I)``;
   by symmetry ``E[v vᵀ] = (E‖v‖²/N) I = I``.
-* :class:`OrthogonalBlocks` — blocks of ``min(b, N)`` mutually orthogonal directions, each row of a
-  Haar-random orthonormal frame scaled by ``√N``. Every direction is marginally uniform on the
+* [`OrthogonalBlocks`][fg2u.directions.OrthogonalBlocks] — blocks of ``min(b, N)`` mutually orthogonal directions, each
+  row of a Haar-random orthonormal frame scaled by ``√N``. Every direction is marginally uniform on the
   ``√N``-sphere, so ``E[v vᵀ] = I``; orthogonality inside a block lowers the variance of the mean.
 
-Sampling is written once against :class:`RandomOps`, a five-function protocol each backend implements
-(``NumpyOps`` here, ``fg2u.jax`` and ``fg2u.torch`` provide their own). ``sample(...)`` returns a
+Sampling is written once against [`RandomOps`][fg2u.directions.RandomOps], a five-function protocol each backend
+implements (``NumpyOps`` here, ``fg2u.jax`` and ``fg2u.torch`` provide their own). ``sample(...)`` returns a
 ``(num_directions, dim)`` array of flat directions; backends unflatten it into the pytree of φ.
 """
 
@@ -193,7 +193,7 @@ def _check_sizes(num_directions: int, dim: int) -> None:
 
 
 class NumpyOps:
-    """:class:`RandomOps` on NumPy; ``key`` is a ``numpy.random.Generator`` (or an int seed)."""
+    """[`RandomOps`][fg2u.directions.RandomOps] on NumPy; ``key`` is a ``numpy.random.Generator`` (or an int seed)."""
 
     def split(self, key: Any, num: int) -> list[Any]:
         return [np.random.default_rng(s) for s in np.random.default_rng(key).integers(0, 2**63, size=num)]

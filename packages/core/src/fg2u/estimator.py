@@ -5,7 +5,7 @@ An estimator is an optax-like pair of pure functions over an explicit state:
     state = estimator.init(φ)                                        # once, before the meta loop
     ĝ, aux, state = estimator.estimate(problem, φ, key, state)       # once per meta step
 
-where ``ĝ`` is a pytree shaped like ``φ`` that estimates ``dL/dφ`` and ``aux`` is an :class:`Aux`. Most
+where ``ĝ`` is a pytree shaped like ``φ`` that estimates ``dL/dφ`` and ``aux`` is an [`Aux`][fg2u.estimator.Aux]. Most
 estimators carry no state (``init`` returns ``None`` and ``estimate`` passes it through); an estimator with
 state across meta steps (a two-phase schedule's step counter, a running control variate) keeps it there, never
 in hidden attributes. For one-off use every estimator is also callable without state:
@@ -13,7 +13,7 @@ in hidden attributes. For one-off use every estimator is also callable without s
     ĝ, aux = estimator(problem, φ, key)      # == estimate(problem, φ, key, init(φ))[:2]
 
 Estimators are frozen dataclasses holding only their settings, so they are hashable, comparable and safe to
-close over inside ``jax.jit``. Their settings classes live in :mod:`fg2u.estimators`; the backends
+close over inside ``jax.jit``. Their settings classes live in [`fg2u.estimators`][fg2u.estimators]; the backends
 ``fg2u.jax`` and ``fg2u.torch`` add the numeric kernels.
 """
 

@@ -69,7 +69,8 @@ class BlackBoxObjective(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class UnrolledProblem:
-    """The standard :class:`BilevelProblem`: ``L(φ) = F(θ_T(φ), φ)`` with ``θ_{t+1} = Φ(θ_t, φ, batch_t)``.
+    """The standard [`BilevelProblem`][fg2u.problem.BilevelProblem]: ``L(φ) = F(θ_T(φ), φ)`` with ``θ_{t+1} = Φ(θ_t, φ,
+    batch_t)``.
 
     Example (a quadratic inner problem, linear dynamics)::
 
@@ -101,7 +102,7 @@ class UnrolledProblem:
 
 @dataclasses.dataclass(frozen=True)
 class BlackBoxProblem:
-    """The standard :class:`BlackBoxObjective`: ``L(φ) = objective(φ, data)``.
+    """The standard [`BlackBoxObjective`][fg2u.problem.BlackBoxObjective]: ``L(φ) = objective(φ, data)``.
 
     ``objective`` typically runs an external or non-differentiable solver and evaluates the outer loss
     on its output. Only FG²U-ZO (finite differences) can estimate its meta-gradient.

@@ -1,27 +1,29 @@
 """Gradient quality: how close an estimator's meta-gradient is to an exact reference (backend-agnostic).
 
-The backend kernels (:func:`fg2u.jax.gradient_quality`, :func:`fg2u.torch.gradient_quality`) run each
-estimator ``num_repeats`` times with fresh random keys (and, optionally, a fresh problem per repeat),
-flatten every estimate ĝ_r and the matching reference g_r (RGU by default) to float64 vectors of length N,
-and hand them to :func:`summarize`, which computes per repeat
+The backend kernels ([`fg2u.jax.gradient_quality`][fg2u.jax.gradient_quality],
+[`fg2u.torch.gradient_quality`][fg2u.torch.gradient_quality]) run each estimator ``num_repeats`` times with fresh random
+keys (and, optionally, a fresh problem per repeat), flatten every estimate ĝ_r and the matching reference g_r (RGU by
+default) to float64 vectors of length N, and hand them to [`summarize`][fg2u.quality.summarize], which computes per
+repeat
 
     cosine_r         = ⟨ĝ_r, g_r⟩ / (‖ĝ_r‖ ‖g_r‖)      (0 when either vector is zero)
     relative_error_r = ‖ĝ_r − g_r‖ / ‖g_r‖
     norm_ratio_r     = ‖ĝ_r‖ / ‖g_r‖
 
 and their mean and standard deviation over repeats (``ddof = 1`` when there are ≥ 2 repeats), plus the
-memory and seconds per estimate the kernel measured. The result is a :class:`GradientQuality`; use
-:func:`format_table` to print several and :meth:`GradientQuality.metrics` for a result record.
+memory and seconds per estimate the kernel measured. The result is a [`GradientQuality`][fg2u.quality.GradientQuality];
+use [`format_table`][fg2u.quality.format_table] to print several and
+[`GradientQuality.metrics`][fg2u.quality.GradientQuality.metrics] for a result record.
 
 The protocol both backends share — the arguments (a fixed problem or ``make_problem`` with per-repeat
 ``inputs``), the reference loop, the timed repeats of each estimator with its state, and the progress bar —
-is :func:`run_gradient_quality`; a backend supplies only its numeric kernel (a :class:`QualityKernel`:
-compiling or warming up, memory measurement, array conversion).
+is [`run_gradient_quality`][fg2u.quality.run_gradient_quality]; a backend supplies only its numeric kernel (a
+[`QualityKernel`][fg2u.quality.QualityKernel]: compiling or warming up, memory measurement, array conversion).
 
-For FG²U with b directions the variance is known in closed form (:func:`fg2u_expected_squared_error`):
-with Rademacher tangents E‖ĝ − g‖² = (N − 1)/b · ‖g‖², with Gaussian tangents (N + 1)/b · ‖g‖², so the
-expected relative squared error is about N/b and the cosine to the exact gradient about √(b/N) when b ≪ N.
-Standard library and NumPy only (no JAX or PyTorch).
+For FG²U with b directions the variance is known in closed form
+([`fg2u_expected_squared_error`][fg2u.quality.fg2u_expected_squared_error]): with Rademacher tangents E‖ĝ − g‖² = (N −
+1)/b · ‖g‖², with Gaussian tangents (N + 1)/b · ‖g‖², so the expected relative squared error is about N/b and the cosine
+to the exact gradient about √(b/N) when b ≪ N. Standard library and NumPy only (no JAX or PyTorch).
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ class GradientQuality:
         return "\n".join([head] + [f"  {label:<14}  {value}" for label, value in rows])
 
     def metrics(self) -> dict[str, float]:
-        """Numeric fields as a flat dict for :func:`fg2u.experiment.records.make_record` (``metrics=``)."""
+        """Numeric fields as a flat dict for
+        [`fg2u.experiment.records.make_record`][fg2u.experiment.records.make_record] (``metrics=``)."""
         out = {
             "cosine_mean": self.cosine_mean,
             "cosine_std": self.cosine_std,
@@ -212,14 +215,14 @@ def summarize(
     compile_seconds: float | None = None,
     settings: dict[str, Any] | None = None,
 ) -> GradientQuality:
-    """The :class:`GradientQuality` of ``estimates`` against ``references``.
+    """The [`GradientQuality`][fg2u.quality.GradientQuality] of ``estimates`` against ``references``.
 
     Args:
       name: label of the estimator.
       estimates: R flattened estimates ĝ_r (array-likes of N entries each).
       references: R matching references g_r, or a single reference used for every repeat (when the
         problem is the same in every repeat and only the random key changes).
-      memory_bytes: the memory the backend measured, in bytes (see :class:`GradientQuality`).
+      memory_bytes: the memory the backend measured, in bytes (see [`GradientQuality`][fg2u.quality.GradientQuality]).
       memory_measure: what that memory is (e.g. compiled temp bytes or RSS growth).
       seconds: per-estimate wall-clock seconds (a sequence: its median is kept, robust to a slow first
         call and to other processes on shared CPUs) or one value.
@@ -293,7 +296,8 @@ def to_pandas(results: GradientQuality | Iterable[GradientQuality]) -> Any:
 
     Columns: ``reference``, ``num_repeats``, ``meta_dim``, the mean and std of cosine, relative error and
     norm ratio, ``memory_bytes`` (NaN when not measured), ``memory_measure``, ``seconds_per_estimate`` and
-    ``compile_seconds`` (NaN in torch). The per-repeat values and settings stay in :class:`GradientQuality`.
+    ``compile_seconds`` (NaN in torch). The per-repeat values and settings stay in
+    [`GradientQuality`][fg2u.quality.GradientQuality].
     """
     try:
         # Imported here, not at the top: pandas is optional (the `leaderboard` extra), and `import fg2u`
@@ -421,7 +425,7 @@ def problem_per_repeat(
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    """What a backend measured over one estimator's repeats (see :class:`GradientQuality`)."""
+    """What a backend measured over one estimator's repeats (see [`GradientQuality`][fg2u.quality.GradientQuality])."""
 
     memory_bytes: int | None
     memory_measure: str
@@ -429,11 +433,13 @@ class Measurement:
 
 
 class EstimatorRun(Protocol):
-    """One estimator's repeats, prepared by :meth:`QualityKernel.start` (compiled, warmed up, memory reset)."""
+    """One estimator's repeats, prepared by [`QualityKernel.start`][fg2u.quality.QualityKernel.start] (compiled, warmed
+    up, memory reset)."""
 
     def __call__(self, repeat: int, inputs: Any, state: Any) -> tuple[Any, Any]:
         """Estimate ``repeat`` (its key / seed and ``inputs``) from ``state``: ``(flat estimate, new state)``,
-        finished (blocked) so that :func:`run_gradient_quality` can time it; ``state`` is None when stateless."""
+        finished (blocked) so that [`run_gradient_quality`][fg2u.quality.run_gradient_quality] can time it; ``state`` is
+        None when stateless."""
         ...
 
     def finish(self) -> Measurement:
@@ -471,14 +477,14 @@ def run_gradient_quality(
 ) -> list[GradientQuality]:
     """The loop of ``fg2u.jax.gradient_quality`` and ``fg2u.torch.gradient_quality``.
 
-    ``per_repeat`` and ``fixed`` come from :func:`problem_per_repeat`; ``reference`` is the estimator
-    behind ``kernel.reference`` (labelled ``reference_name``, by default its class name). References
+    ``per_repeat`` and ``fixed`` come from [`problem_per_repeat`][fg2u.quality.problem_per_repeat]; ``reference`` is the
+    estimator behind ``kernel.reference`` (labelled ``reference_name``, by default its class name). References
     first: one per repeat, or one reused for all when the problem is ``fixed`` and the reference ignores its
-    key (not :func:`uses_key`). Then for each estimator, in order: its initial state
+    key (not [`uses_key`][fg2u.quality.uses_key]). Then for each estimator, in order: its initial state
     (``est.init(φ)`` when stateful, carried across repeats as across meta steps), ``kernel.start``, the R
     timed repeats (wall-clock seconds of each, conversion to NumPy excluded), ``run.finish()`` for its memory,
-    and :func:`summarize` against the references. ``progress`` shows a bar over (estimators + 1) × R steps
-    (silent without tqdm).
+    and [`summarize`][fg2u.quality.summarize] against the references. ``progress`` shows a bar over (estimators + 1) × R
+    steps (silent without tqdm).
     """
     items = named_estimators(estimators)
     bar = progress_bar(desc="gradient quality", total=(len(items) + 1) * len(per_repeat), enabled=progress)

@@ -11,27 +11,38 @@ defaults; the kernels are final), and build them by name with ``make``::
 
 | name | class | computes | memory in T | bias |
 |---|---|---|---|---|
-| ``fg2u`` | :class:`FG2U` | ``(1/b) Σ (∇L·v) v``, jvps through the unroll | flat | none |
-| ``fg2u_zo`` | :class:`FG2U_ZO` | finite differences of L along v | flat | O(ε) / O(ε²) |
-| ``fgu`` | :class:`FGU` | exact, N jvps | flat | none |
-| ``rgu`` | :class:`RGU` | exact, reverse mode | ∝ T | none |
-| ``trgu`` | :class:`TRGU` | reverse mode through the last K steps | ∝ K | truncation |
-| ``rgu_checkpointed`` | :class:`RGUCheckpointed` | exact, √T rematerialisation | ∝ √T | none |
-| ``rgu_recursive`` | :class:`RGURecursive` | exact, recursive k-ary rematerialisation | ∝ k·log_k T | none |
-| ``implicit`` | :class:`Implicit` | implicit, pluggable solve (``neumann`` / ``conjugate_gradient`` / ``identity``) | flat | fixed point, solve |
-| ``neumann`` | :data:`Neumann` (alias) | ``Implicit(solve=neumann(K, α))`` | flat | fixed point, truncation |
-| ``conjugate_gradient`` | :data:`ConjugateGradient` (alias) | ``Implicit(solve=conjugate_gradient(K))`` | flat | fixed point, truncation |
-| ``hessian_free`` | :data:`HessianFree` (alias) | ``Implicit(solve=identity(α))`` | flat | fixed point, identity |
-| ``hybrid`` | :class:`Hybrid` | reverse mode through the last K steps + FG²U through the first T − K | ∝ K | none |
-| ``two_phase`` | :class:`TwoPhase` | ``first`` then ``second`` (stateful) | of the active one | of the active one |
-| ``scaled`` | :class:`Scaled` | ``scale ·`` an estimator | of the inner one | of the inner one |
-| ``control_variate`` | :class:`ControlVariate` | FG²U around a surrogate | FG²U + surrogate | none |
-| ``running_control_variate`` | :class:`RunningControlVariate` | FG²U around its running mean (stateful) | FG²U + φ | none |
+| ``fg2u`` | [`FG2U`][fg2u.estimators.FG2U] | ``(1/b) Σ (∇L·v) v``, jvps through the unroll | flat | none |
+| ``fg2u_zo`` | [`FG2U_ZO`][fg2u.estimators.FG2U_ZO] | finite differences of L along v | flat | O(ε) / O(ε²) |
+| ``fgu`` | [`FGU`][fg2u.estimators.FGU] | exact, N jvps | flat | none |
+| ``rgu`` | [`RGU`][fg2u.estimators.RGU] | exact, reverse mode | ∝ T | none |
+| ``trgu`` | [`TRGU`][fg2u.estimators.TRGU] | reverse mode through the last K steps | ∝ K | truncation |
+| ``rgu_checkpointed`` | [`RGUCheckpointed`][fg2u.estimators.RGUCheckpointed] | exact, √T rematerialisation | ∝ √T |
+none |
+| ``rgu_recursive`` | [`RGURecursive`][fg2u.estimators.RGURecursive] | exact, recursive k-ary rematerialisation | ∝
+k·log_k T | none |
+| ``implicit`` | [`Implicit`][fg2u.estimators.Implicit] | implicit, pluggable solve (``neumann`` /
+``conjugate_gradient`` / ``identity``) | flat | fixed point, solve |
+| ``neumann`` | [`Neumann`][fg2u.estimators.Neumann] (alias) | ``Implicit(solve=neumann(K, α))`` | flat | fixed point,
+truncation |
+| ``conjugate_gradient`` | [`ConjugateGradient`][fg2u.estimators.ConjugateGradient] (alias) |
+``Implicit(solve=conjugate_gradient(K))`` | flat | fixed point, truncation |
+| ``hessian_free`` | [`HessianFree`][fg2u.estimators.HessianFree] (alias) | ``Implicit(solve=identity(α))`` | flat |
+fixed point, identity |
+| ``hybrid`` | [`Hybrid`][fg2u.estimators.Hybrid] | reverse mode through the last K steps + FG²U through the first T − K
+| ∝ K | none |
+| ``two_phase`` | [`TwoPhase`][fg2u.estimators.TwoPhase] | ``first`` then ``second`` (stateful) | of the active one | of
+the active one |
+| ``scaled`` | [`Scaled`][fg2u.estimators.Scaled] | ``scale ·`` an estimator | of the inner one | of the inner one |
+| ``control_variate`` | [`ControlVariate`][fg2u.estimators.ControlVariate] | FG²U around a surrogate | FG²U + surrogate
+| none |
+| ``running_control_variate`` | [`RunningControlVariate`][fg2u.estimators.RunningControlVariate] | FG²U around its
+running mean (stateful) | FG²U + φ | none |
 
 To add an estimator: one settings class here (``@register("name")``, a frozen dataclass), one kernel class per
 backend (a ``typing.final`` subclass with ``__call__``, or with ``ops`` for a combinator written over
-:class:`~fg2u.estimators.base.TreeOps`), listed in the backend's ``__init__``, and its tests. Benchmarks pick it
-up by name. A preset of an existing estimator is an :class:`Alias` (``register_alias``), as the implicit ones are.
+[`TreeOps`][fg2u.estimators.TreeOps]), listed in the backend's ``__init__``, and its tests. Benchmarks pick it
+up by name. A preset of an existing estimator is an [`Alias`][fg2u.estimators.Alias] (``register_alias``), as the
+implicit ones are.
 """
 
 # Registration order (forward, reverse, implicit, hybrid, combinators) is the order of ``names()``.

@@ -7,9 +7,9 @@ the numeric kernel:
 
 * a *stateless* estimator's backend class implements ``__call__(problem, φ, key) -> (ĝ, Aux)``; ``init``
   returns ``None`` and ``estimate`` passes the state through;
-* a *combinator* (an estimator built from other estimators: :class:`~fg2u.estimators.TwoPhase`,
-  :class:`~fg2u.estimators.Scaled`, the control variates) is written once here over :class:`TreeOps`, and the
-  backend class only sets ``ops``.
+* a *combinator* (an estimator built from other estimators: [`TwoPhase`][fg2u.estimators.TwoPhase],
+  [`Scaled`][fg2u.estimators.Scaled], the control variates) is written once here over
+  [`TreeOps`][fg2u.estimators.TreeOps], and the backend class only sets ``ops``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ __all__ = ["Estimator", "TreeOps", "describe_settings", "check_not_problem"]
 
 @runtime_checkable
 class TreeOps(Protocol):
-    """The array operations the core's combinators need, for one backend (like :class:`fg2u.directions.RandomOps`).
+    """The array operations the core's combinators need, for one backend (like
+    [`fg2u.directions.RandomOps`][fg2u.directions.RandomOps]).
 
     Pytrees are the backend's (nested dicts/lists/tuples of arrays or tensors).
     """
@@ -88,18 +89,18 @@ def describe_settings(value: Any) -> Any:
 
 
 class Estimator:
-    """Base of the settings classes of :mod:`fg2u.estimators` (a mixin for frozen dataclasses).
+    """Base of the settings classes of [`fg2u.estimators`][fg2u.estimators] (a mixin for frozen dataclasses).
 
     A registered settings class is *abstract*: instantiating it raises a ``TypeError`` that names the backend
     classes to use instead. Its backend subclasses (``fg2u.jax.FG2U``, ``fg2u.torch.FG2U``) are the runnable
     estimators; they are final (``typing.final``; subclassing one raises ``TypeError``) and implement
-    ``__call__`` (stateless estimators) or set ``ops`` (combinators written over :class:`TreeOps`).
+    ``__call__`` (stateless estimators) or set ``ops`` (combinators written over [`TreeOps`][fg2u.estimators.TreeOps]).
 
-    Class attributes (set by :func:`fg2u.estimators.register`, or by the settings class):
+    Class attributes (set by [`fg2u.estimators.register`][fg2u.estimators.register], or by the settings class):
       name: the stable registry name (``"fg2u"``, ``"rgu"``, …) used by configs and CLIs.
       display: the name used in every result record (``"FG2U"``); the settings class's name.
       stateful: whether ``init`` returns a state that ``estimate`` updates across meta steps.
-      ops: the backend's :class:`TreeOps` (combinators only; set by the backend class).
+      ops: the backend's [`TreeOps`][fg2u.estimators.TreeOps] (combinators only; set by the backend class).
       example: settings shown by the error for a problem passed as a setting (``"num_directions=8"``).
     """
 
@@ -161,7 +162,7 @@ class Estimator:
 
 
 def abstract_message(name: str, registry_name: str) -> str:
-    """The error for a settings class (or alias) of :mod:`fg2u.estimators` called without a backend."""
+    """The error for a settings class (or alias) of [`fg2u.estimators`][fg2u.estimators] called without a backend."""
     return (
         f"fg2u.estimators.{name} holds the settings only and cannot run; build the backend's estimator of the "
         f"same name, fg2u.jax.{name}(...) or fg2u.torch.{name}(...), or by name: "
@@ -181,7 +182,7 @@ def _defines(cls: type, spec: type, attribute: str) -> bool:
 
 
 def check_not_problem(who: str, example: str, values: Iterable[Any]) -> None:
-    """The settings validation of every estimator (:meth:`Estimator.__new__`, :class:`~fg2u.estimators.Alias`):
+    """The settings validation of every estimator (`Estimator.__new__`, [`Alias`][fg2u.estimators.Alias]):
     a problem among the settings means the class was called like an estimator, ``FG2U(problem, phi, key)``."""
     if any(_is_problem(value) for value in values):
         raise TypeError(f"{who}(...) takes settings; build it, then call it: {who}({example})(problem, phi, key)")

@@ -1,12 +1,13 @@
-"""Estimators built from estimators, written once over the backend's :class:`~fg2u.estimators.base.TreeOps`.
+"""Estimators built from estimators, written once over the backend's [`TreeOps`][fg2u.estimators.TreeOps].
 
-* :class:`TwoPhase` — one estimator for the first meta steps, another afterwards (state: the step counter).
-* :class:`Scaled` — an estimator's estimate times a constant (e.g. to put an implicit estimate in units of the
-  meta-gradient).
-* :class:`ControlVariate` — FG²U with a cheap surrogate ``c`` (Hessian-free, TRGU) as control variate:
-  ``ĝ = s·c + (1/b) Σ v vᵀ (g − s·c)``, unbiased.
-* :class:`RunningControlVariate` — the same with ``c`` the running mean of the previous meta steps' estimates:
-  no extra computation, state across meta steps.
+* [`TwoPhase`][fg2u.estimators.TwoPhase] — one estimator for the first meta steps, another afterwards (state: the step
+  counter).
+* [`Scaled`][fg2u.estimators.Scaled] — an estimator's estimate times a constant (e.g. to put an implicit estimate in
+  units of the meta-gradient).
+* [`ControlVariate`][fg2u.estimators.ControlVariate] — FG²U with a cheap surrogate ``c`` (Hessian-free, TRGU) as control
+  variate: ``ĝ = s·c + (1/b) Σ v vᵀ (g − s·c)``, unbiased.
+* [`RunningControlVariate`][fg2u.estimators.RunningControlVariate] — the same with ``c`` the running mean of the
+  previous meta steps' estimates: no extra computation, state across meta steps.
 
 A backend class of a combinator only sets ``ops``; the combinators are callable like any estimator and expose
 ``init`` / ``estimate`` for their state.
@@ -39,10 +40,11 @@ def _check_estimator(name: str, value: Any) -> None:
 
 
 class TwoPhaseState(NamedTuple):
-    """State of :class:`TwoPhase`.
+    """State of [`TwoPhase`][fg2u.estimators.TwoPhase].
 
     Attributes:
-      meta_step: the number of :meth:`TwoPhase.estimate` calls so far (an ``int32`` array in JAX, an int in torch).
+      meta_step: the number of [`TwoPhase.estimate`][fg2u.estimators.TwoPhase.estimate] calls so far (an ``int32`` array
+        in JAX, an int in torch).
       first: the state of ``first`` (``None`` for a stateless estimator).
       second: the state of ``second``.
     """
@@ -53,7 +55,7 @@ class TwoPhaseState(NamedTuple):
 
 
 class RunningMeanState(NamedTuple):
-    """State of :class:`RunningControlVariate`.
+    """State of [`RunningControlVariate`][fg2u.estimators.RunningControlVariate].
 
     Attributes:
       mean: ``m``, the running mean of the previous estimates (a pytree like φ; zeros before the first).
@@ -70,8 +72,9 @@ class TwoPhase(Estimator):
     """``first`` for the first ``switch_step`` meta steps, then ``second`` (the paper's two-phase paradigm: a
     cheap Hessian-free or truncated estimator for warm-up, then FG²U).
 
-    State: :class:`TwoPhaseState` ``(meta_step, first, second)``; ``meta_step`` counts the calls of
-    :meth:`estimate` (one per meta step) and may be traced (inside ``jax.jit`` both estimators are compiled and one runs;
+    State: [`TwoPhaseState`][fg2u.estimators.TwoPhaseState] ``(meta_step, first, second)``; ``meta_step`` counts the
+      calls of
+    `estimate` (one per meta step) and may be traced (inside ``jax.jit`` both estimators are compiled and one runs;
     their outputs must have the same shapes and dtypes, which holds for the estimators of one backend on
     the same problem). Called without state it is ``first``.
 
@@ -207,7 +210,7 @@ class ControlVariate(Estimator):
       estimator: the FG2U / FG2U_ZO estimator (its b directions).
       surrogate: a cheap deterministic estimator computed on the same problem (e.g. ``Scaled(HessianFree())`` or
         ``TRGU(K)``); it costs one surrogate evaluation per estimate.
-      scale: ``s``; ``None`` cross-fits it on two halves of the directions (see :func:`_controlled`) so that it
+      scale: ``s``; ``None`` cross-fits it on two halves of the directions (see `_controlled`) so that it
         is not estimated from the directions it multiplies.
     Memory: FG²U's plus the surrogate's. The surrogate's own bias does not reach ``ĝ``. State: the surrogate's
     (none of its own).
@@ -255,7 +258,8 @@ class RunningControlVariate(Estimator):
     pay. The cross-fitted scale (``scale=None``) shrinks a poorly aligned ``c`` towards 0 but its own noise adds
     about ``4/b`` of plain FG²U's error, so it pays only for b ≳ 16.
 
-    State: :class:`RunningMeanState` ``(mean, count)``: ``m`` (like φ) and the number of estimates folded into
+    State: [`RunningMeanState`][fg2u.estimators.RunningMeanState] ``(mean, count)``: ``m`` (like φ) and the number of
+      estimates folded into
     it. Memory: FG²U's plus one copy of φ.
 
     Args:

@@ -54,7 +54,7 @@ class FG2U(RandomDirections):
     Args:
       num_directions: b ≥ 1.
       distribution: ``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"`` or a
-        :class:`fg2u.directions.DirectionDistribution`.
+        [`fg2u.directions.DirectionDistribution`][fg2u.directions.DirectionDistribution].
       chunk_size: directions per vectorised chunk, or ``None``.
       check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
 
@@ -88,10 +88,10 @@ class FG2U_ZO(RandomDirections):
     * ``scheme="forward"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ))/ε · v_i``, bias ``O(ε)`` (b + 1 evaluations).
     * ``scheme="central"``: ``ĝ = (1/b) Σ_i (L(φ+εv_i) − L(φ−εv_i))/(2ε) · v_i``, bias ``O(ε²)`` (2b evaluations).
 
-    Works on a :class:`fg2u.BlackBoxProblem` (only L(φ) can be evaluated: an external solver, a simulator) or
-    on an :class:`fg2u.UnrolledProblem`. ``Aux.outer_loss`` is ``L(φ)`` for the forward scheme and the mean of
-    the ``2b`` perturbed values for the central one. Use float64 φ for small ``eps``: the rounding error of
-    the difference is ``O(u·|L|/ε)`` with ``u`` the unit roundoff.
+    Works on a [`fg2u.BlackBoxProblem`][fg2u.problem.BlackBoxProblem] (only L(φ) can be evaluated: an external solver, a
+    simulator) or on an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem]. ``Aux.outer_loss`` is ``L(φ)`` for the
+    forward scheme and the mean of the ``2b`` perturbed values for the central one. Use float64 φ for small ``eps``: the
+    rounding error of the difference is ``O(u·|L|/ε)`` with ``u`` the unit roundoff.
 
     Backend notes: in JAX the objective must be traceable — wrap an external solver in
     ``jax.pure_callback(..., vmap_method="sequential")``; in PyTorch a black-box objective may be any Python

@@ -28,13 +28,13 @@ class Hybrid(RandomDirections):
 
         ĝ = ∂_φG(θ_H, φ) + (1/b) Σ_{i<b} ⟨∇_θG(θ_H, φ), J_head v_i⟩ v_i,           E[ĝ] = ∇L(φ).
 
-    The reverse part ``∂_φG(θ_H, φ)`` is exactly the :class:`TRGU` estimate with ``truncation = K``: the hybrid
-    is TRGU plus an unbiased FG²U estimate of TRGU's missing part ``h = J_headᵀ∇_θG = ∇L − TRGU_K``.
+    The reverse part ``∂_φG(θ_H, φ)`` is exactly the [`TRGU`][fg2u.estimators.TRGU] estimate with ``truncation = K``:
+    the hybrid is TRGU plus an unbiased FG²U estimate of TRGU's missing part ``h = J_headᵀ∇_θG = ∇L − TRGU_K``.
 
     Bias: none. Variance: Rademacher directions give ``E‖ĝ − ∇L‖² = (N − 1)/b · ‖h‖²`` against
     ``(N − 1)/b · ‖∇L‖²`` for FG2U with the same b, so the error shrinks by ``‖h‖²/‖∇L‖²`` — the square of
-    TRGU(K)'s relative error, which :func:`fg2u.jax.gradient_quality` measures on your problem. It helps most
-    when the last K steps carry most of the meta-gradient (a contracting inner map ``‖∂Φ/∂θ‖ ≤ ρ < 1``
+    TRGU(K)'s relative error, which [`fg2u.jax.gradient_quality`][fg2u.jax.gradient_quality] measures on your problem.
+    It helps most when the last K steps carry most of the meta-gradient (a contracting inner map ``‖∂Φ/∂θ‖ ≤ ρ < 1``
     forgets early steps: ``‖h‖ = O(ρ^K)``); when TRGU(K)'s relative error is near 1 (early steps matter, e.g. a
     learning rate decayed towards the end of the unroll), the hybrid's error is FG2U's.
 
@@ -49,7 +49,7 @@ class Hybrid(RandomDirections):
       reverse_steps: K ≥ 1, the inner steps differentiated in reverse mode (memory ∝ K). Choose K about the
         number of steps over which the inner map forgets (``1/(1 − ρ)`` for a contraction ρ).
       distribution: ``"rademacher"``, ``"gaussian"``, ``"sphere"``, ``"orthogonal"`` or a
-        :class:`fg2u.directions.DirectionDistribution`.
+        [`fg2u.directions.DirectionDistribution`][fg2u.directions.DirectionDistribution].
       chunk_size: directions per vectorised chunk, or ``None`` (all b at once).
       check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
 

@@ -1,8 +1,9 @@
-"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)``: one estimator, :class:`Implicit`, with a pluggable
-linear solve (as in JAXopt), and the registry aliases ``neumann``, ``conjugate_gradient`` and ``hessian_free``.
+"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)``: one estimator, [`Implicit`][fg2u.estimators.Implicit],
+with a pluggable linear solve (as in JAXopt), and the registry aliases ``neumann``, ``conjugate_gradient`` and
+``hessian_free``.
 
-:class:`Implicit` takes ``θ* ≈ θ_T`` (the unrolled state, not differentiated), evaluates Φ with the *last* inner
-batch ``inner_batches[T−1]``, and returns
+[`Implicit`][fg2u.estimators.Implicit] takes ``θ* ≈ θ_T`` (the unrolled state, not differentiated), evaluates Φ with the
+*last* inner batch ``inner_batches[T−1]``, and returns
 
     ∇_φF + (∂Φ/∂φ)ᵀ w,      w ≈ (I − ∂Φ/∂θ)^{−T} ∇_θF,
 
@@ -12,12 +13,15 @@ settings object; each backend supplies only its numeric kernel over the matrix-f
 
 | solve | ``w`` | vjps | record name (registry alias) |
 |---|---|---|---|
-| :class:`NeumannSolve` ``(K, α)`` | ``α Σ_{k=0}^{K} (I − α(I − ∂Φ/∂θ)ᵀ)^k ∇_θF`` | K | ``Neumann`` (``neumann``) |
-| :class:`ConjugateGradientSolve` ``(K)`` | K CG iterations from ``w_0 = 0`` | K | ``ConjugateGradient`` (``conjugate_gradient``) |
-| :class:`IdentitySolve` ``(α)`` | ``α ∇_θF`` (the inverse replaced by ``α I``) | 0 | ``HessianFree`` (``hessian_free``) |
+| [`NeumannSolve`][fg2u.estimators.NeumannSolve] ``(K, α)`` | ``α Σ_{k=0}^{K} (I − α(I − ∂Φ/∂θ)ᵀ)^k ∇_θF`` | K |
+``Neumann`` (``neumann``) |
+| [`ConjugateGradientSolve`][fg2u.estimators.ConjugateGradientSolve] ``(K)`` | K CG iterations from ``w_0 = 0`` | K |
+``ConjugateGradient`` (``conjugate_gradient``) |
+| [`IdentitySolve`][fg2u.estimators.IdentitySolve] ``(α)`` | ``α ∇_θF`` (the inverse replaced by ``α I``) | 0 |
+``HessianFree`` (``hessian_free``) |
 
-An :class:`Implicit` estimator is named in records after its solve, with the solve's settings flattened:
-``Implicit(solve=neumann(5))`` and the alias ``Neumann(5)`` (``make("neumann", num_terms=5)``) are the same
+An [`Implicit`][fg2u.estimators.Implicit] estimator is named in records after its solve, with the solve's settings
+flattened: ``Implicit(solve=neumann(5))`` and the alias ``Neumann(5)`` (``make("neumann", num_terms=5)``) are the same
 estimator, record ``{"estimator": "Neumann", "num_terms": 5, "alpha": 1.0, "check_finite": False}``.
 
 Non-floating leaves of the inner state (e.g. optimiser step counters) are held constant; ``Aux.outer_loss`` is
@@ -52,11 +56,11 @@ __all__ = [
 
 
 class LinearSolve:
-    """Base of the solve settings of :class:`Implicit` (frozen dataclasses).
+    """Base of the solve settings of [`Implicit`][fg2u.estimators.Implicit] (frozen dataclasses).
 
     Class attributes:
       name: the solve's name (``"neumann"``), for ``Implicit(solve="identity")`` or ``{"name": ..., ...}``.
-      display: the record name of an :class:`Implicit` estimator with this solve (``"Neumann"``).
+      display: the record name of an [`Implicit`][fg2u.estimators.Implicit] estimator with this solve (``"Neumann"``).
     """
 
     name: ClassVar[str] = ""
@@ -69,7 +73,7 @@ class NeumannSolve(LinearSolve):
 
     Converges to ``(I − ∂Φ/∂θ)^{−T} ∇_θF`` when the spectral radius ρ of ``I − α(I − ∂Φ/∂θ)`` is below one, with
     error ``O(ρ^{K+1}/(1 − ρ))``: for ``α = 1`` whenever Φ is a contraction in θ (the condition under which the
-    unroll itself converges to θ*). ``num_terms = 0`` is :class:`IdentitySolve` ``(α)``.
+    unroll itself converges to θ*). ``num_terms = 0`` is [`IdentitySolve`][fg2u.estimators.IdentitySolve] ``(α)``.
     """
 
     num_terms: int
@@ -104,7 +108,7 @@ class ConjugateGradientSolve(LinearSolve):
 class IdentitySolve(LinearSolve):
     """The inverse replaced by ``α I``: ``w = α ∇_θF`` (no vjp). The gradient is then the first-order
     (Hessian-free) ``∇_φF + α (∂Φ/∂φ)ᵀ ∇_θF``; for ``Φ = θ − η∇_θℓ`` and ``α = 1/η`` it is
-    ``∇_φF − ∂²ℓ/∂φ∂θ · ∇_θF``. Equals :class:`NeumannSolve` ``(0, α)``.
+    ``∇_φF − ∂²ℓ/∂φ∂θ · ∇_θF``. Equals [`NeumannSolve`][fg2u.estimators.NeumannSolve] ``(0, α)``.
     """
 
     alpha: float = 1.0
@@ -129,7 +133,8 @@ SOLVES: dict[str, type[LinearSolve]] = {
 
 
 def as_solve(value: Any) -> LinearSolve:
-    """A :class:`LinearSolve` from a solve object, a name (``"identity"``) or ``{"name": ..., **settings}``."""
+    """A [`LinearSolve`][fg2u.estimators.LinearSolve] from a solve object, a name (``"identity"``) or ``{"name": ...,
+    **settings}``."""
     if isinstance(value, LinearSolve):
         return value
     settings: dict[str, Any] = {}
@@ -156,14 +161,16 @@ class Implicit(Estimator):
     """Implicit gradient at ``θ* ≈ θ_T``: ``∇_φF + (∂Φ/∂φ)ᵀ w`` with ``w ≈ (I − ∂Φ/∂θ)^{−T} ∇_θF`` from ``solve``.
 
     Args:
-      solve: :func:`neumann` ``(num_terms, alpha)``, :func:`conjugate_gradient` ``(num_iterations)`` or
-        :func:`identity` ``(alpha)`` (see the module docstring), a solve name, or ``{"name": ..., **settings}``.
+      solve: [`neumann`][fg2u.estimators.NeumannSolve] ``(num_terms, alpha)``,
+        [`conjugate_gradient`][fg2u.estimators.ConjugateGradientSolve] ``(num_iterations)`` or
+        [`identity`][fg2u.estimators.IdentitySolve] ``(alpha)`` (see the module docstring), a solve name, or ``{"name":
+        ..., **settings}``.
         Default: ``neumann(10)``, which converges whenever the inner map is a contraction.
       check_finite: raise ``FloatingPointError`` naming the estimator on NaN/inf in the estimate or loss.
 
     Records name the estimator after its solve (``Neumann``, ``ConjugateGradient``, ``HessianFree``), with the
-    solve's settings flattened (:meth:`settings`), exactly as the aliases :data:`Neumann`, :data:`ConjugateGradient`
-    and :data:`HessianFree` build it.
+    solve's settings flattened (`settings`), exactly as the aliases [`Neumann`][fg2u.estimators.Neumann],
+    [`ConjugateGradient`][fg2u.estimators.ConjugateGradient] and [`HessianFree`][fg2u.estimators.HessianFree] build it.
 
     Memory: one inner step's vjp (independent of T). Bias: θ_T is not an exact fixed point, and the solve is
     truncated.
@@ -218,7 +225,7 @@ Neumann = _implicit_alias(
     Neumann series ``w = α Σ_{k=0}^{K} (I − α(I − ∂Φ/∂θ)ᵀ)^k ∇_θF`` (K = ``num_terms`` extra vjps).
 
     Converges to ``(I − ∂Φ/∂θ)^{−T} ∇_θF`` when the spectral radius of ``I − α(I − ∂Φ/∂θ)`` is below one.
-    ``num_terms = 0`` is :data:`HessianFree`. Records: ``Neumann``.
+    ``num_terms = 0`` is [`HessianFree`][fg2u.estimators.HessianFree]. Records: ``Neumann``.
 
     References:
       Lorraine, J., Vicol, P., Duvenaud, D. (2020). Optimizing Millions of Hyperparameters by Implicit

@@ -1,16 +1,16 @@
 """Stable names for estimators, and construction by name for configs and command lines.
 
-Every settings class of :mod:`fg2u.estimators` registers itself under a stable snake-case name::
+Every settings class of [`fg2u.estimators`][fg2u.estimators] registers itself under a stable snake-case name::
 
     @register("fg2u")
     @dataclasses.dataclass(frozen=True)
     class FG2U(Estimator): ...
 
-A name may also be an :class:`Alias`: a registered name that builds another estimator with part of its settings
-fixed (``neumann`` → ``Implicit(solve=neumann(num_terms, alpha))``). A backend exposes the same names through a
-:class:`Backend` built from its classes and bound aliases, e.g. ``fg2u.jax.make("fg2u", num_directions=8)``. Nested estimators (the arguments of combinators such as
-:class:`~fg2u.estimators.TwoPhase`) may be given as a name, as ``{"name": ..., **settings}``, or as an
-estimator object.
+A name may also be an [`Alias`][fg2u.estimators.Alias]: a registered name that builds another estimator with part of its
+settings fixed (``neumann`` → ``Implicit(solve=neumann(num_terms, alpha))``). A backend exposes the same names through a
+[`Backend`][fg2u.estimators.Backend] built from its classes and bound aliases, e.g. ``fg2u.jax.make("fg2u",
+num_directions=8)``. Nested estimators (the arguments of combinators such as [`TwoPhase`][fg2u.estimators.TwoPhase]) may
+be given as a name, as ``{"name": ..., **settings}``, or as an estimator object.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def normalise_name(name: str) -> str:
 def register(name: str) -> Callable[[type], type]:
     """Class decorator: registers a settings class under ``name`` (and its class name as the display name).
 
-    The class becomes abstract: only its backend subclasses can be instantiated (see :class:`Estimator`).
+    The class becomes abstract: only its backend subclasses can be instantiated (see
+    [`Estimator`][fg2u.estimators.Estimator]).
     """
 
     def decorate(cls: type) -> type:
@@ -60,8 +61,8 @@ class Alias:
 
     It reads like a settings class: ``name``, ``display`` (its record name), ``dataclasses.fields(alias)`` (its
     settings, with their defaults and types) and a call with those settings (positional or keyword) that returns
-    the ``target`` estimator. The alias registered in :mod:`fg2u.estimators` targets the abstract settings class;
-    a backend binds it to its kernel (:meth:`bind`), e.g. ``fg2u.jax.Neumann``.
+    the ``target`` estimator. The alias registered in [`fg2u.estimators`][fg2u.estimators] targets the abstract settings
+    class; a backend binds it to its kernel (`bind`), e.g. ``fg2u.jax.Neumann``.
 
     Args:
       name: the registry name (``"neumann"``).
@@ -142,7 +143,8 @@ def names() -> tuple[str, ...]:
 
 
 def get_spec(name: str) -> Any:
-    """The settings class (or :class:`Alias`) registered as ``name`` (a registry name or a display name, any case)."""
+    """The settings class (or [`Alias`][fg2u.estimators.Alias]) registered as ``name`` (a registry name or a display
+    name, any case)."""
     if not isinstance(name, str):
         raise TypeError(f"an estimator name must be a string, got {type(name).__name__}: {name!r}")
     key = normalise_name(name)
@@ -160,7 +162,8 @@ class Backend:
     Args:
       label: ``"jax"`` or ``"torch"`` (used in error messages).
       classes: the backend's estimator classes; each must subclass exactly one registered settings class.
-      aliases: the backend's bound aliases (:meth:`Alias.bind`); an alias without one is bound here.
+      aliases: the backend's bound aliases ([`Alias.bind`][fg2u.estimators.Alias.bind]); an alias without one is bound
+        here.
     """
 
     def __init__(self, label: str, classes: Iterable[type], aliases: Iterable[Alias] = ()) -> None:
@@ -200,7 +203,7 @@ class Backend:
         return tuple(name for name, spec in _REGISTRY.items() if spec in self._by_spec)
 
     def get(self, name: str) -> Any:
-        """The backend class (or bound :class:`Alias`) for ``name``."""
+        """The backend class (or bound [`Alias`][fg2u.estimators.Alias]) for ``name``."""
         spec = get_spec(name)
         try:
             return self._by_spec[spec]

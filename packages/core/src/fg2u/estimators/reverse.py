@@ -85,15 +85,15 @@ class RGURecursive(Estimator):
     """Exact ``∇L(φ)`` by reverse mode with recursive (k-ary) checkpointing: memory O(k·log_k T) states.
 
     The unroll is cut into at most ``k = branching`` chunks, each chunk into k sub-chunks, and so on for
-    ``L = ⌈log_k T⌉`` levels (:func:`recursive_radices`: every level splits in k except the top one, which takes
+    ``L = ⌈log_k T⌉`` levels (`recursive_radices`: every level splits in k except the top one, which takes
     ``⌈T / k^{L−1}⌉ ≤ k`` chunks, so the tree covers T with fewer than ``k^{L−1}`` spare slots, which are skipped).
     The forward pass stores the inputs of the top level's chunks only; the backward pass recomputes one chunk
     at a time, storing the inputs of its sub-chunks, recursively, and backpropagates through the k steps of a
     bottom chunk from their stored intermediates.
 
     * Memory: at most ``k`` stored states per level, ``≤ k·L = k·⌈log_k T⌉`` states in all, plus one bottom
-      chunk's k steps of intermediates — O(k·log_k T), against O(T) for :class:`RGU` and O(√T) for
-      :class:`RGUCheckpointed`.
+      chunk's k steps of intermediates — O(k·log_k T), against O(T) for [`RGU`][fg2u.estimators.RGU] and O(√T) for
+      [`RGUCheckpointed`][fg2u.estimators.RGUCheckpointed].
     * Recomputation: each level below the top re-runs the forward once, ``L − 1`` extra forward unrolls:
       O(T·log_k T) step evaluations in all.
     * Bias: none (exact, including the dependence of ``init`` on φ).
@@ -111,8 +111,8 @@ class RGURecursive(Estimator):
 
     Backend notes: JAX nests L ``lax.scan`` of ≤ k iterations, the body of each but the bottom one a
     ``jax.checkpoint``-ed scan of the level below (spare slots are a ``lax.cond`` identity); PyTorch nests the
-    autograd function of :class:`RGUCheckpointed` (each chunk recomputed in backward, random ops replayed with
-    the saved RNG state).
+    autograd function of [`RGUCheckpointed`][fg2u.estimators.RGUCheckpointed] (each chunk recomputed in backward, random
+    ops replayed with the saved RNG state).
 
     References:
       Griewank, A. (1992). Achieving logarithmic growth of temporal and spatial complexity in reverse automatic
@@ -134,8 +134,8 @@ class RGURecursive(Estimator):
 
 
 def recursive_radices(num_steps: int, branching: int) -> tuple[int, ...]:
-    """The chunks per level of :class:`RGURecursive`'s tree, top level first: ``L = ⌈log_k T⌉`` levels (at least
-    one), k chunks each except the top one, ``⌈T / k^{L−1}⌉``; their product is ≥ T and < T + k^{L−1}.
+    """The chunks per level of [`RGURecursive`][fg2u.estimators.RGURecursive]'s tree, top level first: ``L = ⌈log_k T⌉``
+    levels (at least one), k chunks each except the top one, ``⌈T / k^{L−1}⌉``; their product is ≥ T and < T + k^{L−1}.
 
     >>> recursive_radices(100, 4), recursive_radices(64, 4), recursive_radices(3, 4), recursive_radices(1, 2)
     ((2, 4, 4, 4), (4, 4, 4), (3,), (1,))

@@ -1,16 +1,17 @@
 """``fg2u.experiment`` — the layer every benchmark runs on: a benchmark supplies its problem, data, evaluation
 and named configs; the core owns the rest.
 
-* :mod:`~fg2u.experiment.spec` — the estimator spec grammar (``fg2u:num_directions=32,chunk_size=8``),
+* [`spec`][fg2u.experiment.spec] — the estimator spec grammar (``fg2u:num_directions=32,chunk_size=8``),
   parsed straight into the registry.
-* :mod:`~fg2u.experiment.records` — the one record schema (:class:`ResultRecord`: estimator and problem
-  settings, metrics, memory, anytime curve, status, provenance) and its atomic JSON Lines I/O.
-* :mod:`~fg2u.experiment.provenance` — the code that ran (commit, dirty sources), command, host, CPU,
+* [`records`][fg2u.experiment.records] — the one record schema ([`ResultRecord`][fg2u.experiment.records.ResultRecord]:
+  estimator and problem settings, metrics, memory, anytime curve, status, provenance) and its atomic JSON Lines I/O.
+* [`provenance`][fg2u.experiment.provenance] — the code that ran (commit, dirty sources), command, host, CPU,
   accelerator, versions; run ids and completion markers.
-* :mod:`~fg2u.experiment.loop` — the meta loop (progress, timings, divergence, evaluations along the way).
-* :mod:`~fg2u.experiment.memory` — the peak-RSS measure for code without compiled-memory analysis.
-* :mod:`~fg2u.experiment.runner` — :class:`Experiment`, :class:`Trial`, :class:`Baseline` and :func:`main`,
-  the command line of every benchmark.
+* [`loop`][fg2u.experiment.loop] — the meta loop (progress, timings, divergence, evaluations along the way).
+* [`memory`][fg2u.experiment.memory] — the peak-RSS measure for code without compiled-memory analysis.
+* [`runner`][fg2u.experiment.runner] — [`Experiment`][fg2u.experiment.runner.Experiment],
+  [`Trial`][fg2u.experiment.runner.Trial], [`Baseline`][fg2u.experiment.runner.Baseline] and
+  [`main`][fg2u.experiment.runner.main], the command line of every benchmark.
 
 Standard library only: importing it loads neither JAX nor PyTorch (the runner imports the benchmark's
 backend when it runs).

@@ -1,8 +1,8 @@
 """The meta loop every benchmark shares, backend-neutral: progress bar, timings, divergence, anytime curve.
 
 ``run_meta_loop(step, carry, num_steps)`` runs ``carry, loss = step(carry, i)``; a backend supplies ``step``
-(:class:`fg2u.jax.harness.JaxDriver`, :class:`fg2u.torch.harness.TorchDriver`) and the runner
-(:mod:`fg2u.experiment.runner`) supplies the evaluation of the held-out metric along the way.
+(`fg2u.jax.harness.JaxDriver`, `fg2u.torch.harness.TorchDriver`) and the runner
+([`fg2u.experiment.runner`][fg2u.experiment.runner]) supplies the evaluation of the held-out metric along the way.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def curve_steps(num_steps: int, points: int) -> tuple[int, ...]:
 
 @dataclasses.dataclass
 class LoopResult:
-    """What :func:`run_meta_loop` returns.
+    """What [`run_meta_loop`][fg2u.experiment.loop.run_meta_loop] returns.
 
     Attributes:
       carry: the final carry of ``step``.
@@ -117,8 +117,8 @@ def run_meta_loop(
     """Runs ``carry, loss = step(carry, i)`` for ``i < num_steps`` with a progress bar showing the outer loss.
 
     ``loss`` is read (``float(loss)``) every ``log_every`` steps and at the last step — that synchronises an
-    asynchronous backend only then. A non-finite loss raises :class:`Diverged` naming the step.
-    ``block(carry)`` (e.g. ``jax.block_until_ready``) is applied after the first and the last step, and
+    asynchronous backend only then. A non-finite loss raises [`Diverged`][fg2u.experiment.loop.Diverged] naming the
+    step. ``block(carry)`` (e.g. ``jax.block_until_ready``) is applied after the first and the last step, and
     before each evaluation, so the timings are real.
 
     Hooks: ``stop_when(i, carry)`` after every step (``True`` ends the loop there); ``postfix(carry)`` adds

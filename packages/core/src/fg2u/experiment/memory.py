@@ -1,19 +1,20 @@
 """One peak-memory measure for code that has no compiled-memory analysis (PyTorch, a black-box solver).
 
-:func:`measure_call` measures, in this process, the growth of the peak resident set size during one call,
-after a warm-up call that loads kernels and allocator pools: freed heap is returned to the OS
+[`measure_call`][fg2u.experiment.memory.measure_call] measures, in this process, the growth of the peak resident set
+size during one call, after a warm-up call that loads kernels and allocator pools: freed heap is returned to the OS
 (``malloc_trim(0)``), the kernel's peak counter is reset (``echo 5 > /proc/self/clear_refs``, Linux), and the
 result is the peak after the call minus the resident size before it.
 
-:func:`measure_in_subprocess` runs a *builder* ``"package.module:function"`` in a fresh interpreter (so no
-configuration inherits another's peak or imports) with one intra-op thread and glibc's mmap threshold fixed
-at 64 KiB (``MALLOC_MMAP_THRESHOLD_``: large tensors are mapped and unmapped individually; with glibc's
-dynamic threshold they come from a fragmenting heap whose RSS reflects allocation history, tens of MiB off).
+[`measure_in_subprocess`][fg2u.experiment.memory.measure_in_subprocess] runs a *builder* ``"package.module:function"``
+in a fresh interpreter (so no configuration inherits another's peak or imports) with one intra-op thread and glibc's
+mmap threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``: large tensors are mapped and unmapped individually; with
+glibc's dynamic threshold they come from a fragmenting heap whose RSS reflects allocation history, tens of MiB off).
 The builder is called with the keyword arguments given and returns ``(call, warmup, info)``: the measured
 callable, an optional warm-up callable and a JSON-able dict reported back.
 
-The record's :class:`fg2u.experiment.records.Memory` measure is ``"peak_rss_growth"``. JAX code uses XLA's
-compiled memory instead (``fg2u.jax.harness.compile_ahead``, measure ``"xla_temp_bytes"``): deterministic.
+The record's [`fg2u.experiment.records.Memory`][fg2u.experiment.records.Memory] measure is ``"peak_rss_growth"``. JAX
+code uses XLA's compiled memory instead (``fg2u.jax.harness.compile_ahead``, measure ``"xla_temp_bytes"``):
+deterministic.
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ MMAP_THRESHOLD = 65536
 
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process's address space so far: ``VmHWM`` of ``/proc/self/status``
-    (Linux; :func:`reset_peak_rss` resets it), else ``getrusage``'s ``ru_maxrss`` (macOS reports bytes).
+    (Linux; [`reset_peak_rss`][fg2u.experiment.memory.reset_peak_rss] resets it), else ``getrusage``'s ``ru_maxrss``
+    (macOS reports bytes).
 
     Not ``ru_maxrss`` on Linux: it also holds the peak of the address space the process had before its
-    ``exec`` — for a child started by :mod:`subprocess` (vfork), the *parent's* peak — and ``clear_refs``
+    ``exec`` — for a child started by `subprocess` (vfork), the *parent's* peak — and ``clear_refs``
     does not reset that part, so a fresh subprocess would report its parent's high-water mark.
     """
     try:
@@ -89,9 +91,10 @@ def reset_peak_rss() -> bool:
 
 
 class MemoryMeasurement(dict):
-    """What :func:`measure_call` and :func:`measure_in_subprocess` return (a dict, JSON-able):
-    ``peak_rss_growth_bytes``, ``seconds`` (of the measured call), ``peak_reset`` (whether the peak counter
-    could be reset; if not, the warm-up's peak may dominate) and ``info`` (the builder's)."""
+    """What [`measure_call`][fg2u.experiment.memory.measure_call] and
+    [`measure_in_subprocess`][fg2u.experiment.memory.measure_in_subprocess] return (a dict, JSON-able):
+    ``peak_rss_growth_bytes``, ``seconds`` (of the measured call), ``peak_reset`` (whether the peak counter could be
+    reset; if not, the warm-up's peak may dominate) and ``info`` (the builder's)."""
 
 
 def measure_call(call: Callable[[], Any], warmup: Callable[[], Any] | None = None) -> tuple[Any, MemoryMeasurement]:

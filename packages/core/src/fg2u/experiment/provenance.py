@@ -1,10 +1,11 @@
 """Where a record comes from: the code that ran (commit, dirty source files), the command, the machine.
 
-:class:`RunContext` is made once per invocation (:func:`start_run`), before any work, so every record of the
-invocation carries the commit of the code that was loaded — not of whatever the checkout holds when a
-record is written hours later — and the same run id; :func:`write_run_marker` writes the invocation's
-start and completion markers (``<out>/runs/<run_id>.json``) so that a killed invocation's records are
-labelled partial. Standard library only.
+[`RunContext`][fg2u.experiment.provenance.RunContext] is made once per invocation
+([`start_run`][fg2u.experiment.provenance.start_run]), before any work, so every record of the invocation carries the
+commit of the code that was loaded — not of whatever the checkout holds when a record is written hours later — and the
+same run id; [`write_run_marker`][fg2u.experiment.provenance.write_run_marker] writes the invocation's start and
+completion markers (``<out>/runs/<run_id>.json``) so that a killed invocation's records are labelled partial. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def benchmark_distributions() -> list[str]:
 
 def package_versions(names: Iterable[str] | None = None) -> dict[str, str]:
     """Installed versions of ``names`` plus ``python`` (absent distributions are left out); default:
-    :data:`TRACKED_PACKAGES` and :func:`benchmark_distributions`."""
+    `TRACKED_PACKAGES` and [`benchmark_distributions`][fg2u.experiment.provenance.benchmark_distributions]."""
     if names is None:
         names = dict.fromkeys([*TRACKED_PACKAGES, *benchmark_distributions()])
     versions = {"python": platform.python_version()}
@@ -97,7 +98,7 @@ def code_commit(module_file: str | os.PathLike[str] | None = None) -> tuple[str 
     """``(commit, dirty)`` of the git checkout that holds ``module_file`` (default: the ``fg2u`` package
     that is running), or ``(None, None)`` when that code is not in a git checkout (an installed wheel).
 
-    ``dirty`` is True when a source file (:data:`SOURCE_PATHSPEC`: packages, scripts, the nox file; tracked
+    ``dirty`` is True when a source file (`SOURCE_PATHSPEC`: packages, scripts, the nox file; tracked
     changes and untracked files that git does not ignore) differs from the commit. Result files appended by
     the run never make it dirty.
     """
@@ -206,7 +207,8 @@ class Provenance:
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """One invocation: its id, when it started, its provenance and device label (made by :func:`start_run`)."""
+    """One invocation: its id, when it started, its provenance and device label (made by
+    [`start_run`][fg2u.experiment.provenance.start_run])."""
 
     run_id: str
     started: str
@@ -226,9 +228,9 @@ class RunContext:
 
 
 def start_run(argv: Sequence[str] | None = None, *, code: str | os.PathLike[str] | None = None) -> RunContext:
-    """A new :class:`RunContext`: a fresh run id (time + random suffix), the commit and dirty state of the code
-    that is loaded (``code``: a module file or folder; default the ``fg2u`` package), the command line, host,
-    CPU, accelerator and versions."""
+    """A new [`RunContext`][fg2u.experiment.provenance.RunContext]: a fresh run id (time + random suffix), the commit
+    and dirty state of the code that is loaded (``code``: a module file or folder; default the ``fg2u`` package), the
+    command line, host, CPU, accelerator and versions."""
     started = now_iso()
     stamp = started.replace("-", "").replace(":", "").replace("+0000", "Z")[:15]
     commit, dirty = code_commit(code)

@@ -1,6 +1,6 @@
 """The one result-record schema every benchmark writes, and its JSON Lines reader and writer.
 
-A :class:`ResultRecord` is one run (one method, one task, one seed)::
+A [`ResultRecord`][fg2u.experiment.records.ResultRecord] is one run (one method, one task, one seed)::
 
     benchmark, task, dataset, config          what was solved, in which named configuration
     estimator, estimator_spec,                 the method: display name, the spec it was built from
@@ -13,16 +13,16 @@ A :class:`ResultRecord` is one run (one method, one task, one seed)::
                                                ``"failed"`` (an error; ``details["error"]`` says which)
     metrics                                    named scalars; non-finite values are written as ``null``
                                                and listed in ``nonfinite_metrics`` (standard JSON)
-    memory                                     :class:`Memory`: which measure, bytes, deterministic or not
-    curve                                      :class:`Curve`: a held-out metric along training (anytime)
-    details                                    per-run outputs that are not settings (a list of
-                                               evaluation accuracies, an image path, notes)
+    memory                                     [`Memory`][fg2u.experiment.records.Memory]: which measure, bytes,
+    deterministic or not curve                                      [`Curve`][fg2u.experiment.records.Curve]: a held-out
+    metric along training (anytime) details                                    per-run outputs that are not settings (a
+                                               list of evaluation accuracies, an image path, notes)
     wall_time_s, device, run_id, provenance,   cost, where and from which code (``provenance``), when
       timestamp, schema_version
 
-Files are ``results/<benchmark>/<config>.jsonl``; :func:`append_records` appends atomically and never glues
-a record to a torn last line; :func:`iter_records` names the file and line of anything malformed.
-Standard library only.
+Files are ``results/<benchmark>/<config>.jsonl``; [`append_records`][fg2u.experiment.records.append_records] appends
+atomically and never glues a record to a torn last line; [`iter_records`][fg2u.experiment.records.iter_records] names
+the file and line of anything malformed. Standard library only.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def _number(name: str, value: Any) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Memory:
-    """The memory of a run: which :data:`MEASURES` entry, and its bytes."""
+    """The memory of a run: which `MEASURES` entry, and its bytes."""
 
     measure: str
     bytes: int
@@ -213,7 +213,8 @@ def _jsonable(value: Any, where: str) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ResultRecord:
-    """One run (module docstring). Built by :func:`make_record`; read by :func:`iter_records`."""
+    """One run (module docstring). Built by [`make_record`][fg2u.experiment.records.make_record]; read by
+    [`iter_records`][fg2u.experiment.records.iter_records]."""
 
     benchmark: str
     task: str
@@ -370,7 +371,8 @@ def make_record(
     details: Mapping[str, Any] | None = None,
     run: RunContext | None = None,
 ) -> ResultRecord:
-    """A record with the run's provenance filled in (``run``: the invocation's :class:`RunContext`;
+    """A record with the run's provenance filled in (``run``: the invocation's
+    [`RunContext`][fg2u.experiment.provenance.RunContext];
     default: a context made now, for one-off records outside the runner)."""
     bad = {k: v for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))}
     if bad:
@@ -421,8 +423,8 @@ def append_records(path: str | os.PathLike[str], records: Iterable[ResultRecord]
 
     The lines are written with one ``write`` on a file opened for appending, then flushed to disk; when the
     file's last byte is not a newline (a line torn by a full disk or a kill), a newline is written first,
-    so the torn line stays one malformed line (reported by :func:`iter_records`) and the new records are
-    intact.
+    so the torn line stays one malformed line (reported by [`iter_records`][fg2u.experiment.records.iter_records]) and
+    the new records are intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -448,8 +450,8 @@ def iter_records(path: str | os.PathLike[str], *, strict: bool = True) -> Iterat
     """Yields the records of one ``.jsonl`` file.
 
     Args:
-      strict: raise :class:`RecordError` naming the file and line on the first malformed line (invalid
-        UTF-8 included); otherwise skip it. Use :func:`fg2u.leaderboard.aggregate.load_jsonl` to collect
+      strict: raise [`RecordError`][fg2u.experiment.records.RecordError] naming the file and line on the first malformed
+        line (invalid UTF-8 included); otherwise skip it. Use `fg2u.leaderboard.aggregate.load_jsonl` to collect
         the problems instead.
     """
     path = Path(path)
@@ -465,7 +467,7 @@ def iter_records(path: str | os.PathLike[str], *, strict: bool = True) -> Iterat
 
 
 def read_records(path: str | os.PathLike[str], *, strict: bool = True) -> list[ResultRecord]:
-    """All records of one ``.jsonl`` file (see :func:`iter_records`)."""
+    """All records of one ``.jsonl`` file (see [`iter_records`][fg2u.experiment.records.iter_records])."""
     return list(iter_records(path, strict=strict))
 
 

@@ -1,21 +1,23 @@
 """The one runner: a benchmark supplies its problem, data, evaluation and named configs; this does the rest.
 
-A benchmark is an :class:`Experiment` (one per benchmark package) whose :meth:`Experiment.trial` returns a
-:class:`Trial` for one (config, task, seed): the initial meta-parameters φ₀, the meta optimiser, the problem
-factory, the per-step inputs and the evaluation. Its ``__main__`` is ``raise SystemExit(main(EXPERIMENT))``.
+A benchmark is an [`Experiment`][fg2u.experiment.runner.Experiment] (one per benchmark package) whose
+[`Experiment.trial`][fg2u.experiment.runner.Experiment.trial] returns a [`Trial`][fg2u.experiment.runner.Trial] for one
+(config, task, seed): the initial meta-parameters φ₀, the meta optimiser, the problem factory, the per-step inputs and
+the evaluation. Its ``__main__`` is ``raise SystemExit(main(EXPERIMENT))``.
 The runner owns everything else, the same for every benchmark:
 
 * the command line: ``--config``, ``--estimators SPEC ...`` (any registered estimator in the spec grammar of
-  :mod:`fg2u.experiment.spec`, or one of the benchmark's :class:`Baseline` methods), ``--seeds``, ``--out``,
-  ``--tag``, ``--no-progress``, plus the benchmark's own flags; user errors print one line naming the flag
-  and the fix and exit 2; the output folder and data are checked before any work;
+  [`fg2u.experiment.spec`][fg2u.experiment.spec], or one of the benchmark's
+  [`Baseline`][fg2u.experiment.runner.Baseline] methods), ``--seeds``, ``--out``, ``--tag``, ``--no-progress``, plus the
+  benchmark's own flags; user errors print one line naming the flag and the fix and exit 2; the output folder and data
+  are checked before any work;
 * estimators built through the registry, the benchmark's presets filling what a spec leaves out;
-* the meta loop (:mod:`fg2u.experiment.loop`) through the backend's driver (``fg2u.jax.harness.Driver``
-  compiles the meta step ahead and reports XLA's memory of it; ``fg2u.torch.harness.Driver`` measures the
-  peak-RSS growth of the first step), an anytime curve of the held-out metric (at least 6 points), and a
-  run that diverges recorded with status ``"diverged"`` while the next method goes on;
-* one record per run (:mod:`fg2u.experiment.records`) with the invocation's provenance and run id, appended
-  atomically to ``<out>/<config>.jsonl``; ``<out>/runs/<run_id>.json`` marks the invocation running,
+* the meta loop ([`fg2u.experiment.loop`][fg2u.experiment.loop]) through the backend's driver
+  (``fg2u.jax.harness.Driver`` compiles the meta step ahead and reports XLA's memory of it;
+  ``fg2u.torch.harness.Driver`` measures the peak-RSS growth of the first step), an anytime curve of the held-out metric
+  (at least 6 points), and a run that diverges recorded with status ``"diverged"`` while the next method goes on;
+* one record per run ([`fg2u.experiment.records`][fg2u.experiment.records]) with the invocation's provenance and run id,
+  appended atomically to ``<out>/<config>.jsonl``; ``<out>/runs/<run_id>.json`` marks the invocation running,
   complete, failed or interrupted (Ctrl-C exits 130 with one line);
 * a summary table per method of the benchmark's headline metric.
 """
@@ -112,7 +114,7 @@ class Trial(abc.ABC):
     Attributes a subclass sets:
       num_meta_steps: meta steps of the loop.
       grad_accumulation: estimates averaged per meta step (A).
-      curve_metric: name of the held-out metric :meth:`evaluate` returns with ``final=False`` (the anytime
+      curve_metric: name of the held-out metric `evaluate` returns with ``final=False`` (the anytime
         curve), or None for no curve.
       curve_points: evaluations along training, the start and the end included (>= 6 for a curve).
       log_every: meta steps between reads of the outer loss.
@@ -146,7 +148,7 @@ class Trial(abc.ABC):
         a pytree with a leading axis A; PyTorch: keys and inputs are sequences of A)."""
 
     def example_inputs(self) -> tuple[Any, Any]:
-        """``(key, inputs)`` shaped like :meth:`next_inputs`'s, drawn without consuming the run's randomness
+        """``(key, inputs)`` shaped like `next_inputs`'s, drawn without consuming the run's randomness
         (JAX compiles the meta step ahead on them). Default: ``next_inputs(0)`` — override when that draws
         from the run's generator."""
         return self.next_inputs(0)
@@ -199,7 +201,7 @@ class Baseline:
 
 
 class Experiment(abc.ABC):
-    """A benchmark: its problem (:meth:`trial`), data, evaluation and named configs.
+    """A benchmark: its problem (`trial`), data, evaluation and named configs.
 
     Class attributes:
       name: the records' ``benchmark`` and ``results/<name>``.
@@ -219,8 +221,9 @@ class Experiment(abc.ABC):
 
     @abc.abstractmethod
     def configure(self, args: argparse.Namespace) -> Any:
-        """The config object of ``args.config`` with the benchmark's overrides; raises :class:`UsageError`
-        naming the flag for bad values, and for missing data (which files to put where)."""
+        """The config object of ``args.config`` with the benchmark's overrides; raises
+        [`UsageError`][fg2u.experiment.runner.UsageError] naming the flag for bad values, and for missing data (which
+        files to put where)."""
 
     def config_label(self, config: Any, args: argparse.Namespace) -> str:
         """The records' ``config`` field and file name: the config's name, ``-<tag>`` with ``--tag``."""
@@ -300,7 +303,8 @@ def backend_module(experiment: Experiment) -> Any:
 
 
 def resolve_methods(experiment: Experiment, config: Any, texts: Sequence[str]) -> list[Method]:
-    """Parses and builds every method before any work; :class:`UsageError` naming the bad spec otherwise."""
+    """Parses and builds every method before any work; [`UsageError`][fg2u.experiment.runner.UsageError] naming the bad
+    spec otherwise."""
     baselines = {key.lower(): b for key, b in experiment.baselines().items()}
     backend = None
     methods = []
@@ -337,7 +341,8 @@ def run_method(
     experiment: Experiment, trial: Trial, method: Method, *, desc: str = "", progress: bool = True
 ) -> MethodResult:
     """Runs one method on one trial: a baseline's own procedure, or the meta loop of an estimator through the
-    backend's driver with the anytime curve. Raises :class:`fg2u.experiment.loop.Diverged` on divergence."""
+    backend's driver with the anytime curve. Raises [`fg2u.experiment.loop.Diverged`][fg2u.experiment.loop.Diverged] on
+    divergence."""
     if method.baseline is not None:
         return method.baseline.run(trial, dict(method.spec.settings))
     driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
@@ -459,7 +464,8 @@ def _seed(text: str) -> int:
 
 
 def build_parser(experiment: Experiment) -> argparse.ArgumentParser:
-    """The benchmark's command line: the common flags, then :meth:`Experiment.add_arguments`."""
+    """The benchmark's command line: the common flags, then
+    [`Experiment.add_arguments`][fg2u.experiment.runner.Experiment.add_arguments]."""
     parser = _Parser(
         prog=f"python -m fg2u_bench_{experiment.name}",
         description=experiment.description or experiment.__doc__,

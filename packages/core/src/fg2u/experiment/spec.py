@@ -10,7 +10,7 @@
                                              (bare like ``rademacher``, or quoted: 'a,b')
 
 A bare string given to a setting that holds an estimator (``first=hessian_free``) is a nested spec without
-settings. Names are registry names (:func:`fg2u.estimators.names`) or a benchmark's own methods
+settings. Names are registry names ([`fg2u.estimators.names`][fg2u.estimators.names]) or a benchmark's own methods
 (``random_real``, ``least_squares``); white space around tokens is ignored.
 
 Examples:
@@ -25,8 +25,9 @@ Examples:
     ...
     fg2u.experiment.spec.SpecError: estimator spec 'fg2u:num_directions=0x': ...
 
-:func:`build` turns a spec into a backend estimator through the registry (``fg2u.jax.BACKEND``,
-``fg2u.torch.BACKEND``); a benchmark's presets fill the settings a spec leaves out (:meth:`Spec.with_defaults`).
+[`build`][fg2u.experiment.spec.build] turns a spec into a backend estimator through the registry (``fg2u.jax.BACKEND``,
+``fg2u.torch.BACKEND``); a benchmark's presets fill the settings a spec leaves out
+([`Spec.with_defaults`][fg2u.experiment.spec.Spec.with_defaults]).
 """
 
 from __future__ import annotations
@@ -53,12 +54,13 @@ class SpecError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-    """An estimator (or benchmark method) name with settings; values are literals or nested :class:`Spec`.
+    """An estimator (or benchmark method) name with settings; values are literals or nested
+    [`Spec`][fg2u.experiment.spec.Spec].
 
     Attributes:
-      name: the registry name as written (``"fg2u"``); :meth:`key` is its normalised form.
-      settings: setting name → value (``int``, ``float``, ``bool``, ``None``, ``str`` or :class:`Spec`),
-        in the order written.
+      name: the registry name as written (``"fg2u"``); `key` is its normalised form.
+      settings: setting name → value (``int``, ``float``, ``bool``, ``None``, ``str`` or
+        [`Spec`][fg2u.experiment.spec.Spec]), in the order written.
     """
 
     name: str
@@ -208,9 +210,9 @@ class _Parser:
 
 
 def parse(text: str | Spec) -> Spec:
-    """Parses ``name[:key=value,...]`` (module docstring); a :class:`Spec` is returned as is.
+    """Parses ``name[:key=value,...]`` (module docstring); a [`Spec`][fg2u.experiment.spec.Spec] is returned as is.
 
-    Raises :class:`SpecError` (a ``ValueError``) naming the position and what was expected.
+    Raises [`SpecError`][fg2u.experiment.spec.SpecError] (a ``ValueError``) naming the position and what was expected.
     """
     if isinstance(text, Spec):
         return text
@@ -231,12 +233,12 @@ def parse(text: str | Spec) -> Spec:
 
 def to_mapping(spec: Spec) -> dict[str, Any]:
     """``{"name": ..., **settings}`` with nested specs as nested mappings — the form
-    :meth:`fg2u.estimators.Backend.make` takes for nested estimators."""
+    [`fg2u.estimators.Backend.make`][fg2u.estimators.Backend.make] takes for nested estimators."""
     return {"name": spec.name, **{k: to_mapping(v) if isinstance(v, Spec) else v for k, v in spec.settings.items()}}
 
 
 def _nested(value: Any) -> Spec | None:
-    """``value`` as a nested spec: a :class:`Spec`, or a string naming a registered estimator."""
+    """``value`` as a nested spec: a [`Spec`][fg2u.experiment.spec.Spec], or a string naming a registered estimator."""
     if isinstance(value, Spec):
         return value
     if isinstance(value, str) and _NAME.fullmatch(value):
@@ -267,11 +269,11 @@ def _complete(spec: Spec, complete: Callable[[Spec], Spec] | None) -> Spec:
 
 
 def build(spec: str | Spec, backend: Any, *, complete: Callable[[Spec], Spec] | None = None) -> Any:
-    """The ``backend``'s estimator for ``spec`` (a string or :class:`Spec`).
+    """The ``backend``'s estimator for ``spec`` (a string or [`Spec`][fg2u.experiment.spec.Spec]).
 
     Args:
       spec: e.g. ``"fg2u:num_directions=32"``.
-      backend: an :class:`fg2u.estimators.Backend` (``fg2u.jax.BACKEND`` / ``fg2u.torch.BACKEND``).
+      backend: an [`fg2u.estimators.Backend`][fg2u.estimators.Backend] (``fg2u.jax.BACKEND`` / ``fg2u.torch.BACKEND``).
       complete: a benchmark's presets, applied to every nested spec and then to the top-level one
         (innermost first): it returns the spec with the settings the user left out filled in (usually
         ``spec.with_defaults(PRESETS.get(spec.key, {}))``); it may wrap a spec in another (``scaled``).
@@ -288,5 +290,6 @@ def _settings_of(spec: Spec) -> dict[str, Any]:
 
 
 def completed(spec: str | Spec, complete: Callable[[Spec], Spec] | None = None) -> Spec:
-    """The spec after a benchmark's presets (``complete``), innermost first — what :func:`build` builds."""
+    """The spec after a benchmark's presets (``complete``), innermost first — what [`build`][fg2u.experiment.spec.build]
+    builds."""
     return _complete(parse(spec), complete)

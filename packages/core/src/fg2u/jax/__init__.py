@@ -19,17 +19,22 @@ Example (φ = per-example log-weights of a least-squares inner loss; runs as is)
     same = make("fg2u", num_directions=8, chunk_size=4)   # by name, for configs and command lines
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``):
-:class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
-``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
-:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the JAX kernel (final) of the
-settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
-:func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optax_transition`,
-:class:`InnerState`, :class:`JaxOps`.
+[`FG2U`][fg2u.jax.FG2U], [`FG2U_ZO`][fg2u.jax.FG2U_ZO], [`FGU`][fg2u.jax.FGU], [`RGU`][fg2u.jax.RGU],
+[`TRGU`][fg2u.jax.TRGU], [`RGUCheckpointed`][fg2u.jax.RGUCheckpointed], [`RGURecursive`][fg2u.jax.RGURecursive],
+[`Implicit`][fg2u.jax.Implicit] (with the solves [`neumann`][fg2u.jax.neumann],
+[`conjugate_gradient`][fg2u.jax.conjugate_gradient], [`identity`][fg2u.jax.identity], and the aliases ``Neumann``,
+``ConjugateGradient``, ``HessianFree``), [`Hybrid`][fg2u.jax.Hybrid], and the combinators
+[`TwoPhase`][fg2u.jax.TwoPhase], [`Scaled`][fg2u.jax.Scaled], [`ControlVariate`][fg2u.jax.ControlVariate],
+[`RunningControlVariate`][fg2u.jax.RunningControlVariate] — each the JAX kernel (final) of the
+settings class of the same name in [`fg2u.estimators`][fg2u.estimators]; [`make`][fg2u.jax.make] builds them by name.
+Helpers: [`unroll`][fg2u.jax.unroll.unroll], [`meta_objective`][fg2u.jax.meta_objective],
+[`sample_directions`][fg2u.jax.sample_directions], [`optax_transition`][fg2u.jax.optax_transition],
+[`InnerState`][fg2u.jax.InnerState], [`JaxOps`][fg2u.jax.JaxOps].
 
-Importing this module registers :class:`fg2u.UnrolledProblem` and :class:`fg2u.BlackBoxProblem` as pytrees:
-``init``/``step``/``outer_loss``/``objective`` and ``num_steps`` are static, ``inner_batches``,
-``outer_batch`` and ``data`` are children, so new batches do not recompile a jitted estimator.
+Importing this module registers [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem] and
+[`fg2u.BlackBoxProblem`][fg2u.problem.BlackBoxProblem] as pytrees: ``init``/``step``/``outer_loss``/``objective`` and
+``num_steps`` are static, ``inner_batches``, ``outer_batch`` and ``data`` are children, so new batches do not recompile
+a jitted estimator.
 """
 
 from __future__ import annotations
@@ -89,7 +94,7 @@ __all__ = [
 
 
 BACKEND = Backend.collect("jax", globals())
-"""Every JAX estimator by its registry name (see :mod:`fg2u.estimators`)."""
+"""Every JAX estimator by its registry name (see [`fg2u.estimators`][fg2u.estimators])."""
 
 
 def make(name: str, **settings: Any) -> Any:

@@ -1,6 +1,6 @@
 """``Σ_i c(v_i) v_i`` over b directions, vmapped inside chunks and scanned over chunks (memory ∝ chunk size).
 
-Directions are either given (a pytree with a leading axis b) or :class:`~fg2u.jax.directions.KeyedDirections`,
+Directions are either given (a pytree with a leading axis b) or `KeyedDirections`,
 drawn inside each chunk: ``v_i`` is a function of ``(key, i)`` only (``fold_in(key, i)``), so a chunk holds
 ``chunk_size`` directions, not b, and the estimate for a key is the same for every ``chunk_size``.
 """
@@ -30,7 +30,7 @@ def weighted_direction_sum(
     """Returns ``(Σ_i c_i v_i, Σ_i l_i, l_0)`` where ``(c_i, l_i) = per_direction(v_i)``.
 
     ``directions`` is a pytree whose leaves have leading axis ``b = num_directions``, or
-    :class:`KeyedDirections` (each chunk draws its own directions inside the scan). Chunks of
+    `KeyedDirections` (each chunk draws its own directions inside the scan). Chunks of
     ``chunk_size`` directions are evaluated with ``jax.vmap``; the ``ceil(b / chunk_size)`` chunks run one
     after the other in a ``lax.scan`` that only carries the running sums, so the working memory of the
     per-direction computations is proportional to ``chunk_size``. When ``b`` is not a multiple of

@@ -1,6 +1,7 @@
 """The opt-in NaN/inf check of every estimator (``check_finite=True``) and its diagnosis.
 
-:func:`check_finite` looks at the estimate and the outer loss and, when ``phi`` / ``problem`` are given,
+[`check_finite`][fg2u.jax._finite.check_finite] looks at the estimate and the outer loss and, when ``phi`` / ``problem``
+are given,
 at the inputs too, so the error names the cause:
 
 * NaN/inf already in φ or in the data (``inner_batches``, ``outer_batch``, a black box's ``data``):
@@ -9,8 +10,8 @@ at the inputs too, so the error names the cause:
   depth, the outer loss, or an Adam inner optimiser whose ``√v`` is differentiated at ``v = 0``
   (a parameter whose gradient is exactly zero; use ``optax.adam(lr, eps_root=1e-8)``).
 
-:func:`check_finite_inputs` checks φ and the data before the (possibly long) computation: eagerly when
-the values are concrete, and is a no-op under tracing.
+[`check_finite_inputs`][fg2u.jax.check_finite_inputs] checks φ and the data before the (possibly long) computation:
+eagerly when the values are concrete, and is a no-op under tracing.
 
 Eagerly (concrete values) the check raises ``FloatingPointError``. Under ``jax.jit`` values are unknown at
 trace time, so the check is a ``jax.debug.callback`` that raises the same error on the host when the
@@ -115,8 +116,9 @@ def _input_message(who: str, bad: list[str]) -> str:
 def check_finite_inputs(who: str, phi: PyTree, problem: Any = None) -> None:
     """Raises ``FloatingPointError`` before any computation when φ or the problem's data hold NaN/inf.
 
-    Only concrete (eager) values are checked; under ``jax.jit`` this is a no-op and :func:`check_finite`
-    (called with ``phi`` and ``problem``) names the bad inputs after the computation instead.
+    Only concrete (eager) values are checked; under ``jax.jit`` this is a no-op and
+    [`check_finite`][fg2u.jax._finite.check_finite] (called with ``phi`` and ``problem``) names the bad inputs after the
+    computation instead.
     """
     named = _input_leaves(phi, problem)
     flags = _concrete(_flags(named))

@@ -1,4 +1,5 @@
-"""The JAX implementation of :class:`fg2u.estimators.base.TreeOps` (what the core's combinators need)."""
+"""The JAX implementation of [`fg2u.estimators.base.TreeOps`][fg2u.estimators.TreeOps] (what the core's combinators
+need)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """FG²U's forward-mode unroll with directions drawn per chunk, written as one tangent scan.
 
-For a chunk of c directions ``v_1..v_c`` (drawn per chunk from a :class:`KeyedDirections`, or rows of the
-caller's own directions, :class:`GivenDirections`) this runs
+For a chunk of c directions ``v_1..v_c`` (drawn per chunk from a `KeyedDirections`, or rows of the
+caller's own directions, `GivenDirections`) this runs
 
     θ_0 = init(φ),  Z_0 = ∂init/∂φ · v,
     (θ_{t+1}, Z_{t+1}) = (Φ(θ_t, φ, x_t), ∂_θΦ · Z_t + ∂_φΦ · v)         (one ``jax.jvp`` of the step,
@@ -13,7 +13,7 @@ tangent ``v`` of φ out of the scan as a full-size constant), the directions sta
 (Rademacher: sign bits packed 32 to a word, N/8 bytes) and are expanded *inside* each step, where XLA fuses
 the expansion into the tangent update. The working set of a chunk is θ, the c tangents Z, the c compact
 directions and one step's temporaries (for steps made of elementwise maths, the primal step is evaluated
-after the tangent step so that XLA updates θ in place instead of copying it; see :func:`_cheap_step`).
+after the tangent step so that XLA updates θ in place instead of copying it; see `_cheap_step`).
 The primal θ_t is computed once per chunk and shared by its c tangents. The outer loss F(θ_T, φ) is
 differentiated once per chunk of c ≥ 2 directions, by a reverse pass (∇_θF, ∇_φF, dotted with each Z_T^j and
 v_j), not by c jvps: its batch (often far larger than an inner step's, e.g. a validation batch of hundreds of
@@ -25,14 +25,14 @@ Measured on ``benchmarks/bench_core.py`` (N = 10⁵, chunk_size = 1, XLA compile
 unroll at b = 1 (θ lives in the output buffer, Z is the only N-sized temporary) and 3.00× for every b ≥ 2
 (θ, Z and the outer loss's own N-sized temporary θ_T − y; the estimate accumulates in the output buffer).
 
-Summing ``Σ_j w_j v_j`` over a chunk (see :func:`tangent_forward_sum`): packed Rademacher chunks of at most
+Summing ``Σ_j w_j v_j`` over a chunk (see `tangent_forward_sum`): packed Rademacher chunks of at most
 ``_UNROLLED_SUM_MAX_CHUNK`` (32) directions add the c terms one by one, each unpacked where it is used, so
 no c × N expansion is ever alive (4.1× a plain unroll at b = c = 4 against 8.1× for a reduction); larger
 chunks, and float (Gaussian / sphere) directions, use one reduction over the chunk axis. The unrolled sum
 of c terms makes XLA's compile time grow about quadratically in c (4 s at c = 600, 11 s at c = 1,200, and
 460 s for the 4 chunks of 6,000 in ``tests/test_jax_unbiased.py``), which is why it is kept to small
 chunks, where the memory matters; the reduction compiles in about a second at c = 6,000. Both sums add the
-same directions — the draw (:meth:`KeyedDirections.take_compact`) does not depend on the chunk size — so
+same directions — the draw (`KeyedDirections.take_compact`) does not depend on the chunk size — so
 for a given key the estimate is the same whichever path is taken, up to the float summation order.
 """
 

@@ -1,5 +1,5 @@
-"""The core's combinators (:mod:`fg2u.estimators.combinators`) bound to JAX arithmetic (:mod:`fg2u.jax._ops`;
-counters are ``int32`` arrays, so the state can be traced under ``jax.jit``)."""
+"""The core's combinators ([`fg2u.estimators.combinators`][fg2u.estimators.combinators]) bound to JAX arithmetic
+(`fg2u.jax._ops`; counters are ``int32`` arrays, so the state can be traced under ``jax.jit``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ __all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate"]
 
 @final
 class TwoPhase(combinators.TwoPhase):
-    """:class:`fg2u.estimators.TwoPhase` on JAX (the step counter an ``int32`` array: ``estimate`` can be jitted).
+    """[`fg2u.estimators.TwoPhase`][fg2u.estimators.TwoPhase] on JAX (the step counter an ``int32`` array: ``estimate``
+    can be jitted).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -37,7 +38,7 @@ class TwoPhase(combinators.TwoPhase):
 
 @final
 class Scaled(combinators.Scaled):
-    """:class:`fg2u.estimators.Scaled` on JAX.
+    """[`fg2u.estimators.Scaled`][fg2u.estimators.Scaled] on JAX.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -56,7 +57,7 @@ class Scaled(combinators.Scaled):
 
 @final
 class ControlVariate(combinators.ControlVariate):
-    """:class:`fg2u.estimators.ControlVariate` on JAX.
+    """[`fg2u.estimators.ControlVariate`][fg2u.estimators.ControlVariate] on JAX.
 
     Examples:
       With the exact gradient as surrogate (scale 1) the residual, hence the variance, is zero:
@@ -75,7 +76,8 @@ class ControlVariate(combinators.ControlVariate):
 
 @final
 class RunningControlVariate(combinators.RunningControlVariate):
-    """:class:`fg2u.estimators.RunningControlVariate` on JAX (its state can be carried through ``jax.jit``).
+    """[`fg2u.estimators.RunningControlVariate`][fg2u.estimators.RunningControlVariate] on JAX (its state can be carried
+    through ``jax.jit``).
 
     Examples:
       >>> import jax, jax.numpy as jnp

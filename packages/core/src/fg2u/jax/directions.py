@@ -1,8 +1,8 @@
-"""Direction sampling on JAX: :class:`JaxOps` implements :class:`fg2u.directions.RandomOps`;
-:func:`sample_directions` draws b directions at once; :class:`KeyedDirections` draws them on demand, a chunk at a
-time, direction i from ``fold_in(key, i)`` (Rademacher signs packed 32 to a word), and :class:`GivenDirections`
-puts the caller's own directions behind the same interface — what the FG²U kernels read
-(:mod:`fg2u.jax._chunks`, :mod:`fg2u.jax._tangent`)."""
+"""Direction sampling on JAX: [`JaxOps`][fg2u.jax.JaxOps] implements
+[`fg2u.directions.RandomOps`][fg2u.directions.RandomOps]; [`sample_directions`][fg2u.jax.sample_directions] draws b
+directions at once; `KeyedDirections` draws them on demand, a chunk at a time, direction i from ``fold_in(key, i)``
+(Rademacher signs packed 32 to a word), and `GivenDirections` puts the caller's own directions behind the same interface
+— what the FG²U kernels read (`fg2u.jax._chunks`, `fg2u.jax._tangent`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ __all__ = ["JaxOps", "sample_directions", "check_key", "KeyedDirections", "Given
 
 
 class JaxOps:
-    """:class:`fg2u.directions.RandomOps` on ``jax.random``; ``key`` is a JAX PRNG key (typed or raw)."""
+    """[`fg2u.directions.RandomOps`][fg2u.directions.RandomOps] on ``jax.random``; ``key`` is a JAX PRNG key (typed or
+    raw)."""
 
     def split(self, key: Any, num: int) -> list:
         return list(jax.random.split(key, num))
@@ -68,7 +69,7 @@ _BLOCK = 16_384  # entries per random-bit block of one direction
 
 
 def drawn_per_direction(distribution: str | DirectionDistribution) -> bool:
-    """Whether :class:`KeyedDirections` draws this distribution direction by direction."""
+    """Whether `KeyedDirections` draws this distribution direction by direction."""
     return isinstance(get_distribution(distribution), _PER_DIRECTION)
 
 
@@ -80,9 +81,9 @@ class KeyedDirections:
     sphere normalises the whole Gaussian vector), so that drawing one direction needs no more than a
     block's worth of random-bit temporaries.
 
-    Only for i.i.d. distributions (:func:`drawn_per_direction`). :meth:`take` draws any subset of indices
-    (inside a jitted scan over chunks: O(chunk × N) memory); :meth:`all` draws them all, identically.
-    :meth:`take_compact` / :meth:`expand` split a draw into a compact form and its expansion: Rademacher
+    Only for i.i.d. distributions (`drawn_per_direction`). `take` draws any subset of indices
+    (inside a jitted scan over chunks: O(chunk × N) memory); `all` draws them all, identically.
+    `take_compact` / `expand` split a draw into a compact form and its expansion: Rademacher
     signs are kept packed 32 to a ``uint32`` word (N/8 bytes a direction), and with JAX's default
     (partitionable Threefry) keys they are computed by an elementwise Threefry-2x32 that XLA fuses into
     the packing — the same bits as ``jax.random.rademacher`` (tested), without its N-sized temporaries.
@@ -98,7 +99,7 @@ class KeyedDirections:
 
     @property
     def packed(self) -> bool:
-        """Whether :meth:`take_compact` stores the directions as packed sign bits (Rademacher)."""
+        """Whether `take_compact` stores the directions as packed sign bits (Rademacher)."""
         return isinstance(self.distribution, Rademacher)
 
     def take_compact(self, indices: jax.Array) -> jax.Array:
@@ -107,7 +108,7 @@ class KeyedDirections:
         Rademacher: the signs packed 32 to a ``uint32`` word, ``(c, ceil(N / 32))`` words (entry k of a
         direction is −1 where bit ``k % 32`` of word ``k // 32`` is set) — N/8 bytes a direction instead
         of 4N, and a tangent unroll can unpack them inside every step (fused, nothing of size N stored).
-        Gaussian / Sphere: the flat float vector, ``(c, N)``. :meth:`expand` turns either into pytrees like φ;
+        Gaussian / Sphere: the flat float vector, ``(c, N)``. `expand` turns either into pytrees like φ;
         ``expand(take_compact(i)) == take(i)``.
         """
         flat, _ = ravel(self.like)
@@ -167,7 +168,7 @@ class KeyedDirections:
 @dataclasses.dataclass(frozen=True)
 class GivenDirections:
     """Directions the caller drew (``flat``: ``(b, N)``, row i = v_i flattened like φ) behind the interface of
-    :class:`KeyedDirections` that the tangent scan reads (``take_compact`` / ``expand_flat``), so that explicit
+    `KeyedDirections` that the tangent scan reads (``take_compact`` / ``expand_flat``), so that explicit
     directions (``FG2U.with_directions``, orthogonal blocks, control variates) take the same path as keyed ones.
     Indices ≥ b (the padding of a last, partial chunk) read row b − 1; their weights are zero."""
 
@@ -202,7 +203,7 @@ def _pack_signs(negative: jax.Array) -> jax.Array:
 
 
 def _fused_threefry_ok(key: Any) -> bool:
-    """Whether :func:`_packed_rademacher` reproduces ``jax.random.rademacher`` for this key: a Threefry key,
+    """Whether `_packed_rademacher` reproduces ``jax.random.rademacher`` for this key: a Threefry key,
     partitionable bits (JAX's default) and 32-bit floats (with x64, Bernoulli draws 64-bit uniforms)."""
     try:
         impl = str(jax.random.key_impl(key))
@@ -263,7 +264,7 @@ def _packed_rademacher(key: Any, n: int, blocks: int) -> jax.Array:
 
 
 def _unpack_signs(words: jax.Array, n: int, dtype: Any) -> jax.Array:
-    """The inverse of :func:`_pack_signs` as ±1 entries: ``(W,)`` uint32 → ``(n,)`` of ``dtype`` (n ≤ 32 W)."""
+    """The inverse of `_pack_signs` as ±1 entries: ``(W,)`` uint32 → ``(n,)`` of ``dtype`` (n ≤ 32 W)."""
     bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
     return (1 - 2 * bits.reshape(-1)[:n].astype(dtype)).astype(dtype)
 
@@ -272,7 +273,7 @@ def sample_directions(distribution: str | DirectionDistribution, key: Any, num_d
     """``num_directions`` random tangents with ``E[v vᵀ] = I``, as a pytree like ``like`` with a leading axis ``b``.
 
     Directions are drawn flat, ``(b, N)`` with ``N`` the total number of entries of ``like``, through
-    :mod:`fg2u.directions` (so ``"sphere"`` and ``"orthogonal"`` act on the whole vector, not per leaf),
+    [`fg2u.directions`][fg2u.directions] (so ``"sphere"`` and ``"orthogonal"`` act on the whole vector, not per leaf),
     then unflattened leaf by leaf. i.i.d. distributions (Rademacher, Gaussian, Sphere) draw direction ``i``
     from ``fold_in(key, i)`` — as the FG²U estimators do chunk by chunk, so ``FG2U(b)(problem, φ, key)``
     equals ``FG2U(b).with_directions(problem, φ, sample_directions(dist, key, b, φ))`` for every

@@ -35,7 +35,7 @@ def _finish(
 
 @final
 class FG2U(estimators.FG2U):
-    """JAX kernel of :class:`fg2u.estimators.FG2U` (same settings; ``key`` a JAX PRNG key).
+    """JAX kernel of [`fg2u.estimators.FG2U`][fg2u.estimators.FG2U] (same settings; ``key`` a JAX PRNG key).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -55,7 +55,7 @@ class FG2U(estimators.FG2U):
     """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
-        """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key`` a JAX PRNG key."""
+        """``(ĝ, Aux(L(φ)))`` for an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem]; ``key`` a JAX PRNG key."""
         check_unrolled_problem(problem, "FG2U")
         check_float_tree(phi)
         check_key(key, "FG2U")
@@ -79,7 +79,7 @@ class FG2U(estimators.FG2U):
 
 @final
 class FG2U_ZO(estimators.FG2U_ZO):
-    """JAX kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings; ``key`` a JAX PRNG key).
+    """JAX kernel of [`fg2u.estimators.FG2U_ZO`][fg2u.estimators.FG2U_ZO] (same settings; ``key`` a JAX PRNG key).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -142,7 +142,7 @@ class FG2U_ZO(estimators.FG2U_ZO):
 
 @final
 class FGU(estimators.FGU):
-    """JAX kernel of :class:`fg2u.estimators.FGU` (same settings; ``key`` a JAX PRNG key).
+    """JAX kernel of [`fg2u.estimators.FGU`][fg2u.estimators.FGU] (same settings; ``key`` a JAX PRNG key).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:

@@ -1,5 +1,6 @@
-"""One jitted meta step for :func:`fg2u.harness.run_meta_loop`: gradient accumulation, the estimator's state and
-an optax meta optimiser; :func:`compile_ahead` compiles it once and reports its XLA memory."""
+"""One jitted meta step for `fg2u.harness.run_meta_loop`: gradient accumulation, the estimator's state and
+an optax meta optimiser; [`compile_ahead`][fg2u.jax.harness.compile_ahead] compiles it once and reports its XLA
+memory."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def make_meta_step(
     ``estimator.estimate(make_problem(inputs[a]), φ, key_a, est_state)`` with its own split ``key_a`` of ``key``.
     The mean of the A estimates goes to ``optimizer``; ``project`` (e.g. a clip to the feasible set) is applied
     to φ after the update. ``outer_loss`` is the mean L(φ) before the update. Every estimate starts from the
-    same ``est_state``; the returned state is :func:`merge_states` of theirs. Start with
+    same ``est_state``; the returned state is [`merge_states`][fg2u.jax.harness.merge_states] of theirs. Start with
     ``est_state = estimator.init(φ)`` and ``opt_state = optimizer.init(φ)``.
     """
     check_positive_int("grad_accumulation", grad_accumulation)
@@ -97,9 +98,9 @@ def compile_ahead(fn: Callable, *args: Any) -> tuple[Callable, int | None, float
     """Compiles ``fn`` (a ``jax.jit``-ed function) for the shapes and dtypes of ``args`` now.
 
     Returns ``(compiled, temp_bytes, compile_seconds)``: ``compiled`` takes arguments of the same shapes
-    (another shape raises a ``TypeError`` instead of recompiling), ``temp_bytes`` is :func:`temp_bytes`'s
-    measure of one call. With JAX's persistent compilation cache on, a second process gets the executable
-    from the cache.
+    (another shape raises a ``TypeError`` instead of recompiling), ``temp_bytes`` is
+    [`temp_bytes`][fg2u.jax.harness.temp_bytes]'s measure of one call. With JAX's persistent compilation cache on, a
+    second process gets the executable from the cache.
     """
     if not hasattr(fn, "lower"):
         raise TypeError(f"compile_ahead needs a jax.jit-ed function (with .lower), got {type(fn).__name__}")
@@ -109,12 +110,13 @@ def compile_ahead(fn: Callable, *args: Any) -> tuple[Callable, int | None, float
 
 
 class Driver:
-    """The JAX side of :mod:`fg2u.experiment.runner`: one meta step per (estimator, trial), compiled ahead of
-    the loop on the trial's example inputs; its memory is XLA's scratch memory of one call (``xla_temp_bytes``,
-    deterministic)."""
+    """The JAX side of [`fg2u.experiment.runner`][fg2u.experiment.runner]: one meta step per (estimator, trial),
+    compiled ahead of the loop on the trial's example inputs; its memory is XLA's scratch memory of one call
+    (``xla_temp_bytes``, deterministic)."""
 
     def prepare(self, estimator: Any, trial: Any) -> Any:
-        """A :class:`fg2u.experiment.runner.Prepared` loop for ``estimator`` on ``trial``."""
+        """A [`fg2u.experiment.runner.Prepared`][fg2u.experiment.runner.Prepared] loop for ``estimator`` on
+        ``trial``."""
 
         optimizer = trial.meta_optimizer()
         step_fn = make_meta_step(

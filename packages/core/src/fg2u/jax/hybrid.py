@@ -25,7 +25,7 @@ __all__ = ["Hybrid"]
 
 @final
 class Hybrid(estimators.Hybrid):
-    """JAX kernel of :class:`fg2u.estimators.Hybrid` (same settings; ``key`` a JAX PRNG key).
+    """JAX kernel of [`fg2u.estimators.Hybrid`][fg2u.estimators.Hybrid] (same settings; ``key`` a JAX PRNG key).
 
     ``θ_H`` (``H = T − K``) is computed once; one ``jax.value_and_grad`` through the last K steps (a
     ``lax.scan``) gives ``L``, ``∂_φG`` and ``∇_θG`` with respect to the floating-point leaves of θ; the
@@ -46,7 +46,8 @@ class Hybrid(estimators.Hybrid):
     """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any = None) -> tuple[PyTree, Aux]:
-        """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key`` a JAX PRNG key (ignored when K ≥ T)."""
+        """``(ĝ, Aux(L(φ)))`` for an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem]; ``key`` a JAX PRNG key
+        (ignored when K ≥ T)."""
         num_steps = check_unrolled_problem(problem, "Hybrid")
         check_float_tree(phi)
         if self.reverse_steps >= num_steps:

@@ -1,5 +1,6 @@
-"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)`` on JAX: :class:`Implicit` and the numeric kernel of
-each linear solve of :mod:`fg2u.estimators.implicit`, over the matrix-free operator ``u ↦ (∂Φ/∂θ)ᵀ u``.
+"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)`` on JAX: [`Implicit`][fg2u.jax.Implicit] and the numeric
+kernel of each linear solve of [`fg2u.estimators.implicit`][fg2u.estimators.implicit], over the matrix-free operator ``u
+↦ (∂Φ/∂θ)ᵀ u``.
 
 ``θ* ≈ θ_T`` (the unrolled state, not differentiated); Φ is evaluated with the *last* inner batch
 ``inner_batches[T−1]``; the result is
@@ -8,7 +9,7 @@ each linear solve of :mod:`fg2u.estimators.implicit`, over the matrix-free opera
 
 computed with vector–Jacobian products only and fixed iteration counts (``lax.scan``: jit friendly). Non-floating
 leaves of the inner state (e.g. optimiser step counters) are held constant. ``Neumann``, ``ConjugateGradient``
-and ``HessianFree`` are the registry aliases that build :class:`Implicit` with one solve.
+and ``HessianFree`` are the registry aliases that build [`Implicit`][fg2u.jax.Implicit] with one solve.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ _SOLVERS: dict[type, Callable[[Any, _Linearised], list]] = {
 
 @final
 class Implicit(estimators.Implicit):
-    """JAX kernel of :class:`fg2u.estimators.Implicit` (same settings and defaults).
+    """JAX kernel of [`fg2u.estimators.Implicit`][fg2u.estimators.Implicit] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 has the fixed point θ* = φ, with ∂Φ/∂θ = ∂Φ/∂φ = I/2; for F = ‖θ‖² the implicit

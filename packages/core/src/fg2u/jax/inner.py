@@ -1,11 +1,12 @@
-"""Optax inner optimisers as transitions Φ of an :class:`fg2u.UnrolledProblem`.
+"""Optax inner optimisers as transitions Φ of an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem].
 
 **Adam and the zero-gradient trap.** ``optax.adam`` (default ``eps_root=0``) divides by ``√v̂ + eps``; at a
 parameter whose gradient is exactly zero (e.g. an always-blank pixel's weight) ``v = 0`` and the derivative
 of ``√v`` is infinite, so *every* meta-gradient (FG²U, RGU, …) becomes NaN although the inner loop itself
 runs fine. ``optax.adam(lr, eps_root=1e-8)`` differentiates ``√(v̂ + eps_root)`` instead and is safe.
-:func:`optax_transition` probes the optimiser once and warns (:class:`UnsafeOptimizerWarning`) or, with
-``on_unsafe="raise"``, raises when its derivative at a zero gradient is not finite.
+[`optax_transition`][fg2u.jax.inner.optax_transition] probes the optimiser once and warns
+([`UnsafeOptimizerWarning`][fg2u.jax.inner.UnsafeOptimizerWarning]) or, with ``on_unsafe="raise"``, raises when its
+derivative at a zero gradient is not finite.
 
 **Fixed inner data.** ``inner_loss(params, φ, batch)`` receives the t-th slice of
 ``UnrolledProblem.inner_batches``. To train on one full training set at every step, either
@@ -98,7 +99,7 @@ def optax_transition(
     and the other smooth optax transformations; Adam-type optimisers only with ``eps_root > 0``
     (``optax.adam(lr, eps_root=1e-8)``; see the module docstring): ``on_unsafe`` says what to do when a
     probe finds the update's derivative at a zero gradient non-finite — ``"warn"`` (default, an
-    :class:`UnsafeOptimizerWarning`), ``"raise"`` (``ValueError``) or ``"ignore"``.
+    [`UnsafeOptimizerWarning`][fg2u.jax.inner.UnsafeOptimizerWarning]), ``"raise"`` (``ValueError``) or ``"ignore"``.
 
     The inner data: ``batch`` is ``inner_batches[t]``; for a fixed full training set used at every step close
     over it in ``inner_loss`` (see the module docstring).

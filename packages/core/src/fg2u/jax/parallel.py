@@ -45,13 +45,14 @@ def direction_mesh(num_devices: int | None = None, axis_name: str = "directions"
 
 @dataclasses.dataclass(frozen=True)
 class DirectionParallel(Estimator):
-    """Runs an :class:`FG2U` or :class:`FG2U_ZO` estimator with its directions spread over a mesh axis.
+    """Runs an [`FG2U`][fg2u.jax.FG2U] or [`FG2U_ZO`][fg2u.jax.FG2U_ZO] estimator with its directions spread over a mesh
+    axis.
 
     Args:
       estimator: the FG²U / FG²U-ZO estimator; its ``num_directions`` (b) must be divisible by the size of
         the mesh axis, each device handling ``b / d`` directions (chunked by the estimator's
         ``chunk_size``).
-      mesh: a ``jax.sharding.Mesh`` (e.g. :func:`direction_mesh`).
+      mesh: a ``jax.sharding.Mesh`` (e.g. [`direction_mesh`][fg2u.jax.direction_mesh]).
       axis_name: the mesh axis the directions are spread over.
 
     ``DirectionParallel(FG2U(32), mesh)(problem, phi, key)`` returns the same ``(grad, Aux)`` as

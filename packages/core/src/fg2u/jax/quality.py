@@ -1,9 +1,9 @@
-"""Gradient quality of JAX meta-gradient estimators on the user's own problem (see :mod:`fg2u.quality`).
+"""Gradient quality of JAX meta-gradient estimators on the user's own problem (see [`fg2u.quality`][fg2u.quality]).
 
-:func:`gradient_quality` runs every estimator ``num_repeats`` times with fresh keys, compares each estimate
-with an exact reference (:class:`~fg2u.jax.RGU` by default, or :class:`~fg2u.jax.FGU`), and returns a
-:class:`fg2u.quality.GradientQuality` per estimator: cosine, relative error and norm ratio (mean ± std over
-repeats), XLA's compiled temporary memory of one estimate
+[`gradient_quality`][fg2u.jax.gradient_quality] runs every estimator ``num_repeats`` times with fresh keys, compares
+each estimate with an exact reference ([`RGU`][fg2u.jax.RGU] by default, or [`FGU`][fg2u.jax.FGU]), and returns a
+[`fg2u.quality.GradientQuality`][fg2u.quality.GradientQuality] per estimator: cosine, relative error and norm ratio
+(mean ± std over repeats), XLA's compiled temporary memory of one estimate
 (``jax.jit(f).lower(...).compile().memory_analysis().temp_size_in_bytes``: deterministic, excludes the
 inputs and outputs) and wall-clock seconds per estimate (compilation excluded).
 
@@ -88,13 +88,13 @@ def gradient_quality(
     """Cosine, relative error, norm ratio, memory and seconds of each estimator against ``reference``.
 
     Args:
-      problem: an :class:`fg2u.UnrolledProblem` (or BlackBoxProblem) fixed across repeats, or a function
-        ``inputs_r -> problem`` (then ``inputs`` is required).
+      problem: an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem] (or BlackBoxProblem) fixed across repeats, or a
+        function ``inputs_r -> problem`` (then ``inputs`` is required).
       phi: the meta-parameters φ (pytree of float arrays, N entries in all).
       estimators: ``{label: est}`` or a list of estimators (labelled by class name); each
         ``est(problem, phi, key) -> (grad like phi, aux)``.
-      reference: the exact estimator, :class:`fg2u.jax.RGU` by default (:class:`fg2u.jax.FGU` for tiny N).
-        Called with a key too; a deterministic reference on a fixed problem is computed once.
+      reference: the exact estimator, [`fg2u.jax.RGU`][fg2u.jax.RGU] by default ([`fg2u.jax.FGU`][fg2u.jax.FGU] for tiny
+        N). Called with a key too; a deterministic reference on a fixed problem is computed once.
       reference_name: label of the reference (default: its class name).
       num_repeats: R ≥ 1 estimates per estimator. With a function ``problem``, R = ``len(inputs)``.
       key: base ``jax.random`` key (default ``PRNGKey(0)``); repeat r uses ``fold_in(key, r)``, the same
@@ -108,8 +108,8 @@ def gradient_quality(
     0 … r − 1, so its statistics include the warm-up.
 
     Returns:
-      one :class:`fg2u.quality.GradientQuality` per estimator, in order. ``memory_bytes`` is XLA's
-      compiled temporary memory of one estimate; ``seconds_per_estimate`` excludes compilation.
+      one [`fg2u.quality.GradientQuality`][fg2u.quality.GradientQuality] per estimator, in order. ``memory_bytes`` is
+      XLA's compiled temporary memory of one estimate; ``seconds_per_estimate`` excludes compilation.
     """
     make_problem, per_repeat, fixed = problem_per_repeat(problem, inputs, num_repeats)
     reference = RGU() if reference is None else reference

@@ -34,7 +34,7 @@ def _value_and_grad(who: str, objective: Any, phi: PyTree, check: bool, problem:
 
 @final
 class RGU(estimators.RGU):
-    """JAX kernel of :class:`fg2u.estimators.RGU` (same settings and defaults).
+    """JAX kernel of [`fg2u.estimators.RGU`][fg2u.estimators.RGU] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -60,7 +60,7 @@ class RGU(estimators.RGU):
 
 @final
 class TRGU(estimators.TRGU):
-    """JAX kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults).
+    """JAX kernel of [`fg2u.estimators.TRGU`][fg2u.estimators.TRGU] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -95,7 +95,7 @@ class TRGU(estimators.TRGU):
 
 @final
 class RGUCheckpointed(estimators.RGUCheckpointed):
-    """JAX kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults).
+    """JAX kernel of [`fg2u.estimators.RGUCheckpointed`][fg2u.estimators.RGUCheckpointed] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -136,9 +136,9 @@ class RGUCheckpointed(estimators.RGUCheckpointed):
 
 @final
 class RGURecursive(estimators.RGURecursive):
-    """JAX kernel of :class:`fg2u.estimators.RGURecursive` (same settings and defaults).
+    """JAX kernel of [`fg2u.estimators.RGURecursive`][fg2u.estimators.RGURecursive] (same settings and defaults).
 
-    ``L`` nested ``lax.scan`` (one per level of :func:`fg2u.estimators.reverse.recursive_radices`), the body of
+    ``L`` nested ``lax.scan`` (one per level of `fg2u.estimators.reverse.recursive_radices`), the body of
     each but the bottom one the ``jax.checkpoint`` of the level below, so the compiled program has O(log T)
     scans whatever T; a bottom scan applies one step per iteration, reading ``inner_batches[t]`` by index
     (nothing is padded or copied), and the spare slots of the tree (``t ≥ T``) are a ``lax.cond`` identity.

@@ -1,16 +1,16 @@
-"""Leaderboards and CI regression tracking built on :mod:`fg2u.records` result records.
+"""Leaderboards and CI regression tracking built on `fg2u.records` result records.
 
-* :mod:`fg2u.leaderboard.aggregate` — load ``results/**/*.jsonl`` (malformed lines reported by file and
+* `fg2u.leaderboard.aggregate` — load ``results/**/*.jsonl`` (malformed lines reported by file and
   line, skipped), group runs, mean ± std over seeds, direction of "best" per metric.
-* :mod:`fg2u.leaderboard.render` — ``LEADERBOARD.md``, self-contained ``leaderboard.html``, PNG plots:
+* `fg2u.leaderboard.render` — ``LEADERBOARD.md``, self-contained ``leaderboard.html``, PNG plots:
   headline tables first, full tables in an appendix.
-* :mod:`fg2u.leaderboard.browser` — the page in headless Chromium: screenshot and the text visible on
+* `fg2u.leaderboard.browser` — the page in headless Chromium: screenshot and the text visible on
   the first screen.
 
 What a benchmark is — its name, smoke command, headline metrics, table columns and published reference
-numbers — comes from its declaration (:class:`fg2u.benchmarks.Benchmark`, registered under the
+numbers — comes from its declaration ([`fg2u.benchmarks.Benchmark`][fg2u.benchmarks.Benchmark], registered under the
 ``fg2u.benchmarks`` entry points); this package holds no benchmark names.
-* :mod:`fg2u.leaderboard.regression` — fresh smoke records against ``results/baselines/``.
+* `fg2u.leaderboard.regression` — fresh smoke records against ``results/baselines/``.
 
 Command line::
 
@@ -18,9 +18,10 @@ Command line::
     python -m fg2u.leaderboard regression --results results [--update-baselines]
     python -m fg2u.leaderboard screenshot --results results   # needs chromium
 
-(The submodule :mod:`fg2u.leaderboard.aggregate` holds :func:`~fg2u.leaderboard.aggregate.aggregate`,
-which reads a results folder and summarises it in one call.) Aggregation and the regression check need only the standard library; :func:`to_dataframe` needs pandas
-and the plots need matplotlib (``pip install "fg2u[leaderboard]"``), imported only when used.
+(The submodule `fg2u.leaderboard.aggregate` holds `aggregate`,
+which reads a results folder and summarises it in one call.) Aggregation and the regression check need only the standard
+library; `to_dataframe` needs pandas and the plots need matplotlib (``pip install "fg2u[leaderboard]"``), imported only
+when used.
 """
 
 from fg2u.benchmarks import Benchmark, Metric, Reference, discover

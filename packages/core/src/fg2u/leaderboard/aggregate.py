@@ -2,23 +2,23 @@
 
 Loading
 -------
-:func:`load_results` reads every ``results/**/*.jsonl`` (except the regression baselines under
+`load_results` reads every ``results/**/*.jsonl`` (except the regression baselines under
 ``results/baselines/`` and hidden folders). A line that is not valid JSON, not a JSON object, misses a
-field of :class:`fg2u.experiment.records.ResultRecord`, has a field of the wrong type, a metric outside the
-bounds its benchmark declares (an accuracy of 1e9 %), or no metrics at all is
-*skipped* and reported as a :class:`LoadIssue` naming the file and the line; it is never merged into a
+field of [`fg2u.experiment.records.ResultRecord`][fg2u.experiment.records.ResultRecord], has a field of the wrong type,
+a metric outside the bounds its benchmark declares (an accuracy of 1e9 %), or no metrics at all is
+*skipped* and reported as a `LoadIssue` naming the file and the line; it is never merged into a
 group. A ``.jsonl`` file none of whose lines looks like a record (no ``benchmark`` or ``metrics`` key, e.g.
 a predictions log) is skipped with one message for the whole file.
 
 Grouping
 --------
-Runs are grouped by :class:`GroupKey`: ``benchmark``, ``task``, ``dataset``, ``config``, ``estimator``,
+Runs are grouped by `GroupKey`: ``benchmark``, ``task``, ``dataset``, ``config``, ``estimator``,
 **all settings** of the record — its problem settings, and its config's and estimator's settings under
 ``config.`` and ``estimator.`` (so runs that differ in, e.g., ``ipc``, ``num_steps``, ``meta_dim``,
 ``num_directions`` or the memory measure are never merged) — except those that are bookkeeping or per-run
-outputs rather than configuration (:func:`is_ignored_setting`: the names in :data:`IGNORED_SETTINGS`,
+outputs rather than configuration (`is_ignored_setting`: the names in `IGNORED_SETTINGS`,
 names ending in ``_path``, ``_dir``, ``_file``, ``_grid``, ``_png``, and names with a word of
-:data:`PER_RUN_WORDS` such as ``eval_accuracies`` or ``loss_history``), and the ``device`` (set
+`PER_RUN_WORDS` such as ``eval_accuracies`` or ``loss_history``), and the ``device`` (set
 ``include_device=False`` to pool devices; the regression check does). Nested settings are flattened with
 dots (``{"inner": {"lr": 0.1}}`` → ``inner.lr``); lists and other non-scalars are compared through their
 canonical JSON text. When runs of one estimator end up in single-seed groups that differ only in some
@@ -29,8 +29,8 @@ benchmark run twice appending to the same file): the most recent one (by its par
 later line on a tie) is kept and the others are reported as superseded, so a seed is never counted twice.
 
 Records of an invocation that did not complete (its marker ``runs/<run_id>.json`` says running,
-interrupted or failed) are kept and counted in :attr:`GroupSummary.partial`; records whose status is
-``diverged`` or ``failed`` count as non-finite values of every metric of their group.
+interrupted or failed) are kept and counted in [`GroupSummary.partial`][fg2u.estimators.TwoPhase.switch_step]; records
+whose status is ``diverged`` or ``failed`` count as non-finite values of every metric of their group.
 
 Statistics
 ----------
@@ -41,7 +41,7 @@ mean and std, and the renderers show that count next to the cell.
 
 Direction of "best"
 -------------------
-:func:`metric_direction` maps a metric name to ``"higher"``, ``"lower"`` or ``None`` (unknown) from its
+`metric_direction` maps a metric name to ``"higher"``, ``"lower"`` or ``None`` (unknown) from its
 ``_``-separated words; words meaning "lower is better" win when both kinds occur (``top1_error``):
 
 ============================  ==========================================================================
@@ -54,12 +54,12 @@ no direction                  any name with std, stdev, stddev, sem, spread, iqr
 
 Best entries
 ------------
-:func:`best_entries` marks, per metric with a direction, the best mean among entries with the same
-:func:`comparison_key` (benchmark, task, data set, config, device and the record's problem settings, which
+`best_entries` marks, per metric with a direction, the best mean among entries with the same
+`comparison_key` (benchmark, task, data set, config, device and the record's problem settings, which
 its benchmark declares; memory only between equal comparable memory measures, never a whole process's
 high-water mark). Yard sticks
-(estimators a benchmark declares as ``yardsticks``, :class:`fg2u.benchmarks.Benchmark`, or records with a
-``baseline`` setting) are never marked; nor is a lone entry or a
+(estimators a benchmark declares as ``yardsticks``, [`fg2u.benchmarks.Benchmark`][fg2u.benchmarks.Benchmark], or records
+with a ``baseline`` setting) are never marked; nor is a lone entry or a
 pool where all entries are equal.
 """
 
@@ -165,10 +165,10 @@ _NOT_COMPARABLE = frozenset(memory_metric(m) for m, (_, comparable, _) in MEASUR
 
 
 #: Kept for compatibility: yard-stick estimator names now come from the benchmarks' declarations
-#: (``Benchmark.yardsticks``), passed to :func:`competes` and :func:`best_entries`.
+#: (``Benchmark.yardsticks``), passed to `competes` and `best_entries`.
 NON_COMPETING_ESTIMATORS: frozenset[str] = frozenset()
 
-#: Sub-folders of the results folder that :func:`load_results` does not read.
+#: Sub-folders of the results folder that `load_results` does not read.
 EXCLUDED_DIRS: frozenset[str] = frozenset({"baselines"})
 
 _HIGHER_WORDS = frozenset(
@@ -219,7 +219,7 @@ class LoadResult:
 
 def check_bounds(record: ResultRecord, benchmarks: Iterable[Benchmark] = ()) -> None:
     """``ValueError`` naming the metric when a headline metric of ``record`` lies outside the bounds its
-    benchmark declares (:attr:`fg2u.benchmarks.Metric.bounds`; NaN/inf are left to the statistics)."""
+    benchmark declares (`fg2u.benchmarks.Metric.bounds`; NaN/inf are left to the statistics)."""
     for bench in benchmarks:
         if bench.name != record.benchmark:
             continue
@@ -234,7 +234,8 @@ def check_bounds(record: ResultRecord, benchmarks: Iterable[Benchmark] = ()) -> 
 
 
 def _check_record(data: Any, benchmarks: Iterable[Benchmark] = ()) -> ResultRecord:
-    """A :class:`ResultRecord` from a parsed JSON value, with the declared bounds checked."""
+    """A [`ResultRecord`][fg2u.experiment.records.ResultRecord] from a parsed JSON value, with the declared bounds
+    checked."""
     record = ResultRecord.from_dict(data)
     if record.status == "ok" and not record.metrics:
         raise ValueError("partial record: 'metrics' is empty")
@@ -246,7 +247,7 @@ def load_jsonl(
     path: str | os.PathLike, *, warn: bool = True, benchmarks: Iterable[Benchmark] = ()
 ) -> tuple[list[LoadedRecord], list[LoadIssue]]:
     """Reads one ``.jsonl`` file; malformed lines (invalid UTF-8 included: only that line) become
-    :class:`LoadIssue` s naming the file and line (printed when ``warn``). ``benchmarks``: declarations whose
+    `LoadIssue` s naming the file and line (printed when ``warn``). ``benchmarks``: declarations whose
     metric bounds are checked."""
     path = Path(path)
     records: list[LoadedRecord] = []
@@ -300,8 +301,9 @@ def load_results(
       warn: print every issue on stderr as ``warning: FILE:LINE: message``.
       benchmarks: declarations whose metric bounds every record is checked against.
 
-    Run markers (``**/runs/<run_id>.json``, :func:`fg2u.experiment.provenance.write_run_marker`) give
-    ``partial_runs``: invocations that were interrupted, failed or are still running.
+    Run markers (``**/runs/<run_id>.json``,
+    [`fg2u.experiment.provenance.write_run_marker`][fg2u.experiment.provenance.write_run_marker]) give ``partial_runs``:
+    invocations that were interrupted, failed or are still running.
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -338,7 +340,7 @@ def _canonical(value: Any) -> Any:
 
 def flatten_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Flat ``{dotted.key: scalar-or-JSON-text}`` of ``settings`` without the keys that
-    :func:`is_ignored_setting` leaves out."""
+    `is_ignored_setting` leaves out."""
     flat: dict[str, Any] = {}
 
     def visit(prefix: str, value: Any) -> None:
@@ -394,7 +396,7 @@ def _sort_token(value: Any) -> tuple:
 
 
 def group_key(record: ResultRecord, *, include_device: bool = True) -> GroupKey:
-    """The :class:`GroupKey` of one record."""
+    """The `GroupKey` of one record."""
     return GroupKey(
         benchmark=record.benchmark,
         task=record.task,
@@ -457,7 +459,7 @@ def summarize(
     """Groups records (see the module docstring) and aggregates every metric over seeds.
 
     Returns:
-      ``(summaries, notes)``: one :class:`GroupSummary` per group, sorted by key, and a note for every
+      ``(summaries, notes)``: one `GroupSummary` per group, sorted by key, and a note for every
       record superseded by a later run of the same seed.
     """
     loaded = [r if isinstance(r, LoadedRecord) else LoadedRecord(r, "<memory>", i + 1) for i, r in enumerate(records)]
@@ -569,7 +571,7 @@ def aggregate(
     warn: bool = True,
     benchmarks: Iterable[Benchmark] = (),
 ) -> tuple[list[GroupSummary], list[LoadIssue]]:
-    """:func:`load_results` then :func:`summarize`; returns the summaries and all issues and notes."""
+    """`load_results` then `summarize`; returns the summaries and all issues and notes."""
     loaded = load_results(results_dir, warn=warn, benchmarks=benchmarks)
     summaries, notes = summarize(loaded.records, include_device=include_device, partial_runs=loaded.partial_runs)
     if warn:
@@ -598,7 +600,7 @@ def _is_cost_metric(name: str) -> bool:
 
 def comparison_key(key: GroupKey, metric: str | None = None) -> tuple:
     """Rows with equal comparison keys compete for "best": same benchmark, task, data set, config, device and
-    problem settings (:func:`is_problem_setting`; each benchmark declares them in its records). A memory
+    problem settings (`is_problem_setting`; each benchmark declares them in its records). A memory
     metric also needs the same memory measure."""
     del metric
     problem = tuple((name, value) for name, value in key.settings if is_problem_setting(name))
@@ -620,8 +622,8 @@ def best_entries(
     directions: Mapping[tuple[str, str], str] | None = None,
 ) -> set[tuple[GroupKey, str]]:
     """``{(key, metric)}`` of the best cells: per comparison group and metric with a known direction
-    (``directions[(benchmark, metric)]`` as declared, else :func:`metric_direction`), the entries with the
-    best finite mean (ties all marked), only where at least two entries compete (see :func:`competes`
+    (``directions[(benchmark, metric)]`` as declared, else `metric_direction`), the entries with the
+    best finite mean (ties all marked), only where at least two entries compete (see `competes`
     and its ``yardsticks``) and not all of them are equal."""
     best: set[tuple[GroupKey, str]] = set()
     pools: dict[tuple, list[tuple[GroupKey, float]]] = {}

@@ -3,10 +3,10 @@ screenshot of the first screen and reports the text a reader sees there without 
 
 Chromium is a system package (Debian: ``apt-get install -y chromium``), found as ``$FG2U_CHROMIUM`` or
 the first of ``chromium``, ``chromium-browser``, ``google-chrome``, ``google-chrome-stable`` on the
-PATH; :func:`find_chromium` returns None when there is none, and the functions here raise
-:class:`ChromiumNotFound` saying how to install it.
+PATH; `find_chromium` returns None when there is none, and the functions here raise
+`ChromiumNotFound` saying how to install it.
 
-:func:`visible_text` copies the page into a temporary file with a small script appended that collects
+`visible_text` copies the page into a temporary file with a small script appended that collects
 every text node whose layout box lies (at least partly) inside the first ``width`` × ``height`` screen,
 and reads it back from Chromium's ``--dump-dom`` output. The browser does the layout; nothing is guessed
 from the HTML source.

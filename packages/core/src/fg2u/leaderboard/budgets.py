@@ -2,7 +2,7 @@
 curves), the best method under stated memory budgets, and a figure of the curves.
 
 For one *pool* of a quality metric (the benchmark's first headline metric that is not a memory or time) — runs of one benchmark, task, data set, config and problem settings (what competes for "best",
-:func:`fg2u.leaderboard.aggregate.comparison_key`):
+`fg2u.leaderboard.aggregate.comparison_key`):
 
 * **equal time** — every method's curve value at wall-clock budgets ``t`` (the curve's last point at or before
   ``t``: what the method had reached by then; ``—`` before its first point), mean over seeds; the budgets are the

@@ -1,5 +1,5 @@
 """The core's own benchmarks, declared like any other (entry points ``fg2u.benchmarks: core`` and
-``scaling`` in the core's ``pyproject.toml``; see :mod:`fg2u.benchmarks`).
+``scaling`` in the core's ``pyproject.toml``; see [`fg2u.benchmarks`][fg2u.benchmarks]).
 
 * ``core`` — ``packages/core/benchmarks/bench_core.py``: compiled (XLA) temporary memory of every JAX
   estimator and peak RSS of the torch backend against the unroll depth T, at meta-dimension N. Its smoke

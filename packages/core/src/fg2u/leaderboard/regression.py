@@ -2,23 +2,24 @@
 
 What is gated — declared, never inferred from a name
 -----------------------------------------------------
-Every benchmark plugin declares its metrics (:class:`fg2u.benchmarks.Metric`) with a ``kind``; the gate
+Every benchmark plugin declares its metrics ([`fg2u.benchmarks.Metric`][fg2u.benchmarks.Metric]) with a ``kind``; the
+gate
 compares exactly those, plus the two kinds the core itself produces:
 
 * ``"deterministic"`` — the same code and seeds give the same value up to the metric's relative
-  ``tolerance`` (plus :data:`ABS_TOL` for values near zero). Any change beyond it fails, in either direction:
-  a gradient check at fixed seeds (:data:`fg2u.experiment.runner.GRADIENT_CHECK_METRICS`, declared here in
-  :data:`GRADIENT_CHECK`: projection, cosine, norm and error ratios of each estimator against the exact
+  ``tolerance`` (plus `ABS_TOL` for values near zero). Any change beyond it fails, in either direction:
+  a gradient check at fixed seeds (`fg2u.experiment.runner.GRADIENT_CHECK_METRICS`, declared here in
+  `GRADIENT_CHECK`: projection, cosine, norm and error ratios of each estimator against the exact
   meta-gradient on the benchmark's own smoke problem — a flipped sign gives a projection of −1, a wrong 1/b
   scale a wrong norm ratio, repeated directions a larger error ratio, an off-by-one truncation another
   projection), or compiled memory.
 * a record's memory when its measure is deterministic (``xla_temp_bytes``): it may not grow by more than
-  :data:`MEMORY_REL_TOL`; a decrease is reported as ``improved``.
+  `MEMORY_REL_TOL`; a decrease is reported as ``improved``.
 * ``"stochastic"`` — a metric that varies with the seed (a smoke accuracy): it may not worsen by more than
   ``t · s · √(1/n_b + 1/n_f)`` with ``s`` the sample std over the baseline's ``n_b`` seeds, ``n_f`` fresh
   seeds and ``t`` the one-sided Student quantile with ``n_b − 1`` degrees of freedom at the false-alarm rate
-  :data:`FALSE_ALARM` (0.1 % per metric when fresh and baseline runs come from the same distribution);
-  with one baseline seed or zero spread the band is :data:`STOCHASTIC_FLOOR` of the baseline mean.
+  `FALSE_ALARM` (0.1 % per metric when fresh and baseline runs come from the same distribution);
+  with one baseline seed or zero spread the band is `STOCHASTIC_FLOOR` of the baseline mean.
 * ``"info"`` and everything undeclared (times, a process's RSS) — shown, never gated.
 
 Missing is a failure
@@ -114,7 +115,7 @@ _T_999.update({11: 4.025, 12: 3.930, 13: 3.852, 14: 3.787, 15: 3.733, 20: 3.552,
 
 
 def t_quantile(dof: int) -> float:
-    """The one-sided Student t quantile at 1 − :data:`FALSE_ALARM` for ``dof`` ≥ 1 degrees of freedom (tabulated;
+    """The one-sided Student t quantile at 1 − `FALSE_ALARM` for ``dof`` ≥ 1 degrees of freedom (tabulated;
     between table rows the next smaller row's, which is the larger, more conservative quantile)."""
     if dof < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {dof}")
@@ -438,8 +439,8 @@ def benchmark_commands(
 ) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """The commands of a regression run and the problems that keep a benchmark from running.
 
-    Every benchmark (default: :func:`fg2u.benchmarks.discover`) runs its declared smoke command with
-    ``{python}``, ``{out}`` = ``<out_dir>/<name>``, ``{repo_root}`` and ``{seeds}`` filled in, plus
+    Every benchmark (default: [`fg2u.benchmarks.discover`][fg2u.benchmarks.discover]) runs its declared smoke command
+    with ``{python}``, ``{out}`` = ``<out_dir>/<name>``, ``{repo_root}`` and ``{seeds}`` filled in, plus
     ``extra[name]``. A benchmark without a smoke command is not listed; one whose ``smoke_requires`` paths
     are missing, and an ``extra`` entry naming no benchmark, are problems (the check fails on them).
     """
@@ -483,7 +484,7 @@ def run_benchmarks(
     extra: Mapping[str, Sequence[str]] | None = None,
     benchmarks: Sequence[Benchmark] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Runs :func:`benchmark_commands` (printing each); returns ``(benchmarks run, failures)``. A benchmark that
+    """Runs `benchmark_commands` (printing each); returns ``(benchmarks run, failures)``. A benchmark that
     exits 0 but leaves no record in its folder is a failure (its records went elsewhere, or none were written)."""
     commands, failures = benchmark_commands(
         out_dir, seeds=seeds, repo_root=repo_root, extra=extra, benchmarks=benchmarks

@@ -1,26 +1,26 @@
 """Rendering aggregated results: ``LEADERBOARD.md``, a self-contained ``leaderboard.html`` and PNG plots.
 
-Everything about a benchmark comes from its declaration (:mod:`fg2u.benchmarks`, found through the
+Everything about a benchmark comes from its declaration ([`fg2u.benchmarks`][fg2u.benchmarks], found through the
 ``fg2u.benchmarks`` entry points); this module holds no benchmark names.
 
 Headline tables (first in both files)
-    Per benchmark (in the declared ``order``), per headline :class:`~fg2u.benchmarks.Metric` and per value
+    Per benchmark (in the declared ``order``), per headline [`Metric`][fg2u.benchmarks.Metric] and per value
     of the benchmark's ``tables`` fields (default: task and config): one compact table. Rows are
     estimators (entries of one estimator that differ in other settings get those settings in their
-    label; yard sticks, :func:`fg2u.leaderboard.aggregate.competes`, come last in italics), columns are
+    label; yard sticks, `fg2u.leaderboard.aggregate.competes`, come last in italics), columns are
     the values of the metric's ``columns`` (data set and IPC, the unroll depth T, …), cells are ``mean ±
     std (n=k)`` over seeds in the metric's unit. The best competing mean of each column is bold. Where a
-    published :class:`~fg2u.benchmarks.Reference` matches a column, a ``paper`` column follows it with
+    published [`Reference`][fg2u.benchmarks.Reference] matches a column, a ``paper`` column follows it with
     the published number beside ours (a published method without a run of ours gets a row of its own).
     One figure per benchmark and metric (``plots/<benchmark>-<metric>.png``) draws the same tables: a line
     per estimator against a numeric column (log axes for memory), otherwise bars.
 
 Appendix: full tables
-    One wide table per benchmark with every metric and setting (see :func:`build_tables`): columns task,
+    One wide table per benchmark with every metric and setting (see `build_tables`): columns task,
     dataset, config, the problem settings that vary, estimator, the entries' other varying settings
     ("settings"), device (if it varies), n, then the metrics (declared headline metrics first, then
     higher-is-better, lower-is-better, memory and time). Best entries of each comparison group
-    (:func:`fg2u.leaderboard.aggregate.comparison_key`) are bold; the benchmark's reference rows are
+    (`fg2u.leaderboard.aggregate.comparison_key`) are bold; the benchmark's reference rows are
     marked ``paper [k]`` with the source as footnote k. Records of a benchmark that no installed plugin
     declares are shown here only.
 """
@@ -196,7 +196,7 @@ def _byte_unit(value: float) -> tuple[float, str]:
 def format_stats(name: str, stats: MetricStats, row_n: int | None = None, *, unit: str | None = None) -> str:
     """``mean ± std`` (bytes in KiB/MiB/GiB), with ``(n=k)`` when the metric has fewer values than the
     row has seeds and ``(k non-finite)`` for diverged runs. ``unit``: the declared unit of a headline
-    metric (:data:`fg2u.benchmarks.UNITS`); other metrics are shown by the words of their name (a
+    metric (`fg2u.benchmarks.UNITS`); other metrics are shown by the words of their name (a
     display choice only: ``*_bytes``/``*_mib`` as memory, ``*_s``/``seconds`` as time)."""
     if unit is not None and unit != "fraction":
         text = format_value(stats, unit, show_n=False)
@@ -246,7 +246,7 @@ def _scaled(value: float, unit: str) -> tuple[float, str]:
 
 
 def format_value(stats: MetricStats, unit: str, *, show_unit: bool = False, show_n: bool = True) -> str:
-    """A headline cell: ``mean ± std (n=k)`` in the display form of ``unit`` (:func:`_scaled`; memory and
+    """A headline cell: ``mean ± std (n=k)`` in the display form of ``unit`` (`_scaled`; memory and
     time always carry their unit, ``%`` only with ``show_unit``); ``(k non-finite)`` for diverged runs."""
     if stats.n == 0:
         text = "non-finite"
@@ -502,7 +502,7 @@ def _benchmark_order(names, benchmarks: Sequence[Benchmark]) -> list[str]:
 
 
 def build_tables(summaries: Sequence[GroupSummary], benchmarks: Sequence[Benchmark] = ()) -> list[Table]:
-    """One full :class:`Table` per benchmark found in ``summaries`` or declared in ``benchmarks`` (with
+    """One full `Table` per benchmark found in ``summaries`` or declared in ``benchmarks`` (with
     its published numbers as ``paper [k]`` rows), in the declared order, undeclared ones last."""
     declared = _declared(benchmarks)
     yard = {b.name: b.yardsticks for b in benchmarks}
@@ -1030,7 +1030,7 @@ def render_all(
 ) -> dict[str, Any]:
     """Reads ``results_dir`` and writes ``LEADERBOARD.md``, ``leaderboard.html`` and ``plots/*.png`` into
     ``out_dir`` (default: ``results_dir``). ``benchmarks``: the declarations (default:
-    :func:`fg2u.benchmarks.discover`).
+    [`fg2u.benchmarks.discover`][fg2u.benchmarks.discover]).
 
     Returns:
       ``{"markdown": Path, "html": Path, "plots": [Path], "issues": [LoadIssue], "summaries": [...],

@@ -1,5 +1,5 @@
 """``fg2u.torch`` — the PyTorch backend, built on ``torch.func``: the same estimators, arguments, defaults
-and result types as :mod:`fg2u.jax`, over pytrees (dicts, lists, tuples) of tensors.
+and result types as [`fg2u.jax`][fg2u.jax], over pytrees (dicts, lists, tuples) of tensors.
 
 Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of the inner loss; runs as is)::
 
@@ -24,18 +24,24 @@ Example (an ``nn.Module`` as the inner model, φ = per-example log-weights of th
 
 Estimators (frozen dataclasses, ``est(problem, phi, key) -> (grad like phi, fg2u.Aux(outer_loss))``;
 ``key`` a ``torch.Generator`` — advanced by sampling — or an int seed; ``None`` for deterministic ones):
-:class:`FG2U`, :class:`FG2U_ZO`, :class:`FGU`, :class:`RGU`, :class:`TRGU`, :class:`RGUCheckpointed`,
-:class:`RGURecursive`, :class:`Implicit` (with the solves :func:`neumann`, :func:`conjugate_gradient`, :func:`identity`, and the aliases
-``Neumann``, ``ConjugateGradient``, ``HessianFree``), :class:`Hybrid`, and the combinators :class:`TwoPhase`,
-:class:`Scaled`, :class:`ControlVariate`, :class:`RunningControlVariate` — each the PyTorch kernel (final) of the
-settings class of the same name in :mod:`fg2u.estimators`; :func:`make` builds them by name. Helpers:
-:func:`unroll`, :func:`meta_objective`, :func:`sample_directions`, :func:`optim_transition`,
-:class:`InnerState`, :class:`TorchOps`, :mod:`fg2u.torch.optim` (``sgd``, ``momentum``, ``adam``),
-:func:`module_params`, :func:`module_buffers`, :func:`functional_model`; direction-parallel FG²U over
-``torch.distributed``: :class:`DirectionParallel`, :func:`rank_seed` (see :mod:`fg2u.torch.parallel`).
+[`FG2U`][fg2u.torch.FG2U], [`FG2U_ZO`][fg2u.torch.FG2U_ZO], [`FGU`][fg2u.torch.FGU], [`RGU`][fg2u.torch.RGU],
+[`TRGU`][fg2u.torch.TRGU], [`RGUCheckpointed`][fg2u.torch.RGUCheckpointed], [`RGURecursive`][fg2u.torch.RGURecursive],
+[`Implicit`][fg2u.torch.Implicit] (with the solves [`neumann`][fg2u.torch.neumann],
+[`conjugate_gradient`][fg2u.torch.conjugate_gradient], [`identity`][fg2u.torch.identity], and the aliases ``Neumann``,
+``ConjugateGradient``, ``HessianFree``), [`Hybrid`][fg2u.torch.Hybrid], and the combinators
+[`TwoPhase`][fg2u.torch.TwoPhase], [`Scaled`][fg2u.torch.Scaled], [`ControlVariate`][fg2u.torch.ControlVariate],
+[`RunningControlVariate`][fg2u.torch.RunningControlVariate] — each the PyTorch kernel (final) of the
+settings class of the same name in [`fg2u.estimators`][fg2u.estimators]; [`make`][fg2u.torch.make] builds them by name.
+Helpers: [`unroll`][fg2u.torch.unroll.unroll], [`meta_objective`][fg2u.torch.meta_objective],
+[`sample_directions`][fg2u.torch.sample_directions], [`optim_transition`][fg2u.torch.optim_transition],
+[`InnerState`][fg2u.torch.InnerState], [`TorchOps`][fg2u.torch.TorchOps], [`fg2u.torch.optim`][fg2u.torch.optim]
+(``sgd``, ``momentum``, ``adam``), [`module_params`][fg2u.torch.module_params],
+[`module_buffers`][fg2u.torch.module_buffers], [`functional_model`][fg2u.torch.functional_model]; direction-parallel
+FG²U over ``torch.distributed``: [`DirectionParallel`][fg2u.torch.DirectionParallel],
+[`rank_seed`][fg2u.torch.rank_seed] (see `fg2u.torch.parallel`).
 
 Steps must be pure functions of (state, φ, batch), differentiable by autograd and by ``torch.func``, without
-in-place updates of captured tensors. :func:`optim_transition` takes the inner gradient with
+in-place updates of captured tensors. [`optim_transition`][fg2u.torch.optim_transition] takes the inner gradient with
 ``torch.autograd.grad(create_graph=True)`` outside ``torch.func`` transforms (reverse mode builds one graph, as
 TorchOpt does) and with ``torch.func.grad`` inside them; its steps also carry a tangent rule that FG²U uses to push
 directions through one Hessian-vector product per step.
@@ -99,7 +105,7 @@ __all__ = [
 ]
 
 BACKEND = Backend.collect("torch", globals())
-"""Every PyTorch estimator by its registry name (see :mod:`fg2u.estimators`)."""
+"""Every PyTorch estimator by its registry name (see [`fg2u.estimators`][fg2u.estimators])."""
 
 
 def make(name: str, **settings: Any) -> Any:

@@ -15,11 +15,11 @@ share the primal pass and the first backward; the second backward is batched ove
 backward per direction where the graph has no batching rule. At the end,
 ``∇L·v = ∇_θF(θ_T, φ)·Z_T + ∇_φF(θ_T, φ)·v`` takes one plain backward pass of F, shared by all directions.
 
-A step made by :func:`fg2u.torch.optim_transition` (a :class:`~fg2u.torch.optim.GradientStep`,
-``θ' = (p + u(∇_p ℓ, s, p), s')``) takes a shorter path: the tangent of the inner gradient is one
-Hessian-vector product, ``∇²_pp ℓ·Z_p + ∇²_pφ ℓ·v`` = the vjp of ``(∇_p ℓ, ∇_φ ℓ)`` in ``p`` with cotangent
-``(Z_p, v)`` (one backward pass through the gradient's graph instead of two nested ones), and the built-in
-optimisers push it through their update by their own tangent rule (``Optimizer.tangent``, no graph), so a
+A step made by [`fg2u.torch.optim_transition`][fg2u.torch.optim_transition] (a
+[`GradientStep`][fg2u.torch.optim.GradientStep], ``θ' = (p + u(∇_p ℓ, s, p), s')``) takes a shorter path: the tangent of
+the inner gradient is one Hessian-vector product, ``∇²_pp ℓ·Z_p + ∇²_pφ ℓ·v`` = the vjp of ``(∇_p ℓ, ∇_φ ℓ)`` in ``p``
+with cotangent ``(Z_p, v)`` (one backward pass through the gradient's graph instead of two nested ones), and the
+built-in optimisers push it through their update by their own tangent rule (``Optimizer.tangent``, no graph), so a
 direction costs about one reverse-mode step per step.
 
 The step must be differentiable twice by ``torch.autograd`` (steps that compute inner gradients with
@@ -134,7 +134,7 @@ def _gradient_step_tangent(
     batch: Any,
     batched: bool,
 ) -> tuple[PyTree, list, list]:
-    """``(θ_{t+1}, its leaves (detached), their tangents)`` for a :class:`~fg2u.torch.optim.GradientStep`
+    """``(θ_{t+1}, its leaves (detached), their tangents)`` for a [`GradientStep`][fg2u.torch.optim.GradientStep]
     ``θ' = (p + u(g, s, p), s')`` with ``g = ∇_p ℓ(p, φ)``, at the cost of one Hessian-vector product.
 
     The tangent of the inner gradient is ``ġ = ∇²_pp ℓ·Z_p + ∇²_pφ ℓ·v``: the vjp of ``(∇_p ℓ, ∇_φ ℓ)`` in
@@ -265,7 +265,7 @@ def directional_derivatives(
     """``(∇L(φ)·v_i for i < c, L(φ))`` for the ``c`` directions ``directions`` (leaves of φ, leading axis c).
 
     Args:
-      problem: an :class:`fg2u.UnrolledProblem`.
+      problem: an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem].
       phi_leaves, spec: the flattened meta-parameters φ.
       directions: one tensor per leaf of φ, shape ``(c, *leaf.shape)``, dtype of the leaf.
 
@@ -375,7 +375,7 @@ def forward_estimate(
     """``(Σ_i (∇L·v_i) v_i, L(φ))`` over the ``b`` directions ``dir_leaves`` (leaves of φ, leading axis b).
 
     Chunks of ``chunk_size`` directions (``None``: all b) run one after the other, each through
-    :func:`directional_derivatives` (one primal loop per chunk, tangents batched). When the step cannot be
+    `directional_derivatives` (one primal loop per chunk, tangents batched). When the step cannot be
     differentiated twice by ``torch.autograd`` (e.g. a custom ``autograd.Function`` without double backward),
     a ``RuntimeWarning`` says so once and every chunk uses ``torch.func.jvp`` instead (same result, slower).
     """

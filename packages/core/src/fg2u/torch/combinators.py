@@ -1,5 +1,5 @@
-"""The core's combinators (:mod:`fg2u.estimators.combinators`) bound to PyTorch arithmetic
-(:mod:`fg2u.torch._ops`; counters are Python ints)."""
+"""The core's combinators ([`fg2u.estimators.combinators`][fg2u.estimators.combinators]) bound to PyTorch arithmetic
+(`fg2u.torch._ops`; counters are Python ints)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["TwoPhase", "Scaled", "ControlVariate", "RunningControlVariate"]
 
 @final
 class TwoPhase(combinators.TwoPhase):
-    """:class:`fg2u.estimators.TwoPhase` on PyTorch (the step counter a Python int).
+    """[`fg2u.estimators.TwoPhase`][fg2u.estimators.TwoPhase] on PyTorch (the step counter a Python int).
 
     Examples:
       >>> import torch
@@ -35,7 +35,7 @@ class TwoPhase(combinators.TwoPhase):
 
 @final
 class Scaled(combinators.Scaled):
-    """:class:`fg2u.estimators.Scaled` on PyTorch.
+    """[`fg2u.estimators.Scaled`][fg2u.estimators.Scaled] on PyTorch.
 
     Examples:
       >>> import torch
@@ -54,7 +54,7 @@ class Scaled(combinators.Scaled):
 
 @final
 class ControlVariate(combinators.ControlVariate):
-    """:class:`fg2u.estimators.ControlVariate` on PyTorch.
+    """[`fg2u.estimators.ControlVariate`][fg2u.estimators.ControlVariate] on PyTorch.
 
     Examples:
       With the exact gradient as surrogate (scale 1) the residual, hence the variance, is zero:
@@ -73,7 +73,7 @@ class ControlVariate(combinators.ControlVariate):
 
 @final
 class RunningControlVariate(combinators.RunningControlVariate):
-    """:class:`fg2u.estimators.RunningControlVariate` on PyTorch.
+    """[`fg2u.estimators.RunningControlVariate`][fg2u.estimators.RunningControlVariate] on PyTorch.
 
     Examples:
       >>> import torch

@@ -1,5 +1,6 @@
-"""Direction sampling on torch: :class:`TorchOps` (the :class:`fg2u.directions.RandomOps` protocol)
-and :func:`sample_directions` (flat sampling, then unflattened into the pytree of φ)."""
+"""Direction sampling on torch: [`TorchOps`][fg2u.torch.TorchOps] (the
+[`fg2u.directions.RandomOps`][fg2u.directions.RandomOps] protocol) and
+[`sample_directions`][fg2u.torch.sample_directions] (flat sampling, then unflattened into the pytree of φ)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def as_generator(key: Any, who: str = "key") -> torch.Generator:
 
 
 class TorchOps:
-    """:class:`fg2u.directions.RandomOps` on torch. ``key``: a ``torch.Generator`` or an int seed.
+    """[`fg2u.directions.RandomOps`][fg2u.directions.RandomOps] on torch. ``key``: a ``torch.Generator`` or an int seed.
 
     A generator key is *advanced* by sampling (torch's stateful convention): two calls with the same
     generator give different directions, two calls with the same int seed give the same ones.
@@ -63,7 +64,7 @@ def sample_directions(distribution: str | DirectionDistribution, key: Any, num_d
     """``num_directions`` directions ``v_i ∈ R^N`` (``N`` = number of entries of φ), as a pytree like
     ``like`` whose leaves have a leading axis ``b = num_directions``.
 
-    Sampled flat as a ``(b, N)`` matrix by :mod:`fg2u.directions` (so every distribution satisfies
+    Sampled flat as a ``(b, N)`` matrix by [`fg2u.directions`][fg2u.directions] (so every distribution satisfies
     ``E[v vᵀ] = I`` over the whole of φ), in the widest floating dtype of φ, then cut into the leaves of
     φ and cast to each leaf's dtype and device.
     """

@@ -49,13 +49,13 @@ def _forward_estimate(
     who: str, problem: Any, phi: PyTree, dir_leaves: list, spec: Any, b: int, chunk_size: int | None
 ) -> tuple[PyTree, torch.Tensor]:
     """``(Σ_i (∇L·v_i) v_i, L(φ))``: the tangents of each chunk pushed through the unroll together by the
-    double-vjp kernel (:mod:`fg2u.torch._tangent`), with a ``torch.func.jvp`` fallback."""
+    double-vjp kernel (`fg2u.torch._tangent`), with a ``torch.func.jvp`` fallback."""
     return forward_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
 
 
 @final
 class FG2U(estimators.FG2U):
-    """PyTorch kernel of :class:`fg2u.estimators.FG2U` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.FG2U`][fg2u.estimators.FG2U] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -74,7 +74,8 @@ class FG2U(estimators.FG2U):
     """
 
     def __call__(self, problem: Any, phi: PyTree, key: Any) -> tuple[PyTree, Aux]:
-        """``(ĝ, Aux(L(φ)))`` for an :class:`fg2u.UnrolledProblem`; ``key``: ``torch.Generator`` or int seed."""
+        """``(ĝ, Aux(L(φ)))`` for an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem]; ``key``:
+        ``torch.Generator`` or int seed."""
         check_unrolled_problem(problem, "FG2U")
         check_meta_params(phi, "FG2U")
         _check_key(key, "FG2U")
@@ -93,7 +94,7 @@ class FG2U(estimators.FG2U):
 
 @final
 class FG2U_ZO(estimators.FG2U_ZO):
-    """PyTorch kernel of :class:`fg2u.estimators.FG2U_ZO` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.FG2U_ZO`][fg2u.estimators.FG2U_ZO] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -162,7 +163,7 @@ class FG2U_ZO(estimators.FG2U_ZO):
 
 @final
 class FGU(estimators.FGU):
-    """PyTorch kernel of :class:`fg2u.estimators.FGU` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.FGU`][fg2u.estimators.FGU] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:

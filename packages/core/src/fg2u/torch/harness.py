@@ -1,4 +1,4 @@
-"""One meta step for :func:`fg2u.harness.run_meta_loop` in PyTorch: gradient accumulation, the estimator's state
+"""One meta step for `fg2u.harness.run_meta_loop` in PyTorch: gradient accumulation, the estimator's state
 and a ``torch.optim`` meta optimiser over the leaves of φ."""
 
 from __future__ import annotations
@@ -78,13 +78,15 @@ def make_meta_step(
 
 
 class Driver:
-    """The PyTorch side of :mod:`fg2u.experiment.runner`: :func:`make_meta_step` over the trial's φ (tensor
-    leaves updated in place); its memory is the peak-RSS growth of the first meta step
-    (:func:`fg2u.experiment.memory.measure_call`, in this process: it includes one-off costs such as the
-    first forward-mode pass's set-up)."""
+    """The PyTorch side of [`fg2u.experiment.runner`][fg2u.experiment.runner]:
+    [`make_meta_step`][fg2u.torch.harness.make_meta_step] over the trial's φ (tensor leaves updated in place); its
+    memory is the peak-RSS growth of the first meta step
+    ([`fg2u.experiment.memory.measure_call`][fg2u.experiment.memory.measure_call], in this process: it includes one-off
+    costs such as the first forward-mode pass's set-up)."""
 
     def prepare(self, estimator: Any, trial: Any) -> Any:
-        """A :class:`fg2u.experiment.runner.Prepared` loop for ``estimator`` on ``trial``."""
+        """A [`fg2u.experiment.runner.Prepared`][fg2u.experiment.runner.Prepared] loop for ``estimator`` on
+        ``trial``."""
 
         phi = trial.initial_phi()
         optimizer = trial.meta_optimizer()(tree_flatten(phi)[0])

@@ -34,12 +34,12 @@ def _is_float(x: Any) -> bool:
 
 @final
 class Hybrid(estimators.Hybrid):
-    """PyTorch kernel of :class:`fg2u.estimators.Hybrid` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.Hybrid`][fg2u.estimators.Hybrid] (same settings and defaults).
 
     ``θ_H`` (``H = T − K``) is computed once without autograd; one ``torch.autograd.grad`` through the last K
     steps gives ``L``, ``∂_φG`` and ``∇_θG`` (floating-point leaves of θ). The coefficients ``⟨∇_θG, J_head v_i⟩``
     are the directional derivatives of the *head problem* — the first H steps with the linear outer loss
-    ``θ ↦ ⟨∇_θG, θ⟩`` — computed by FG2U's tangent kernel (:mod:`fg2u.torch._tangent`: one primal pass per
+    ``θ ↦ ⟨∇_θG, θ⟩`` — computed by FG2U's tangent kernel (`fg2u.torch._tangent`: one primal pass per
     chunk, the chunk's tangents batched; ``torch.func.jvp`` fallback).
 
     Examples:

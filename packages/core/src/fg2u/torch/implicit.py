@@ -1,5 +1,6 @@
-"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)`` on PyTorch: :class:`Implicit` and the numeric
-kernel of each linear solve of :mod:`fg2u.estimators.implicit`, over the matrix-free operator ``u ↦ (∂Φ/∂θ)ᵀ u``.
+"""Implicit differentiation at the fixed point ``θ* = Φ(θ*, φ)`` on PyTorch: [`Implicit`][fg2u.torch.Implicit] and the
+numeric kernel of each linear solve of [`fg2u.estimators.implicit`][fg2u.estimators.implicit], over the matrix-free
+operator ``u ↦ (∂Φ/∂θ)ᵀ u``.
 
 ``θ* ≈ θ_T`` (the unrolled state, computed under ``torch.no_grad``); Φ is evaluated with the *last* inner batch
 ``inner_batches[T−1]``; the result is
@@ -8,8 +9,8 @@ kernel of each linear solve of :mod:`fg2u.estimators.implicit`, over the matrix-
 
 with vector–Jacobian products (``torch.func.vjp``) only and fixed iteration counts. Non-floating leaves of the
 inner state (e.g. optimiser step counters) are held constant. ``Aux.outer_loss`` is ``F(θ_T, φ)``.
-``Neumann``, ``ConjugateGradient`` and ``HessianFree`` are the registry aliases that build :class:`Implicit`
-with one solve.
+``Neumann``, ``ConjugateGradient`` and ``HessianFree`` are the registry aliases that build
+[`Implicit`][fg2u.torch.Implicit] with one solve.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ _SOLVERS: dict[type, Callable[[Any, _Linearised], list]] = {
 
 @final
 class Implicit(estimators.Implicit):
-    """PyTorch kernel of :class:`fg2u.estimators.Implicit` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.Implicit`][fg2u.estimators.Implicit] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 has the fixed point θ* = φ, with ∂Φ/∂θ = ∂Φ/∂φ = I/2; for F = ‖θ‖² the implicit

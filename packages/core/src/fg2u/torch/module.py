@@ -17,7 +17,7 @@ def module_params(module: nn.Module, *, trainable_only: bool = True) -> dict[str
     """``{name: tensor}`` from ``module.named_parameters()``: detached copies (the module is not modified).
 
     With ``trainable_only`` (default) parameters with ``requires_grad=False`` are left out; they stay in
-    the module and are used as constants by :func:`functional_model`.
+    the module and are used as constants by [`functional_model`][fg2u.torch.module.functional_model].
     """
     return {name: p.detach().clone() for name, p in module.named_parameters() if p.requires_grad or not trainable_only}
 
@@ -37,7 +37,7 @@ def _stateful_norms(module: nn.Module) -> list[str]:
 
 def functional_model(module: nn.Module) -> Callable[..., Any]:
     """``apply(params, *args, **kwargs) = module(*args, **kwargs)`` with the parameters replaced by the
-    dict ``params`` (as returned by :func:`module_params`, or any dict with those keys).
+    dict ``params`` (as returned by [`module_params`][fg2u.torch.module.module_params], or any dict with those keys).
 
     Buffers and parameters not in ``params`` are taken from the module, as constants (detached copies
     taken now). Raises ``ValueError`` for a BatchNorm layer in training mode with running statistics:

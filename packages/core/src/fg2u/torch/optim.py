@@ -1,5 +1,6 @@
 """Pure functional inner optimisers with ``torch.optim`` semantics, as ``(init, update)`` pairs over
-pytrees of tensors (optax style), and :func:`optim_transition`, the inner-loop transition they define.
+pytrees of tensors (optax style), and [`optim_transition`][fg2u.torch.optim.optim_transition], the inner-loop transition
+they define.
 
 ``opt = sgd(0.1)``; ``state = opt.init(params)``; ``updates, state = opt.update(grads, state, params)``;
 ``params = apply_updates(params, updates)``. Nothing is modified in place, so every step is
@@ -7,11 +8,11 @@ differentiable by ``torch.autograd`` and by ``torch.func`` (jvp, vmap, grad).
 
 Semantics (step ``t = 1, 2, …``, gradient ``g``, L2 term ``g ← g + wd·p`` when ``weight_decay > 0``):
 
-* :func:`sgd` — ``p ← p − lr·g`` (``torch.optim.SGD`` without momentum).
-* :func:`momentum` — heavy ball as ``torch.optim.SGD(momentum=μ, dampening=τ, nesterov=…)``:
+* [`sgd`][fg2u.torch.optim.sgd] — ``p ← p − lr·g`` (``torch.optim.SGD`` without momentum).
+* [`momentum`][fg2u.torch.optim.momentum] — heavy ball as ``torch.optim.SGD(momentum=μ, dampening=τ, nesterov=…)``:
   ``buf_1 = g``, ``buf_t = μ·buf_{t−1} + (1−τ)·g``; ``d = g + μ·buf_t`` (Nesterov) or ``d = buf_t``;
   ``p ← p − lr·d``.
-* :func:`adam` — ``torch.optim.Adam`` (``amsgrad=False``): ``m ← lerp(m, g, 1−β₁)``,
+* [`adam`][fg2u.torch.optim.adam] — ``torch.optim.Adam`` (``amsgrad=False``): ``m ← lerp(m, g, 1−β₁)``,
   ``v ← β₂v + (1−β₂)g²``, ``p ← p − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)``, with a square root whose
   derivative at ``v = 0`` is 0 (not inf), so a parameter with an exactly zero gradient does not turn
   meta-gradients into NaN.
@@ -303,11 +304,12 @@ def _autograd_grad(
     ``params`` and φ depend on (``create_graph=True``). Under ``torch.no_grad`` the result is a plain tensor
     (no graph is kept).
 
-    ``made_by_step``: weak references to the parameter leaves the previous :meth:`GradientStep.apply` made
-    (``p + u``, fresh tensors: none is a leaf of φ, none appears twice, none is computed from another). When
-    ``params`` holds exactly those tensors the aliases are skipped — the gradient in them is already the
-    partial derivative — which saves one view and one backward node per leaf and step (reverse unrolling
-    through ``optim_transition`` then costs what a hand-written ``torch.autograd.grad`` step costs)."""
+    ``made_by_step``: weak references to the parameter leaves the previous
+    [`GradientStep.apply`][fg2u.torch.optim.GradientStep.apply] made (``p + u``, fresh tensors: none is a leaf of φ,
+    none appears twice, none is computed from another). When ``params`` holds exactly those tensors the aliases are
+    skipped — the gradient in them is already the partial derivative — which saves one view and one backward node per
+    leaf and step (reverse unrolling through ``optim_transition`` then costs what a hand-written ``torch.autograd.grad``
+    step costs)."""
     create = torch.is_grad_enabled()
     leaves, rebuild = _flatten_params(params)
     floats = [i for i, x in enumerate(leaves) if isinstance(x, torch.Tensor) and x.is_floating_point()]
@@ -339,7 +341,8 @@ def optim_transition(
     optimizer: Optimizer,
     init_params: PyTree | Callable[[PyTree], PyTree],
 ) -> tuple[Callable[[PyTree], InnerState], Callable[[InnerState, PyTree, Any], InnerState]]:
-    """``(init, step)`` for :class:`fg2u.UnrolledProblem` from an inner loss and a pure optimiser.
+    """``(init, step)`` for [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem] from an inner loss and a pure
+    optimiser.
 
     * ``init(φ) -> InnerState(params_0, optimizer.init(params_0))`` with ``params_0 = init_params(φ)``
       when ``init_params`` is callable, else (a copy of) the pytree ``init_params`` itself.
@@ -379,9 +382,10 @@ def optim_transition(
 
 
 class GradientStep:
-    """The step of :func:`optim_transition`: ``step(state, φ, batch) -> state'`` (see there).
+    """The step of [`optim_transition`][fg2u.torch.optim.optim_transition]: ``step(state, φ, batch) -> state'`` (see
+    there).
 
-    A class rather than a closure so that the FG²U kernel (:mod:`fg2u.torch._tangent`) can recognise a
+    A class rather than a closure so that the FG²U kernel (`fg2u.torch._tangent`) can recognise a
     gradient step and push tangents through it at the cost of one Hessian-vector product
     (``loss``: the scalar inner loss; ``optimizer``: the pure optimiser)."""
 
@@ -392,7 +396,7 @@ class GradientStep:
         self._made: tuple[Callable[[], Any], ...] = ()  # weak references to the parameter leaves apply() made last
 
     def grad(self, params: PyTree, phi: PyTree, batch: Any) -> PyTree:
-        """``∇_params loss(params, φ, batch)``: by ``torch.autograd.grad`` (:func:`_autograd_grad`), or by
+        """``∇_params loss(params, φ, batch)``: by ``torch.autograd.grad`` (`_autograd_grad`), or by
         ``torch.func.grad`` inside a ``torch.func`` transform, so that it composes with the transform."""
         if torch._C._functorch.peek_interpreter_stack() is not None:
             return self._func_grad(params, phi, batch)

@@ -3,8 +3,8 @@
 Each of the ``W`` ranks computes ``b / W`` of the b directions and the estimates are averaged with one
 ``all_reduce``: ``ĝ = (1/W) Σ_r ĝ_r``, with ``ĝ_r`` the mean over rank r's directions. Sampled
 directions come from rank-folded seeds, so ranks never repeat each other's directions; with explicit
-directions (:meth:`DirectionParallel.with_directions`) every rank takes its contiguous share and the
-result equals the single-process estimate for the same directions.
+directions ([`DirectionParallel.with_directions`][fg2u.torch.DirectionParallel.with_directions]) every rank takes its
+contiguous share and the result equals the single-process estimate for the same directions.
 
 Launch with ``torchrun --nproc-per-node=G script.py`` (one node) or with ``--nnodes``/``--rdzv-endpoint``
 (several nodes) after ``torch.distributed.init_process_group("nccl" | "gloo")``; see docs/distributed.md.
@@ -40,7 +40,8 @@ def rank_seed(key: Any, rank: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class DirectionParallel(Estimator):
-    """Runs an :class:`FG2U` or :class:`FG2U_ZO` estimator with its b directions split over the ranks.
+    """Runs an [`FG2U`][fg2u.torch.FG2U] or [`FG2U_ZO`][fg2u.torch.FG2U_ZO] estimator with its b directions split over
+    the ranks.
 
     Args:
       estimator: the FG²U / FG²U-ZO estimator; ``num_directions`` must be divisible by the world size.

@@ -1,9 +1,9 @@
-"""Gradient quality of PyTorch meta-gradient estimators on the user's own problem (see :mod:`fg2u.quality`).
+"""Gradient quality of PyTorch meta-gradient estimators on the user's own problem (see [`fg2u.quality`][fg2u.quality]).
 
-:func:`gradient_quality` runs every estimator ``num_repeats`` times with fresh ``torch.Generator`` seeds,
-compares each estimate with an exact reference (:class:`~fg2u.torch.RGU` by default, or
-:class:`~fg2u.torch.FGU`), and returns a :class:`fg2u.quality.GradientQuality` per estimator: cosine,
-relative error and norm ratio (mean ± std over repeats), memory and median seconds per estimate.
+[`gradient_quality`][fg2u.torch.gradient_quality] runs every estimator ``num_repeats`` times with fresh
+``torch.Generator`` seeds, compares each estimate with an exact reference ([`RGU`][fg2u.torch.RGU] by default, or
+[`FGU`][fg2u.torch.FGU]), and returns a [`fg2u.quality.GradientQuality`][fg2u.quality.GradientQuality] per estimator:
+cosine, relative error and norm ratio (mean ± std over repeats), memory and median seconds per estimate.
 
 Memory is the growth of the process's resident set size while the estimator runs: freed heap memory is
 returned to the OS (``malloc_trim``), the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``,
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import (
     GradientQuality,
@@ -33,7 +34,6 @@ from fg2u.quality import (
     problem_per_repeat,
     run_gradient_quality,
 )
-from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 from ._pytree import tree_flatten
 from .reverse import RGU
@@ -72,11 +72,11 @@ def gradient_quality(
     """Cosine, relative error, norm ratio, memory and seconds of each estimator against ``reference``.
 
     Args:
-      problem: an :class:`fg2u.UnrolledProblem` (or BlackBoxProblem) fixed across repeats, or a function
-        ``inputs_r -> problem`` (then ``inputs`` is required and R = ``len(inputs)``).
+      problem: an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem] (or BlackBoxProblem) fixed across repeats, or a
+        function ``inputs_r -> problem`` (then ``inputs`` is required and R = ``len(inputs)``).
       phi: the meta-parameters φ (pytree of float tensors, N entries in all).
       estimators: ``{label: est}`` or a list (labelled by class name); ``est(problem, phi, key) -> (grad, aux)``.
-      reference: exact estimator, :class:`fg2u.torch.RGU` by default; deterministic on a fixed problem
+      reference: exact estimator, [`fg2u.torch.RGU`][fg2u.torch.RGU] by default; deterministic on a fixed problem
         ⇒ computed once.
       num_repeats: R ≥ 1 estimates per estimator (fixed problem).
       seed: repeat r gives every estimator ``torch.Generator().manual_seed(seed + r)`` (common random
@@ -90,7 +90,7 @@ def gradient_quality(
     keeps its state across the repeats as across meta steps (its statistics include the warm-up).
 
     Returns:
-      one :class:`fg2u.quality.GradientQuality` per estimator, in order.
+      one [`fg2u.quality.GradientQuality`][fg2u.quality.GradientQuality] per estimator, in order.
     """
     make_problem, per_repeat, fixed = problem_per_repeat(problem, inputs, num_repeats)
     reference = RGU() if reference is None else reference

@@ -49,7 +49,7 @@ def value_and_grad(
 
 @final
 class RGU(estimators.RGU):
-    """PyTorch kernel of :class:`fg2u.estimators.RGU` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.RGU`][fg2u.estimators.RGU] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -74,7 +74,7 @@ class RGU(estimators.RGU):
 
 @final
 class TRGU(estimators.TRGU):
-    """PyTorch kernel of :class:`fg2u.estimators.TRGU` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.TRGU`][fg2u.estimators.TRGU] (same settings and defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -117,7 +117,7 @@ class _Rematerialise(torch.autograd.Function):
     Like the reentrant ``torch.utils.checkpoint`` but differentiated with ``torch.autograd.grad`` inside
     ``backward``, so the outer call may use ``torch.autograd.grad`` too. (The non-reentrant checkpoint
     relies on saved-tensor hooks, which ``torch.func.grad`` — the inner gradient of a user's step, or of
-    :func:`fg2u.torch.optim_transition`'s inside ``torch.func`` transforms — does not support.)
+    [`fg2u.torch.optim_transition`][fg2u.torch.optim_transition]'s inside ``torch.func`` transforms — does not support.)
     """
 
     @staticmethod
@@ -152,7 +152,7 @@ class _Rematerialise(torch.autograd.Function):
 
 
 def _rematerialised(state: PyTree, phi_leaves: list, phi_spec: Any, run: Callable[[PyTree, PyTree], PyTree]) -> PyTree:
-    """``run(state, φ)`` rematerialised in the backward pass (:class:`_Rematerialise`). Every tensor the segment
+    """``run(state, φ)`` rematerialised in the backward pass (`_Rematerialise`). Every tensor the segment
     depends on (the state's tensor leaves, φ's leaves) is an explicit input, so no closure hides a dependence on
     φ (``run`` must use the φ it is given); non-tensor leaves of the state pass through as constants."""
     state_leaves, state_spec = tree_flatten(state)
@@ -185,7 +185,8 @@ def _checkpointed_segment(
 
 @final
 class RGUCheckpointed(estimators.RGUCheckpointed):
-    """PyTorch kernel of :class:`fg2u.estimators.RGUCheckpointed` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.RGUCheckpointed`][fg2u.estimators.RGUCheckpointed] (same settings and
+    defaults).
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:
@@ -217,11 +218,11 @@ class RGUCheckpointed(estimators.RGUCheckpointed):
 
 @final
 class RGURecursive(estimators.RGURecursive):
-    """PyTorch kernel of :class:`fg2u.estimators.RGURecursive` (same settings and defaults).
+    """PyTorch kernel of [`fg2u.estimators.RGURecursive`][fg2u.estimators.RGURecursive] (same settings and defaults).
 
-    The levels of :func:`fg2u.estimators.reverse.recursive_radices` as nested calls of :class:`RGUCheckpointed`'s
-    autograd function (each chunk below the top rematerialised in backward, random ops replayed with the saved
-    RNG state); spare slots past T are skipped.
+    The levels of `fg2u.estimators.reverse.recursive_radices` as nested calls of
+    [`RGUCheckpointed`][fg2u.torch.RGUCheckpointed]'s autograd function (each chunk below the top rematerialised in
+    backward, random ops replayed with the saved RNG state); spare slots past T are skipped.
 
     Examples:
       θ_{t+1} = (θ_t + φ)/2 from θ_0 = 0 gives θ_T = (1 − 2⁻ᵀ)φ; for F = ‖θ_T‖², ∇L = 2(1 − 2⁻ᵀ)²φ:

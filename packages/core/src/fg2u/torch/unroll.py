@@ -70,7 +70,8 @@ def meta_objective(problem: Any, *, autograd: bool = False) -> Callable[[PyTree]
     grad mode is left as it is, and forward-mode AD ignores ``no_grad``.
 
     Args:
-      problem: an :class:`fg2u.UnrolledProblem` or :class:`fg2u.BlackBoxProblem`.
+      problem: an [`fg2u.UnrolledProblem`][fg2u.problem.UnrolledProblem] or
+        [`fg2u.BlackBoxProblem`][fg2u.problem.BlackBoxProblem].
       autograd: record the reverse graph through the whole unroll, for ``L.backward()`` or
         ``torch.autograd.grad(L, …)`` (what ``RGU`` does; memory grows with T). The exact meta-gradient is
         ``fg2u.torch.RGU()(problem, phi, None)``.
