@@ -32,6 +32,7 @@ SMALL = {
         "8",
     ],
     "weight_decay_nnx.py": ["--meta-steps", "6", "--inner-steps", "8", "--directions", "8", "--train-size", "150"],
+    "token_weights_transformers.py": ["--meta-steps", "4", "--directions", "4"],
     "lr_schedule_jax.py": ["--inner-steps", "10", "--meta-steps", "6", "--directions", "8", "--batch-size", "32"],
     "data_reweighting_jax.py": ["--train-size", "100", "--inner-steps", "8", "--meta-steps", "6", "--directions", "8"],
     "blackbox_ode_zo.py": ["--meta-steps", "8", "--directions", "4", "--meta-lr", "0.1"],

@@ -37,6 +37,7 @@ import torch
 import torch.utils._pytree as _pt
 
 from fg2u.torch import _chunks
+from fg2u.torch._attention import check_twice_differentiable, fused_attention_error
 from fg2u.torch._chunks import chunked_direction_sum, weighted_direction_sum
 from fg2u.torch._pytree import PyTree, check_same_structure, detach, tree_flatten, tree_unflatten
 from fg2u.torch.optim import GradientStep, apply_updates
@@ -152,6 +153,7 @@ def _gradient_step_tangent(
     wrt_p = [p_req[i] for i in floats]
     with torch.enable_grad():
         loss = step.loss(tree_unflatten(p_req, p_spec), phi, batch)
+        check_twice_differentiable(step.loss, loss, "optim_transition's inner loss")  # e.g. no flash_attn
         wrt = wrt_p + phi_req
         grads: list = (
             list(torch.autograd.grad(loss, wrt, create_graph=True, allow_unused=True)) if loss.requires_grad else []
@@ -382,7 +384,13 @@ def forward_estimate(
     if torch._C._functorch.peek_interpreter_stack() is not None:
         # inside a torch.func transform of the estimator itself (e.g. vmap over many estimates): autograd
         # graphs cannot be built there, forward mode composes
-        return _jvp_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
+        try:
+            return _jvp_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
+        except (RuntimeError, NotImplementedError) as err:
+            explained = fused_attention_error(who, err)
+            if explained is None:
+                raise
+            raise explained from err
     phi_leaves = [p.detach() for p in tree_flatten(phi)[0]]
 
     def per_chunk(chunk: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -394,7 +402,11 @@ def forward_estimate(
         kernel_error = err
     try:
         result = _jvp_estimate(who, problem, phi, dir_leaves, spec, b, chunk_size)
-    except Exception:
+    except Exception as jvp_error:
+        # a fused attention kernel (no forward AD, no double backward) is named with its fix
+        explained = fused_attention_error(who, jvp_error, kernel_error)
+        if explained is not None:
+            raise explained from kernel_error
         raise kernel_error  # noqa: B904 - the problem is genuinely broken: report the first error
     if who not in _warned:
         _warned.add(who)

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import torch
 
 from fg2u.checks import check_callable
+from fg2u.torch._attention import check_twice_differentiable
 from fg2u.torch._pytree import PyTree, tree_flatten, tree_map, tree_unflatten
 
 __all__ = [
@@ -326,6 +327,10 @@ def _autograd_grad(
     wrt = [aliased[i] for i in floats]
     with torch.enable_grad():
         loss = scalar_loss(rebuild(aliased), phi, batch)
+        if create:
+            # the gradient will be differentiated again: a fused attention kernel cannot be (an error later,
+            # or for the flash_attn package a silently wrong meta-gradient)
+            check_twice_differentiable(scalar_loss, loss, "optim_transition's inner loss")
         if loss.requires_grad and wrt:
             grads: list = list(torch.autograd.grad(loss, wrt, create_graph=create, allow_unused=True))
         else:

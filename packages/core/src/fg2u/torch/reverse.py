@@ -12,6 +12,7 @@ import torch
 from fg2u import estimators
 from fg2u.estimator import Aux
 from fg2u.estimators.reverse import recursive_radices
+from fg2u.torch._attention import fused_attention_error
 from fg2u.torch._pytree import (
     PyTree,
     check_finite_result,
@@ -37,7 +38,13 @@ def value_and_grad(
     with torch.enable_grad():
         loss = objective(tree_unflatten(req, spec))
         if loss.requires_grad:
-            grads: Sequence[torch.Tensor | None] = torch.autograd.grad(loss, req, allow_unused=True)
+            try:
+                grads: Sequence[torch.Tensor | None] = torch.autograd.grad(loss, req, allow_unused=True)
+            except (RuntimeError, NotImplementedError) as err:  # e.g. a fused attention kernel: name the fix
+                explained = fused_attention_error(who, err)
+                if explained is None:
+                    raise
+                raise explained from err
         else:
             grads = [None] * len(req)
     grad_leaves = [torch.zeros_like(p) if g is None else g.to(p.dtype) for g, p in zip(grads, leaves)]
