@@ -12,6 +12,12 @@ everything the estimator allocates (activations stored for backward, tangents, t
 allocator's caching makes it coarse (a few MiB). Where the reset is unavailable (macOS, containers that
 forbid it) ``memory_bytes`` is None.
 
+Each estimator is first run once, unmeasured (``warmup=True``, the default), so that what a process pays once
+— the first ``torch.autograd.grad`` with explicit cotangents imports ``torch.fx.experimental.symbolic_shapes``
+and with it sympy and mpmath, about 38 MiB of resident memory (docs: the estimator guide, "Memory of torch
+FG²U in a fresh process") — is not charged to whichever estimator happens to run first: the memory column
+then does not depend on the order of the estimators.
+
 A problem that changes between repeats is passed as ``make_problem(inputs) -> UnrolledProblem`` together
 with ``inputs`` (one per repeat); each repeat then gets its own reference.
 """
@@ -41,6 +47,7 @@ from .reverse import RGU
 __all__ = ["gradient_quality", "flatten_gradient"]
 
 MEMORY_MEASURE = "peak RSS growth of the process during the estimates (VmHWM after − VmRSS before)"
+WARM_MEASURE = MEMORY_MEASURE + ", after one unmeasured warm-up estimate"
 
 
 def flatten_gradient(grad: Any) -> np.ndarray:
@@ -67,6 +74,7 @@ def gradient_quality(
     inputs: Sequence[Any] | None = None,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     measure_memory: bool = True,
+    warmup: bool = True,
     progress: bool = False,
 ) -> list[GradientQuality]:
     """Cosine, relative error, norm ratio, memory and seconds of each estimator against ``reference``.
@@ -84,6 +92,10 @@ def gradient_quality(
       inputs: per-repeat inputs for a function ``problem``.
       settings: optional ``{label: settings dict}`` stored in the results.
       measure_memory: measure peak-RSS growth (Linux); otherwise ``memory_bytes`` is None.
+      warmup: with ``measure_memory``, run each estimator once (unmeasured, on the first repeat's problem,
+        seed ``seed + 2·10⁶``, a fresh state) before its measured repeats, so that one-off costs of the
+        process (lazy imports, allocator pools) are charged to no estimator and the memory column does not
+        depend on the order of the estimators; costs one extra estimate per estimator.
       progress: show a tqdm bar.
 
     A stateful estimator (``est.stateful``, e.g. ``RunningControlVariate``) starts from ``est.init(φ)`` and
@@ -94,7 +106,7 @@ def gradient_quality(
     """
     make_problem, per_repeat, fixed = problem_per_repeat(problem, inputs, num_repeats)
     reference = RGU() if reference is None else reference
-    kernel = _TorchKernel(make_problem, phi, seed, per_repeat, reference, measure_memory)
+    kernel = _TorchKernel(make_problem, phi, seed, per_repeat, reference, measure_memory, warmup)
     return run_gradient_quality(
         kernel,
         phi,
@@ -121,6 +133,7 @@ class _TorchKernel:
     per_repeat: list
     reference_estimator: Any
     measure_memory: bool
+    warmup: bool = True
 
     def reference(self, repeat: int, inputs: Any) -> Any:
         generator = torch.Generator().manual_seed(self.seed + 1_000_000 + repeat)
@@ -129,8 +142,13 @@ class _TorchKernel:
 
     def start(self, estimator: Any, state: Any) -> _TorchRun:
         problems = [self.make_problem(inp) for inp in self.per_repeat]  # built before the memory baseline
+        stateful = is_stateful(estimator)
+        if self.measure_memory and self.warmup:  # one-offs of the process are charged to no estimator
+            warm = _TorchRun(self, estimator, stateful, problems[:1], None)
+            warm(0, None, estimator.init(self.phi) if stateful else None, seed=self.seed + 2_000_000)
+            del warm
         before = rss_bytes() if self.measure_memory and reset_peak_rss() else None
-        return _TorchRun(self, estimator, is_stateful(estimator), problems, before)
+        return _TorchRun(self, estimator, stateful, problems, before)
 
     def to_vector(self, flat: Any) -> np.ndarray:
         return flatten_gradient(flat)
@@ -144,8 +162,8 @@ class _TorchRun:
     problems: list
     rss_before: int | None
 
-    def __call__(self, repeat: int, inputs: Any, state: Any) -> tuple[Any, Any]:
-        generator = torch.Generator().manual_seed(self.kernel.seed + repeat)
+    def __call__(self, repeat: int, inputs: Any, state: Any, *, seed: int | None = None) -> tuple[Any, Any]:
+        generator = torch.Generator().manual_seed(self.kernel.seed + repeat if seed is None else seed)
         if self.stateful:
             grad, _, state = self.estimator.estimate(self.problems[repeat], self.kernel.phi, generator, state)
         else:
@@ -156,4 +174,5 @@ class _TorchRun:
         peak = peak_rss_bytes() if self.rss_before is not None else None
         if peak is None or self.rss_before is None:
             return Measurement(None, "not measured (needs Linux /proc)")
-        return Measurement(max(peak - self.rss_before, 0), MEMORY_MEASURE)
+        measure = WARM_MEASURE if self.kernel.warmup else MEMORY_MEASURE
+        return Measurement(max(peak - self.rss_before, 0), measure)
