@@ -33,6 +33,7 @@ import html
 import math
 import os
 import re
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -1034,7 +1035,7 @@ def render_all(
 
     Returns:
       ``{"markdown": Path, "html": Path, "plots": [Path], "issues": [LoadIssue], "summaries": [...],
-      "headlines": [Headline], "tables": [Table]}``.
+      "headlines": [Headline], "tables": [Table], "stale": [(GroupSummary, [Staleness])]}``.
     """
     results_dir = Path(results_dir)
     out_dir = Path(out_dir) if out_dir is not None else results_dir
@@ -1058,6 +1059,7 @@ def render_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path = out_dir / "LEADERBOARD.md"
     label = os.path.relpath(results_dir, out_dir.parent) if out_dir != results_dir else results_dir.name
+    stale = _stale_groups(summaries, results_dir)
     md_path.write_text(
         render_markdown(
             tables,
@@ -1070,7 +1072,8 @@ def render_all(
             results_label=label,
             figures=figures,
             views=views,
-        ),
+        )
+        + _stale_markdown(stale),
         encoding="utf-8",
     )
     html_path = out_dir / "leaderboard.html"
@@ -1085,4 +1088,50 @@ def render_all(
         "summaries": summaries,
         "headlines": headlines,
         "tables": tables,
+        "stale": stale,
     }
+
+
+# --------------------------------------------------------------------------------------------- staleness
+def _stale_groups(summaries: Sequence[GroupSummary], results_dir: Path) -> list[tuple[GroupSummary, list[Any]]]:
+    """The groups with records older than the last change to the code they measure
+    (`fg2u.leaderboard.staleness`); none outside a git checkout."""
+    from fg2u.leaderboard.staleness import stale_groups  # noqa: PLC0415 (only render_all needs git)
+
+    try:
+        root = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=results_dir, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return stale_groups(summaries, root.stdout.strip()) if root.returncode == 0 else []
+
+
+def _stale_markdown(stale: Sequence[tuple[GroupSummary, list[Any]]], *, listed: int = 8) -> str:
+    """A "Stale records" section for LEADERBOARD.md ("" when nothing is stale): per benchmark, how many groups
+    are stale, at which commits they ran, the last change, and the first ``listed`` groups."""
+    if not stale:
+        return ""
+    lines = [
+        "",
+        "## Stale records",
+        "",
+        f"{len(stale)} group(s) hold records measured at a commit older than the last change to the code they "
+        "measure (`git log -1 -- <sources>`: the benchmark's package and the core, see "
+        "`fg2u.leaderboard.staleness`); their numbers may not describe the current code. Re-run them:",
+        "",
+    ]
+    by_benchmark: dict[str, list[tuple[GroupSummary, list[Any]]]] = {}
+    for summary, verdicts in stale:
+        by_benchmark.setdefault(summary.key.benchmark, []).append((summary, verdicts))
+    for benchmark, groups in by_benchmark.items():
+        commits = sorted({(v.commit or "?")[:7] for _, verdicts in groups for v in verdicts})
+        last = (groups[0][1][0].last_change or "?")[:7]
+        lines.append(
+            f"- **{_md_escape(benchmark)}**: {len(groups)} group(s), run at {', '.join(commits)}; "
+            f"code last changed at {last}"
+        )
+        lines += [f"    - `{_md_escape(summary.key.label())}`" for summary, _ in groups[:listed]]
+        if len(groups) > listed:
+            lines.append(f"    - … and {len(groups) - listed} more")
+    return "\n".join(lines) + "\n"
