@@ -4,7 +4,7 @@ Each measurement runs in its own ``python`` subprocess (nothing imported or cach
 ``import torch``, ``import fg2u.torch``, building the problem (a tanh MLP, per-weight decay φ of its first
 layer, T SGD steps through ``fg2u.torch.optim_transition``), then estimates. For an estimate the figure is the
 peak-RSS growth during the call (``VmHWM`` after, minus ``VmRSS`` before, with the peak counter reset and freed
-heap trimmed first: ``fg2u.records.peak_rss_reset``); for an import, the RSS growth.
+heap trimmed first: ``fg2u.experiment.memory.reset_peak_rss``); for an import, the RSS growth.
 
 The finding this script documents: the first ``torch.autograd.grad`` called with explicit cotangents
 (``grad_outputs``; FG²U's double-vjp kernel does, RGU's scalar backward does not) runs
@@ -32,19 +32,19 @@ ROOT = Path(__file__).resolve().parents[3]
 
 CHILD = r"""
 import json, sys, time
-from fg2u.records import peak_rss_reset, proc_status_kib, rss_bytes
+from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 MIB = 2 ** 20
 out = {}
 def rss():
     return rss_bytes() / MIB
 def peak_growth(fn):
-    peak_rss_reset()
+    reset_peak_rss()
     before = rss_bytes()
     t0 = time.perf_counter()
     fn()
     seconds = time.perf_counter() - t0
-    return (proc_status_kib("VmHWM") * 1024 - before) / MIB, seconds
+    return (peak_rss_bytes() - before) / MIB, seconds
 
 variant, T, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 import numpy

@@ -24,7 +24,7 @@ from fg2u.leaderboard import staleness as staleness_module
 from fg2u.leaderboard.aggregate import summarize
 from fg2u.leaderboard.render import render_all
 from fg2u.leaderboard.staleness import declared_sources, stale_groups, staleness
-from fg2u.records import append_records, make_record
+from fg2u.experiment.records import append_records
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 
@@ -58,20 +58,13 @@ def commit(root: Path, files: dict[str, str], message: str) -> str:
     return git(root, "rev-parse", "HEAD")
 
 
-def _record(estimator: str, seed: int, commit_hash: str):
-    record = make_record(
-        benchmark="core",
-        task="t",
-        dataset="d",
-        config="c",
-        estimator=estimator,
-        settings={},
-        seed=seed,
-        metrics={"m": 1.0},
-        wall_time_s=1.0,
-        device="cpu: test",
-    )
-    return dataclasses.replace(record, git_commit=commit_hash)
+@pytest.fixture
+def _record(make_test_record):
+    def make(estimator: str, seed: int, commit_hash: str):
+        record = make_test_record(benchmark="core", task="t", dataset="d", config="c", estimator=estimator, seed=seed)
+        return dataclasses.replace(record, provenance=dataclasses.replace(record.provenance, git_commit=commit_hash))
+
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +131,7 @@ def test_unknown_commits_benchmarks_and_repositories_are_never_stale(repo, tmp_p
     assert verdict.status == "unknown"
 
 
-def test_records_as_result_records_and_groups(repo):
+def test_records_as_result_records_and_groups(repo, _record):
     root, commits = repo
 
     def rec(estimator, seed, at):
@@ -161,14 +154,19 @@ def test_declared_sources_come_from_the_benchmark_declarations():
     assert declared_sources(ROOT / "packages" / "core" / "tests") == {}  # fg2u lies outside that "repository"
 
 
-def test_render_lists_the_stale_groups(repo, monkeypatch):
+def test_render_lists_the_stale_groups(repo, monkeypatch, _record):
     """render_all in a results folder inside the repository: LEADERBOARD.md gets a "Stale records" section
     naming the stale group, its commit and the last change; a current group is not listed."""
     root, commits = repo
     monkeypatch.setattr(staleness_module, "declared_sources", lambda repo_root: SOURCES)  # fg2u is not in the repo
     results = root / "results"
     bench = Benchmark(
-        name="core", title="core", smoke_command=None, order=1, metrics=(Metric("m", "lower", "", "m"),), columns=()
+        name="core",
+        title="core",
+        smoke_command=None,
+        order=1,
+        metrics=(Metric("test_accuracy", "lower", "", "m"),),
+        columns=(),
     )
     for estimator, at in (("Old", "C2"), ("New", "C4")):
         append_records(results / "core" / "r.jsonl", [_record(estimator, 0, commits[at])])

@@ -1,4 +1,4 @@
-"""One jitted meta step for `fg2u.harness.run_meta_loop`: gradient accumulation, the estimator's state and
+"""One jitted meta step for [`run_meta_loop`][fg2u.experiment.loop.run_meta_loop]: gradient accumulation, the estimator's state and
 an optax meta optimiser; [`compile_ahead`][fg2u.jax.harness.compile_ahead] compiles it once and reports its XLA
 memory."""
 

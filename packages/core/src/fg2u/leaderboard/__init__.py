@@ -1,4 +1,4 @@
-"""Leaderboards and CI regression tracking built on `fg2u.records` result records.
+"""Leaderboards and CI regression tracking built on [`fg2u.experiment.records`][fg2u.experiment.records] result records.
 
 * `fg2u.leaderboard.aggregate` — load ``results/**/*.jsonl`` (malformed lines reported by file and
   line, skipped), group runs, mean ± std over seeds, direction of "best" per metric.

@@ -1,7 +1,7 @@
 """Which result records are stale: measured at a commit older than the last change to the code they measure.
 
-A record carries ``git_commit`` (``fg2u.records.git_commit`` at run time, ``+dirty`` when the tree had
-uncommitted changes) and ``benchmark``. The code a benchmark measures is the core package ``fg2u`` plus the
+A record carries the commit of the code that ran (``provenance.git_commit``; ``+dirty`` suffixes of older records
+are ignored) and ``benchmark``. The code a benchmark measures is the core package ``fg2u`` plus the
 package that declares the benchmark (its entry point in ``fg2u.benchmarks``; the core declares its own
 benchmarks): `declared_sources`, which names no benchmark — the declarations do. With ``L`` the last commit
 that changed those paths (``git log -1 -- paths``) and ``C`` the record's commit, the record is
@@ -83,6 +83,14 @@ def _field(record: Any, name: str) -> Any:
     return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
 
 
+def _commit(record: Any) -> Any:
+    """A record's commit: ``provenance.git_commit`` (schema 2), or a plain ``git_commit`` field."""
+    provenance = _field(record, "provenance")
+    if provenance is not None:
+        return _field(provenance, "git_commit")
+    return _field(record, "git_commit")
+
+
 class _Git:
     """``git`` in one repository, each question asked once."""
 
@@ -133,7 +141,8 @@ def staleness(
     """One `Staleness` per record, in order.
 
     Args:
-      records: dicts or `fg2u.ResultRecord`s (anything with ``git_commit`` and ``benchmark``).
+      records: dicts or `fg2u.ResultRecord`s (anything with ``provenance.git_commit`` or ``git_commit``, and
+        ``benchmark``).
       repo_root: the repository the commits belong to.
       sources: benchmark → source paths relative to ``repo_root`` (default: `declared_sources`); a record
         of a benchmark not in it is ``"unknown"``.
@@ -142,7 +151,7 @@ def staleness(
     git = _Git(Path(repo_root))
     out = []
     for record in records:
-        written = _field(record, "git_commit")
+        written = _commit(record)
         commit = written.split("+", 1)[0].strip() if isinstance(written, str) else ""
         declared = sources.get(str(_field(record, "benchmark")))
         paths = None if declared is None else tuple(declared)

@@ -1,4 +1,4 @@
-"""One meta step for `fg2u.harness.run_meta_loop` in PyTorch: gradient accumulation, the estimator's state
+"""One meta step for [`run_meta_loop`][fg2u.experiment.loop.run_meta_loop] in PyTorch: gradient accumulation, the estimator's state
 and a ``torch.optim`` meta optimiser over the leaves of φ."""
 
 from __future__ import annotations
