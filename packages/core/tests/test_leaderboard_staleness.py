@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from fg2u.benchmarks import Benchmark, Metric
+from fg2u.experiment.records import append_records
 from fg2u.leaderboard import staleness as staleness_module
 from fg2u.leaderboard.aggregate import summarize
 from fg2u.leaderboard.render import render_all
 from fg2u.leaderboard.staleness import declared_sources, stale_groups, staleness
-from fg2u.experiment.records import append_records
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 
