@@ -202,10 +202,15 @@ def fit_affine(x: Sequence[float], y: Sequence[float], transform: str) -> Affine
     )
 
 
-def best_affine(x: Sequence[float], y: Sequence[float], transforms: Sequence[str] = tuple(TRANSFORMS)) -> AffineLaw:
-    """The :func:`fit_affine` law with the smallest RMS relative residual among ``transforms``."""
+def best_affine(
+    x: Sequence[float], y: Sequence[float], transforms: Sequence[str] = ("constant", "log", "sqrt", "linear")
+) -> AffineLaw:
+    """The :func:`fit_affine` law with the smallest RMS relative residual among ``transforms``; a law within
+    ``1e-9`` of the smallest residual that comes earlier in ``transforms`` wins the tie (``"constant"`` first by
+    default: a flat series is not reported as ``a + 1e-16·√x``)."""
     fits = [fit_affine(x, y, t) for t in transforms]
-    return min(fits, key=lambda f: f.rms_relative_residual)
+    smallest = min(f.rms_relative_residual for f in fits)
+    return next(f for f in fits if f.rms_relative_residual <= smallest + 1e-9)
 
 
 # ------------------------------------------------------------------------------------ the quality model

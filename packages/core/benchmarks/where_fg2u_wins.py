@@ -260,6 +260,9 @@ def _callable(name: str, problem: Any) -> Any:
 def _settings(name: str) -> dict[str, Any]:
     if name == "plain-unroll":
         return {}
+    if name.startswith("DirectionParallel("):  # DirectionParallel(FG2U(b=B,c=C),D=D)
+        inner, devices = name[len("DirectionParallel(") : -1].rsplit(",D=", 1)
+        return {**_settings(inner), "num_devices": int(devices)}
     return {k: v for k, v in make_estimator(name).settings().items() if isinstance(v, (int, float, str, bool))}
 
 
