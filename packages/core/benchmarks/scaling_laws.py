@@ -95,7 +95,8 @@ class PowerLaw:
 
     def describe(self, unit: str = "") -> str:
         terms = " · ".join(
-            f"{k}^{a:.3f}" + (f"(±{self.exponent_stderr[k]:.3f})" if np.isfinite(self.exponent_stderr.get(k, np.nan)) else "")
+            f"{k}^{a:.3f}"
+            + (f"(±{self.exponent_stderr[k]:.3f})" if np.isfinite(self.exponent_stderr.get(k, np.nan)) else "")
             for k, a in self.exponents.items()
         )
         return (

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -205,9 +204,9 @@ def _vision_problem(case: Case) -> tuple[Any, Any, int]:
     import jax
     import jax.numpy as jnp
     import numpy as np
+
     from fg2u_bench_vision.condensation import init_synthetic, make_problem, sample_meta_inputs, setup_from_config
     from fg2u_bench_vision.configs import get_config
-    from fg2u_bench_vision.data import load_dataset
 
     data = _digits()
     config = get_config("cpu").replace(inner_steps=case.num_steps, width=case.width)
@@ -217,7 +216,6 @@ def _vision_problem(case: Case) -> tuple[Any, Any, int]:
     params0, x, y = sample_meta_inputs(setup, rng, data.x_train, data.y_train, config.real_batch, 1)
     params0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0]), params0)
     problem = make_problem(setup, params0, jnp.asarray(x[0]), jnp.asarray(y[0]))
-    del load_dataset
     return problem, phi, sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params0))
 
 
@@ -296,7 +294,9 @@ def _record(run: Any, part: str, case: Case, info: dict, name: str, metrics: dic
         problem_settings=problem_settings,
         seed=0,
         metrics=metrics,
-        memory=Memory("xla_temp_bytes", int(metrics["compiled_temp_bytes"])) if "compiled_temp_bytes" in metrics else None,
+        memory=Memory("xla_temp_bytes", int(metrics["compiled_temp_bytes"]))
+        if "compiled_temp_bytes" in metrics
+        else None,
         wall_time_s=wall,
         details=details,
         run=run,
@@ -317,7 +317,9 @@ def run_memory(families: list[str], quick: bool, out: Path) -> int:
         for name in names:
             _, memory, seconds = compile_one(name, problem, phi, key)
             records.append(
-                _record(run, "memory", case, info, name, memory, seconds, {"measured": "compile only", "compile_s": seconds})
+                _record(
+                    run, "memory", case, info, name, memory, seconds, {"measured": "compile only", "compile_s": seconds}
+                )
             )
             print(
                 f"  {case.family:6s} T={case.num_steps:6d} width={case.width:7d} N={info['meta_dim']:7d} "
@@ -402,9 +404,11 @@ def run_devices(repeats: int, out: Path) -> int:
         programs = {}
         for d in DEVICE_COUNTS:
             est = fj.DirectionParallel(fj.FG2U(num_directions=b, chunk_size=1), fj.direction_mesh(d))
-            programs[("parallel", d)] = jax.jit(lambda phi, key, est=est: est(problem, phi, key))
+            programs[("parallel", d)] = jax.jit(lambda phi, key, est=est, problem=problem: est(problem, phi, key))
             single = fj.FG2U(num_directions=b // d, chunk_size=1)
-            programs[("one-device share", d)] = jax.jit(lambda phi, key, est=single: est(problem, phi, key))
+            programs[("one-device share", d)] = jax.jit(
+                lambda phi, key, est=single, problem=problem: est(problem, phi, key)
+            )
         compiled, memory = {}, {}
         for label, fn in programs.items():
             compiled[label] = fn.lower(phi, key).compile()
@@ -433,7 +437,9 @@ def run_devices(repeats: int, out: Path) -> int:
             name = f"DirectionParallel(FG2U(b={b},c=1),D={d})" if kind == "parallel" else fg_name(b // d, 1)
             rec_case = case
             details = {"repeats": repeats, "load_1min": loads, "kind": kind, "num_devices": d, "simulated": True}
-            rec = _record(run, "devices", rec_case, {**info, "num_devices": d}, name, metrics, min(walls[label]), details)
+            rec = _record(
+                run, "devices", rec_case, {**info, "num_devices": d}, name, metrics, min(walls[label]), details
+            )
             records.append(rec)
             print(
                 f"  {case.family:6s} {kind:16s} D={d}  temp/device={memory[label] / 2**20:8.2f} MiB  "

@@ -16,6 +16,7 @@ and prints the tables quoted by docs/where-fg2u-wins.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import scaling_laws as sl
+
 from fg2u.experiment.records import read_records
 
 RECORDS = "where-fg2u-wins.jsonl"
@@ -84,7 +85,11 @@ def memory_fits(mem: list[Any]) -> dict[str, Any]:
     asymptotic power law of bytes in T (T ≥ 100) and the power law of bytes in the inner state's size."""
     fits: dict[str, Any] = {}
     sweeps = {"core": {"width": 10_000}, "mlp": {"width": 256, "num_train": 256}, "vision": {"width": 32}}
-    size_sweeps = {"core": {"num_steps": 1000}, "mlp": {"num_steps": 1000, "num_train": 256}, "vision": {"num_steps": 300}}
+    size_sweeps = {
+        "core": {"num_steps": 1000},
+        "mlp": {"num_steps": 1000, "num_train": 256},
+        "vision": {"num_steps": 300},
+    }
     for family, fixed in sweeps.items():
         for name in (*EXACT, "FG2U(b=1,c=1)", "FG2U(b=16,c=16)", "plain-unroll"):
             recs = _select(mem, family, name, **fixed)
@@ -126,8 +131,6 @@ def memory_fits(mem: list[Any]) -> dict[str, Any]:
 
 
 def dataclass_dict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(obj)
 
 
@@ -220,9 +223,7 @@ def time_tables(tim: list[Any], measure: str) -> dict[str, Any]:
             along_S = [r for r in rows if r["T"] == ref_T and r["num_train"] in (None, 256) and name in r["seconds"]]
             if len({r["state_bytes"] for r in along_S}) >= 2:
                 laws.setdefault(name, {})["S"] = dataclass_dict(
-                    sl.fit_power_law(
-                        {"S": [r["state_bytes"] for r in along_S]}, [r["seconds"][name] for r in along_S]
-                    )
+                    sl.fit_power_law({"S": [r["state_bytes"] for r in along_S]}, [r["seconds"][name] for r in along_S])
                 )
         entry["laws"] = laws
         out[family] = entry
@@ -230,10 +231,24 @@ def time_tables(tim: list[Any], measure: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------- projection
+def per_device_model(t_dir: float, chunk: dict[str, Any] | None) -> Any:
+    """Seconds for k directions on one device: k one-direction unrolls (chunk 1, memory flat), or one vectorised
+    chunk of k (the chunk model ``α + β·k`` measured at the family's reference case, scaled to this case by
+    ``t_dir / (α + β)``) when that is faster; chunking helps only where the fitted per-chunk cost α is > 0."""
+    if chunk is None or chunk["alpha_per_chunk_s"] <= 0:
+        return lambda k: k * t_dir
+    alpha, beta = chunk["alpha_per_chunk_s"], chunk["beta_per_direction_s"]
+    scale = t_dir / (alpha + beta)
+    return lambda k: min(k * t_dir, scale * (alpha + beta * k))
+
+
 def crossovers(times: dict[str, Any], devices: list[Any], measure: str) -> dict[str, Any]:
-    """D* for every timed case: the fewest devices with which FG²U reaches cosine c faster than each exact
-    estimator, with the measured per-direction seconds (chunk 1, and the best chunk measured) and the measured
-    decomposition overhead; and the descent-rate crossover."""
+    """D* for every timed case: the fewest devices with which FG²U reaches cosine c faster than one exact
+    meta-gradient of RGUCheckpointed / RGURecursive (on one device), with the measured per-direction seconds
+    (chunk 1: memory flat; "chunked": the per-device model of :func:`per_device_model`, memory ∝ chunk), and
+    the descent-rate crossover (:func:`scaling_laws.descent_crossover_devices`). The decomposition overhead is
+    measured on simulated devices (:func:`decomposition_overhead`) and taken as 0 here (an all-reduce of N
+    floats)."""
     overhead = decomposition_overhead(devices)
     out: dict[str, Any] = {"overhead": overhead, "cases": []}
     for family, entry in times.items():
@@ -244,31 +259,29 @@ def crossovers(times: dict[str, Any], devices: list[Any], measure: str) -> dict[
                 continue
             n = row["meta_dim"]
             t_dir = s["FG2U(b=1,c=1)"]
-            case = {"family": family, "T": row["T"], "width": row["width"], "meta_dim": n, "D_star": {}}
+            per_device = per_device_model(t_dir, chunk)
+            case: dict[str, Any] = {
+                "family": family,
+                "T": row["T"],
+                "width": row["width"],
+                "meta_dim": n,
+                "b": {str(c): sl.directions_for_cosine(c, n) for c in TARGETS},
+                "t_dir": t_dir,
+                "r": {x: t_dir / s[x] for x in EXACT if x in s},
+                "D_star": {},
+            }
             for x in ("RGUCheckpointed", "RGURecursive"):
                 if x not in s:
                     continue
                 for c in TARGETS:
                     b = sl.directions_for_cosine(c, n)
                     case["D_star"][f"{x} c={c} chunk 1"] = sl.crossover_devices(n, c, t_dir, s[x])
-                    case["b"] = case.get("b", {}) | {str(c): b}
-                if chunk is not None:
-                    scale = t_dir / (chunk["alpha_per_chunk_s"] + chunk["beta_per_direction_s"])  # this case / ref
-
-                    def per_device(k: int, scale: float = scale, chunk: dict = chunk) -> float:
-                        return scale * (chunk["alpha_per_chunk_s"] + chunk["beta_per_direction_s"] * k)
-
-                    for c in TARGETS:
-                        b = sl.directions_for_cosine(c, n)
-                        d_star = next((d for d in _candidates(b) if per_device(math.ceil(b / d)) < s[x]), None)
-                        case["D_star"][f"{x} c={c} one chunk per device"] = d_star
-                    case["D_star"][f"{x} descent"] = sl.descent_crossover_devices(n, per_device, s[x])
+                    case["D_star"][f"{x} c={c} chunked"] = next(
+                        (d for d in range(1, b + 1) if per_device(math.ceil(b / d)) < s[x]), None
+                    )
+                case["D_star"][f"{x} descent"] = sl.descent_crossover_devices(n, per_device, s[x])
             out["cases"].append(case)
     return out
-
-
-def _candidates(b: int) -> list[int]:
-    return list(range(1, b + 1))
 
 
 def decomposition_overhead(devices: list[Any]) -> dict[str, Any]:
@@ -307,7 +320,7 @@ def figure(mem_fits: dict, times: dict, cross: dict, mem: list[Any], path: Path)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(14, 11))
+    fig, axes = plt.subplots(2, 2, figsize=(16, 12.5), gridspec_kw={"wspace": 0.32, "hspace": 0.22})
     _panel_memory(axes[0, 0], mem_fits, mem)
     _panel_time(axes[0, 1], times)
     _panel_devices(axes[1, 0], times, cross)
@@ -317,7 +330,7 @@ def figure(mem_fits: dict, times: dict, cross: dict, mem: list[Any], path: Path)
         "dashed lines and shaded regions: PROJECTED from the fitted laws",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.05, top=0.93)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -359,9 +372,10 @@ def _panel_memory(ax: Any, fits: dict, mem: list[Any]) -> None:
     )
     budget = 80 * 2**30  # an 80 GiB device; Adam in float32: 12 bytes per parameter (params + 2 moments)
     right = ax.secondary_yaxis(
-        "right", functions=(lambda y: budget / (12 * np.maximum(y, 1e-9)), lambda p: budget / (12 * np.maximum(p, 1e-9)))
+        "right",
+        functions=(lambda y: budget / (12 * np.maximum(y, 1e-9)), lambda p: budget / (12 * np.maximum(p, 1e-9))),
     )
-    right.set_ylabel("Adam-trained parameters (fp32) at M = 80 GiB")
+    right.set_ylabel("model size (Adam fp32 params) fitting M = 80 GiB")
     ax.text(30, 3e4, "RGU fits", color="tab:red")
     ax.text(2e4, 900, "√T-checkpointed fits", color="tab:orange", fontsize=9)
     ax.text(3e4, 60, "only RGURecursive", color="tab:purple", fontsize=9)
@@ -376,71 +390,103 @@ def _panel_memory(ax: Any, fits: dict, mem: list[Any]) -> None:
     ax.legend(fontsize=8, loc="upper left")
 
 
+def per_step_seconds(times: dict, family: str = "mlp", width: int = 256) -> dict[str, float]:
+    """Median over the timed T of seconds / T per estimator (the fitted exponents in T are 0.94–1.07, i.e. 1
+    within the load noise): the linear-in-T model the projections of panel (b) and the revolve table use."""
+    rows = [r for r in times[family]["rows"] if r["width"] == width and r["num_train"] in (None, 256)]
+    names = {n for r in rows for n in r["seconds"]}
+    return {n: float(np.median([r["seconds"][n] / r["T"] for r in rows if n in r["seconds"]])) for n in names}
+
+
+T_TIME = np.logspace(1, 5, 100)
+
+
 def _panel_time(ax: Any, times: dict) -> None:
     entry = times.get("mlp")
     if entry is None:
         return
     rows = [r for r in entry["rows"] if r["width"] == 256 and r["num_train"] == 256]
-    laws = entry["laws"]
+    step = per_step_seconds(times)
     n = rows[0]["meta_dim"]
-    for name in ("plain-unroll", *EXACT, "FG2U(b=1,c=1)"):
+    labels = {
+        "plain-unroll": "plain unroll (no gradient)",
+        "RGU": "RGU",
+        "RGUCheckpointed": "RGUCheckpointed (√T)",
+        "RGURecursive": "RGURecursive (k=4)",
+        "FG2U(b=1,c=1)": "FG²U, ONE direction (chunk 1)",
+    }
+    for name, label in labels.items():
         pts = [(r["T"], r["seconds"][name]) for r in rows if name in r["seconds"]]
-        ax.plot(*zip(*pts), "o", color=COLORS[name], label=LABELS.get(name, name) + " — per direction")
-        if name in laws and "T" in laws[name]:
-            law = power(laws[name]["T"])
-            ax.plot(T_PROJ, law(T=T_PROJ), "--", color=COLORS[name], lw=1)
-    if "plain-unroll" in laws and "RGU" in laws:
-        plain, rgu = power(laws["plain-unroll"]["T"]), power(laws["RGU"]["T"])
-        for s_ in (3,):
-            sweeps = np.array([sl.revolve_forward_steps(int(t), s_) / int(t) for t in T_PROJ])
-            ax.plot(
-                T_PROJ,
-                sweeps * plain(T=T_PROJ) + rgu(T=T_PROJ),
-                "-.",
-                color="tab:brown",
-                lw=1.2,
-                label=f"binomial checkpointing, {s_} checkpoints ≈ FG²U's memory (analytic; not in fg2u)",
-            )
-    if "FG2U(b=1,c=1)" in laws:
-        law = power(laws["FG2U(b=1,c=1)"]["T"])
-        for c, style in zip(TARGETS, ("-", ":")):
-            b = sl.directions_for_cosine(c, n)
-            for d, alpha in ((1, 0.9), (64, 0.5)):
-                label = f"FG²U to cosine {c} (b={b}) on D={d}" + (" (projected)" if d > 1 else "")
-                ax.plot(
-                    T_PROJ, math.ceil(b / d) * law(T=T_PROJ), style, color="tab:blue", alpha=alpha, lw=2, label=label
-                )
+        ax.plot(*zip(*pts), "o", color=COLORS[name], label=label)
+        ax.plot(T_TIME, step[name] * T_TIME, "--", color=COLORS[name], lw=0.8)
+    for s_, style in ((3, (0, (1, 1))),):
+        sweeps = np.array([sl.revolve_forward_steps(int(t), s_) / int(t) for t in T_TIME])
+        ax.plot(
+            T_TIME,
+            (sweeps * step["plain-unroll"] + step["RGU"]) * T_TIME,
+            linestyle=style,
+            color="tab:brown",
+            lw=1.5,
+            label=f"exact, binomial checkpointing with {s_} checkpoints (≈{s_ + 3} states; analytic, not in fg2u)",
+        )
+    for c, d, style, alpha in ((0.5, 1, "-", 0.9), (0.5, 64, "-", 0.45), (0.9, 1, ":", 0.9)):
+        b = sl.directions_for_cosine(c, n)
+        label = f"FG²U to cosine {c} (b = {b}) on D = {d}" + (" devices (projected)" if d > 1 else "")
+        ax.plot(
+            T_TIME,
+            math.ceil(b / d) * step["FG2U(b=1,c=1)"] * T_TIME,
+            style,
+            color="tab:blue",
+            alpha=alpha,
+            lw=2.2,
+            label=label,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("unroll length T")
     ax.set_ylabel("CPU seconds per meta-gradient")
-    ax.set_title(f"(b) Adam-MLP width 256, N = {n} per-example weights: seconds", fontsize=10)
+    ax.set_title(
+        f"(b) Adam-MLP width 256, N = {n}: seconds (lines ∝ T, projected)",
+        fontsize=10,
+    )
     ax.legend(fontsize=7, loc="upper left")
 
 
 def _panel_devices(ax: Any, times: dict, cross: dict) -> None:
-    ns = np.logspace(1, 6, 60)
-    for family, color in (("mlp", "tab:blue"), ("core", "tab:green")):
-        entry = times.get(family)
-        if entry is None:
+    ns = np.logspace(1, 6, 80)
+    styles = (
+        (0.5, 1, "-", "cosine 0.5, t_dir/t_exact in [1/2, 1): D* = b"),
+        (0.5, 2, "-.", "cosine 0.5, t_dir/t_exact in [1/3, 1/2): D* = b/2"),
+        (0.9, 1, "--", "cosine 0.9, t_dir/t_exact in [1/2, 1): D* = b"),
+    )
+    for c, k, style, label in styles:
+        ys = [math.ceil(sl.directions_for_cosine(c, int(n)) / k) for n in ns]
+        ax.plot(ns, ys, style, color="tab:green", lw=1.5, label=f"{label} (projected)")
+    lower = [math.ceil(sl.directions_for_cosine(0.5, int(n)) / 1) for n in ns]
+    ax.fill_between(ns, lower, 1e7, color="tab:green", alpha=0.08)
+    ax.text(
+        15,
+        2e4,
+        "above the solid line: FG²U reaches\ncosine 0.5 before one √T-checkpointed\ngradient is done (projected)",
+        fontsize=8,
+        color="darkgreen",
+    )
+    ax.text(2e4, 2, "exact reverse mode faster", fontsize=8, color="tab:red")
+    for case in cross["cases"]:
+        d_star = case["D_star"].get("RGUCheckpointed c=0.5 chunk 1")
+        if d_star is None:
             continue
-        ref = {"mlp": (1000, 256), "core": (1000, 10_000)}[family]
-        row = next((r for r in entry["rows"] if (r["T"], r["width"]) == ref and r["num_train"] in (None, 256)), None)
-        if row is None:
-            continue
-        t_dir, t_ck = row["seconds"]["FG2U(b=1,c=1)"], row["seconds"]["RGUCheckpointed"]
-        for c, style in zip(TARGETS, ("-", "--")):
-            d_star = [sl.crossover_devices(int(n), c, t_dir, t_ck) for n in ns]
-            ys = [d if d is not None else np.nan for d in d_star]
-            ax.plot(ns, ys, style, color=color, label=f"{family} T={ref[0]}: D* for cosine {c} (projected)")
-        ax.fill_between(
-            ns,
-            [sl.crossover_devices(int(n), TARGETS[0], t_dir, t_ck) or np.nan for n in ns],
-            1e7,
-            color=color,
-            alpha=0.07,
-        )
-    # measured points: simulated devices, per-device cost measured
+        marker = {"mlp": "o", "core": "^", "vision": "*"}[case["family"]]
+        ax.plot(case["meta_dim"], d_star, marker, color="k", ms=8 if marker == "*" else 5, mfc="none")
+    ax.plot(
+        [],
+        [],
+        "o",
+        color="k",
+        mfc="none",
+        label="D* (c = 0.5) from each timed case's measured seconds: o mlp, ^ core, * vision",
+    )
+    wins_any = False
     for family, marker in (("mlp", "s"), ("core", "^")):
         rows = cross["overhead"].get(family, [])
         entry = times.get(family)
@@ -448,26 +494,44 @@ def _panel_devices(ax: Any, times: dict, cross: dict) -> None:
             continue
         for r in rows:
             ref = next(
-                (q for q in entry["rows"] if q["T"] == r["T"] and q["width"] == r["width"] and "RGUCheckpointed" in q["seconds"]),
+                (
+                    q
+                    for q in entry["rows"]
+                    if q["T"] == r["T"] and q["width"] == r["width"] and "RGUCheckpointed" in q["seconds"]
+                ),
                 None,
             )
             if ref is None:
                 continue
-            # per-device seconds of one direction here: the parallel program's CPU per device / directions each
-            per_dir = r["parallel_cpu_per_device_s"] / (8 // r["D"])
-            b = sl.directions_for_cosine(TARGETS[0], r["meta_dim"])
+            per_dir = r["parallel_cpu_per_device_s"] / (8 // r["D"])  # measured CPU seconds per direction per device
+            b = sl.directions_for_cosine(0.5, r["meta_dim"])
             wins = math.ceil(b / r["D"]) * per_dir < ref["seconds"]["RGUCheckpointed"]
+            wins_any |= wins
             ax.plot(
-                r["meta_dim"], r["D"], marker, color="tab:blue" if wins else "tab:red", mfc="none" if not wins else None
+                r["meta_dim"],
+                r["D"],
+                marker,
+                color="tab:blue" if wins else "tab:red",
+                mfc=None if wins else "none",
+                ms=7,
             )
-    ax.plot([], [], "s", color="tab:red", mfc="none", label="measured (simulated devices): exact faster at c=0.5")
-    ax.plot([], [], "s", color="tab:blue", label="measured: FG²U faster at c=0.5")
+    ax.plot(
+        [],
+        [],
+        "s",
+        color="tab:red",
+        mfc="none",
+        ms=7,
+        label="measured, DirectionParallel on D simulated devices: exact faster",
+    )
+    if wins_any:
+        ax.plot([], [], "s", color="tab:blue", ms=7, label="measured: FG²U faster")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(1, 1e7)
+    ax.set_ylim(0.8, 1e7)
     ax.set_xlabel("meta-dimension N")
-    ax.set_ylabel("devices D")
-    ax.set_title("(c) time to a target cosine: FG²U faster than √T-checkpointed above the lines", fontsize=10)
+    ax.set_ylabel("devices D (one exact gradient on one device)")
+    ax.set_title("(c) FG²U on D devices against one exact gradient: time to a target cosine", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
 
 
@@ -537,9 +601,60 @@ def report(mem_fits: dict, times: dict, cross: dict) -> None:
                 f"{r['share_alone_temp_bytes'] / 2**20:.2f} MiB; load≤{r['load_1min_max']:.1f}"
             )
     print("\n== projected crossover D* (fewest devices for FG²U to beat one exact meta-gradient)")
+    print(
+        "| family | T | width | N | t_dir/t_ckpt | t_dir/t_rec | b(0.5) | b(0.9) | D* ckpt c=0.5 | c=0.9 | descent | D* rec c=0.5 | c=0.9 | descent |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for case in cross["cases"]:
-        cells = "  ".join(f"{k}: {v}" for k, v in case["D_star"].items())
-        print(f"  {case['family']:6s} T={case['T']:6d} width={case['width']:6d} N={case['meta_dim']:6d} b={case.get('b')}\n      {cells}")
+        d = case["D_star"]
+
+        def cell(key: str, d: dict = d) -> str:
+            chunk1, chunked = d.get(key + " chunk 1"), d.get(key + " chunked")
+            text = "never" if chunk1 is None else f"{chunk1:,}"
+            if chunked is not None and chunked != chunk1:
+                text += f" ({chunked:,} chunked)"
+            return text
+
+        def desc(key: str, d: dict = d) -> str:
+            v = d.get(key + " descent")
+            return "never" if v is None else f"{v:,}"
+
+        print(
+            f"| {case['family']} | {case['T']:,} | {case['width']:,} | {case['meta_dim']:,} | "
+            f"{case['r'].get('RGUCheckpointed', float('nan')):.2f} | {case['r'].get('RGURecursive', float('nan')):.2f} | "
+            f"{case['b']['0.5']:,} | {case['b']['0.9']:,} | {cell('RGUCheckpointed c=0.5')} | {cell('RGUCheckpointed c=0.9')} | "
+            f"{desc('RGUCheckpointed')} | {cell('RGURecursive c=0.5')} | {cell('RGURecursive c=0.9')} | {desc('RGURecursive')} |"
+        )
+
+
+def regimes(mem_fits: dict, budget_gib: float = 80.0, bytes_per_param: int = 12) -> list[dict[str, Any]]:
+    """Adam-MLP (state-dominated) laws: per T, the largest model (Adam fp32 parameters) for which each estimator
+    fits a budget of ``budget_gib`` per device — M / (bytes_per_param · n(T))."""
+    mlp = mem_fits["mlp"]
+    budget = budget_gib * 2**30
+    rows = []
+    for T in (1e2, 1e3, 1e4, 1e5, 1e6):
+        row: dict[str, Any] = {"T": T}
+        for name in (*EXACT, "FG2U(b=1,c=1)", "FG2U(b=16,c=16)"):
+            n = float(affine(mlp[name]["best_structural"])(T))
+            row[name] = {"states": n, "max_params": budget / (bytes_per_param * n)}
+        rows.append(row)
+    return rows
+
+
+def revolve_table(times: dict) -> list[dict[str, Any]]:
+    """Binomial checkpointing with s = 1, 2, 3 checkpoints (analytic: ``revolve_forward_steps / T`` extra forward
+    sweeps of a plain unroll, plus one RGU) against one FG²U direction, Adam-MLP width 256, at the measured
+    per-step CPU seconds (:func:`per_step_seconds`)."""
+    step = per_step_seconds(times)
+    rows = []
+    for T in (1000, 10_000, 100_000):
+        row: dict[str, Any] = {"T": T, "fg2u_direction_s": step["FG2U(b=1,c=1)"] * T}
+        for s_ in (1, 2, 3):
+            sweeps = sl.revolve_forward_steps(T, s_) / T
+            row[f"revolve s={s_}"] = {"sweeps": sweeps, "seconds": (sweeps * step["plain-unroll"] + step["RGU"]) * T}
+        rows.append(row)
+    return rows
 
 
 def main(out: Path, measure: str = "cpu_seconds_median") -> None:
@@ -549,8 +664,29 @@ def main(out: Path, measure: str = "cpu_seconds_median") -> None:
     times = time_tables(tim, measure) if tim else {}
     cross = crossovers(times, dev, measure) if times else {"overhead": {}, "cases": []}
     report(mem_fits, times, cross)
+    extra: dict[str, Any] = {}
+    if mem_fits.get("mlp"):
+        extra["regimes_80GiB"] = regimes(mem_fits)
+        print("\n== Adam-MLP, M = 80 GiB per device, fp32 Adam (12 B/param): largest model that fits, by T")
+        for row in extra["regimes_80GiB"]:
+            cells = "  ".join(
+                f"{k}: {v['states']:.1f} states ≤ {v['max_params'] / 1e6:,.0f}M" for k, v in row.items() if k != "T"
+            )
+            print(f"  T={row['T']:.0e}: {cells}")
+    if "mlp" in times:
+        extra["revolve"] = revolve_table(times)
+        print("\n== binomial checkpointing (analytic) vs one FG²U direction, Adam-MLP width 256 (fitted CPU seconds)")
+        for row in extra["revolve"]:
+            cells = "  ".join(
+                f"{k}: {v['sweeps']:.1f} sweeps, {v['seconds']:.3g} s"
+                for k, v in row.items()
+                if k.startswith("revolve")
+            )
+            print(f"  T={row['T']}: one FG²U direction {row['fg2u_direction_s']:.3g} s;  {cells}")
     (out / "where-fg2u-wins-fits.json").write_text(
-        json.dumps({"measure": measure, "memory": mem_fits, "time": times, "crossover": cross}, indent=1, default=str)
+        json.dumps(
+            {"measure": measure, "memory": mem_fits, "time": times, "crossover": cross, **extra}, indent=1, default=str
+        )
         + "\n",
         encoding="utf-8",
     )
