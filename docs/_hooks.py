@@ -1,4 +1,5 @@
-"""mkdocs hook: serve the committed plots of results/plots/ as plots/<name>.png (no copy in docs/)."""
+"""mkdocs hook: serve the committed plots of results/plots/ as plots/<name>.png and results/scaling/*.png as
+scaling/<name>.png (no copy in docs/)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def on_files(files: Files, config: Any) -> Files:
-    plots = ROOT / "results" / "plots"
-    for png in sorted(plots.glob("*.png")):
-        files.append(
-            File(
-                f"plots/{png.name}",
-                src_dir=str(plots.parent),
-                dest_dir=config["site_dir"],
-                use_directory_urls=config["use_directory_urls"],
+    for folder in ("plots", "scaling"):
+        for png in sorted((ROOT / "results" / folder).glob("*.png")):
+            files.append(
+                File(
+                    f"{folder}/{png.name}",
+                    src_dir=str(ROOT / "results"),
+                    dest_dir=config["site_dir"],
+                    use_directory_urls=config["use_directory_urls"],
+                )
             )
-        )
     return files
