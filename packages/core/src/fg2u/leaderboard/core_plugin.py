@@ -66,13 +66,29 @@ SCALING = Benchmark(
     title="Direction-parallel FG²U against the number of devices",
     smoke_command=None,
     metrics=(
-        Metric("wall_time_s", "lower", "s", "wall time per estimate", columns=("num_devices",), kind="info"),
         Metric(
-            "compiled_temp_bytes", "lower", "bytes", "compiled temporary memory per device", columns=("num_devices",)
+            "wall_time_s",
+            "lower",
+            "s",
+            "wall time per estimate",
+            columns=("num_devices",),
+            kind="info",
+            tasks=("fg2u-directions",),
+        ),
+        Metric(
+            "compiled_temp_bytes",
+            "lower",
+            "bytes",
+            "compiled temporary memory per device",
+            columns=("num_devices",),
+            tasks=("fg2u-directions",),
         ),
     ),
     columns=("num_devices",),
     tables=("task", "config"),
     labels={"num_devices": "devices"},
+    # where FG²U wins: measured memory and seconds of the exact estimators and FG²U against T, N, width and
+    # devices, the fitted laws and the projected crossovers (benchmarks/where_fg2u_wins*.py; docs page of that name)
+    figures=("scaling/where-fg2u-wins.png",),
     order=90,
 )
