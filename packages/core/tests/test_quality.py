@@ -261,3 +261,66 @@ def test_problem_per_repeat_arguments() -> None:
         problem_per_repeat(problem, None, 0)
     with pytest.raises(TypeError, match="UnrolledProblem"):
         problem_per_repeat(42, None, 3)
+
+
+def test_core_docstring_examples_run() -> None:
+    """The runnable ``Examples:`` of the backend-free modules (quality.recommend, the spec grammar)."""
+    import doctest
+
+    import fg2u.experiment.spec
+    import fg2u.quality
+
+    for module in (fg2u.quality, fg2u.experiment.spec):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted >= 3 and result.failed == 0, module.__name__
+
+
+def test_estimators_state_their_bias() -> None:
+    import fg2u.jax as fj
+
+    assert [e.bias for e in (fj.RGU(), fj.RGUCheckpointed(), fj.RGURecursive(), fj.FGU())] == ["exact"] * 4
+    unbiased = (fj.FG2U(), fj.FG2U_ZO(), fj.Hybrid(), fj.RunningControlVariate(fj.FG2U()))
+    assert [e.bias for e in unbiased] == ["unbiased"] * 4
+    biased = (fj.TRGU(3), fj.HessianFree(), fj.Neumann(2), fj.Scaled(fj.RGU(), 2.0))
+    assert [e.bias for e in biased] == ["biased"] * 4
+    assert fj.Scaled(fj.FG2U(), 1.0).bias == "unbiased"
+    assert fj.TwoPhase(fj.RGU(), fj.FG2U()).bias == "unbiased"
+    assert fj.TwoPhase(fj.HessianFree(), fj.FG2U()).bias == "biased"
+
+
+def test_recommend_ranks_by_progress_per_second_within_the_budgets() -> None:
+    from fg2u.quality import recommend
+
+    class Est:
+        def __init__(self, bias: str) -> None:
+            self.bias = bias
+
+        def __call__(self, problem, phi, key):
+            raise NotImplementedError
+
+    def q(name: str, cos: float, memory: int | None, seconds: float) -> GradientQuality:
+        return GradientQuality(name, "RGU", 3, 100, cos, 0.0, 0.0, 0.0, 1.0, 0.0, memory, "xla", seconds)
+
+    estimators = {"RGU": Est("exact"), "RGUCheckpointed": Est("exact"), "FG2U": Est("unbiased"), "TRGU": Est("biased")}
+    results = [q("RGU", 1.0, 1000, 0.10), q("RGUCheckpointed", 1.0, 200, 0.15), q("FG2U", 0.2, 50, 0.01)]
+    results.append(q("TRGU", 0.5, 300, 0.05))
+    # scores cos²/s: RGU 10, RGUCheckpointed 6.67, FG2U 0.04/0.01 = 4, TRGU 0.25/0.05 = 5
+    unlimited = recommend(results, estimators)
+    assert [c.name for c in unlimited.choices] == ["RGU", "RGUCheckpointed", "TRGU", "FG2U"]
+    assert [c.score for c in unlimited.choices] == pytest.approx([10.0, 1 / 0.15, 5.0, 4.0])
+    tight = recommend(results, estimators, memory_budget=250)
+    assert tight.best is not None and tight.best.name == "RGUCheckpointed"
+    assert [(c.name, c.fits) for c in tight.choices] == [
+        ("RGUCheckpointed", True),
+        ("FG2U", True),
+        ("RGU", False),  # 1000 and 300 bytes: over 250
+        ("TRGU", False),
+    ]
+    assert "over the budget" in tight.choices[-1].note
+    assert "biased: averaging does not raise its cosine above ≈ 0.5" in str(unlimited)
+    none = recommend(results, estimators, memory_budget=10)
+    assert none.best is None and all(not c.fits for c in none.choices)
+    with pytest.raises(ValueError, match="no estimator labelled"):
+        recommend(results, {"RGU": Est("exact")})
+    with pytest.raises(ValueError, match="memory_budget"):
+        recommend(results, estimators, memory_budget=0)

@@ -58,6 +58,9 @@ __all__ = [
     "Measurement",
     "EstimatorRun",
     "QualityKernel",
+    "Choice",
+    "Recommendation",
+    "recommend",
     "run_gradient_quality",
 ]
 
@@ -324,6 +327,133 @@ def to_pandas(results: GradientQuality | Iterable[GradientQuality]) -> Any:
     rows = [{c: getattr(q, c) for c in columns} for q in items]
     frame = pd.DataFrame(rows, columns=columns, index=pd.Index([q.name for q in items], name="estimator"))
     return frame.astype({"memory_bytes": "float64", "compile_seconds": "float64"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One estimator's line of a [`Recommendation`][fg2u.quality.Recommendation].
+
+    Attributes:
+      name: the estimator's label.
+      bias: ``"exact"``, ``"unbiased"`` or ``"biased"`` (the estimator's ``bias``).
+      cosine: its mean cosine to the reference.
+      memory_bytes, seconds: its measured memory (None: not measured) and seconds per estimate.
+      score: progress per second, ``cosine² / seconds`` (module doc of [`recommend`][fg2u.quality.recommend]).
+      fits: within the budgets.
+      note: why it does not fit, or the cosine ceiling of a biased estimator.
+    """
+
+    name: str
+    bias: str
+    cosine: float
+    memory_bytes: int | None
+    seconds: float
+    score: float
+    fits: bool
+    note: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recommendation:
+    """Estimators ranked by [`recommend`][fg2u.quality.recommend]: those that fit the budgets first, best score
+    first; ``best`` is the first that fits (None when none does). ``str()`` prints a table."""
+
+    choices: tuple[Choice, ...]
+    memory_budget: int | None
+    seconds_budget: float | None
+
+    @property
+    def best(self) -> Choice | None:
+        return next((c for c in self.choices if c.fits), None)
+
+    def __str__(self) -> str:
+        budget = ", ".join(
+            part
+            for part in (
+                None if self.memory_budget is None else f"memory ≤ {_format_bytes(self.memory_budget, unit=None)}",
+                None if self.seconds_budget is None else f"≤ {self.seconds_budget:.3g} s per estimate",
+            )
+            if part
+        )
+        lines = [
+            f"estimators ranked by cosine² per second{' within ' + budget if budget else ''}:",
+            "| rank | estimator | bias | cosine | memory | s / estimate | cosine² / s | note |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for i, c in enumerate(self.choices, start=1):
+            rank = str(i) if c.fits else "—"
+            lines.append(
+                f"| {rank} | {c.name} | {c.bias} | {c.cosine:.3f} | {_format_bytes(c.memory_bytes, unit=None)} | "
+                f"{c.seconds:.3g} | {c.score:.3g} | {c.note} |"
+            )
+        return "\n".join(lines)
+
+
+def recommend(
+    results: Sequence[GradientQuality],
+    estimators: Any,
+    *,
+    memory_budget: int | None = None,
+    seconds_budget: float | None = None,
+) -> Recommendation:
+    """Ranks measured estimators by progress per second within a memory and time budget.
+
+    Progress per second is ``cosine² / seconds per estimate``. For an exact estimator that is
+    ``1 / seconds``. For an unbiased one it is the rate that averaging buys: the mean of m independent
+    estimates with per-estimate cosine c has cos² ≈ m c² while m c² ≪ 1 (for FG²U, c² ≈ b/N grows linearly in
+    the directions, i.e. in the time spent), so ``c²/s`` compares it with the exact ones at equal time. A biased
+    estimator's cosine does not improve with averaging: its score is shown, but its note names the ceiling
+    (its cosine) — prefer it only when it is good enough as it is.
+
+    Args:
+      results: [`GradientQuality`][fg2u.quality.GradientQuality] of each estimator, from
+        [`fg2u.jax.gradient_quality`][fg2u.jax.gradient_quality] or [`fg2u.torch.gradient_quality`][fg2u.torch.gradient_quality].
+      estimators: the same estimators passed to ``gradient_quality`` (a list or a ``{label: estimator}`` mapping),
+        for their ``bias``.
+      memory_budget: bytes of the same measure as the results' memory (XLA compiled temp bytes in JAX,
+        peak-RSS growth in torch); None: unlimited. An estimator whose memory was not measured fits.
+      seconds_budget: seconds per estimate; None: unlimited.
+
+    Examples:
+      >>> import fg2u.quality as fq
+      >>> class Est:  # stands for measured estimators: only their bias is read
+      ...     def __init__(self, bias): self.bias = bias
+      ...     def __call__(self, problem, phi, key): raise NotImplementedError
+      >>> def q(name, cosine, memory, seconds):
+      ...     return fq.GradientQuality(name, "RGU", 1, 10, cosine, 0.0, 0.0, 0.0, 1.0, 0.0, memory, "xla", seconds)
+      >>> results = [q("RGU", 1.0, 1000, 0.2), q("FG2U", 0.3, 100, 0.05), q("TRGU", 0.9, 300, 0.1)]
+      >>> ranking = fq.recommend(results, {"RGU": Est("exact"), "FG2U": Est("unbiased"), "TRGU": Est("biased")},
+      ...                        memory_budget=500)
+      >>> ranking.best.name, [c.name for c in ranking.choices]
+      ('TRGU', ['TRGU', 'FG2U', 'RGU'])
+      >>> ranking.choices[0].note
+      'biased: averaging does not raise its cosine above ≈ 0.9'
+    """
+    biases = {label: getattr(est, "bias", "biased") for label, est in named_estimators(estimators)}
+    if memory_budget is not None and not memory_budget > 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes or None, got {memory_budget!r}")
+    if seconds_budget is not None and not seconds_budget > 0:
+        raise ValueError(f"seconds_budget must be a positive number of seconds or None, got {seconds_budget!r}")
+    choices = []
+    for q in results:
+        bias = biases.get(q.name)
+        if bias is None:
+            raise ValueError(f"no estimator labelled {q.name!r} among {sorted(biases)}; pass the estimators measured")
+        cosine = max(q.cosine_mean, 0.0)
+        score = cosine**2 / q.seconds_per_estimate if q.seconds_per_estimate > 0 else math.inf
+        reasons = []
+        if memory_budget is not None and q.memory_bytes is not None and q.memory_bytes > memory_budget:
+            reasons.append(f"memory {_format_bytes(q.memory_bytes, unit=None)} over the budget")
+        if seconds_budget is not None and q.seconds_per_estimate > seconds_budget:
+            reasons.append(f"{q.seconds_per_estimate:.3g} s over the budget")
+        note = "; ".join(reasons)
+        if not reasons and bias == "biased":
+            note = f"biased: averaging does not raise its cosine above ≈ {q.cosine_mean:.2g}"
+        choices.append(
+            Choice(q.name, bias, q.cosine_mean, q.memory_bytes, q.seconds_per_estimate, score, not reasons, note)
+        )
+    ranked = sorted(choices, key=lambda c: (not c.fits, -c.score))
+    return Recommendation(tuple(ranked), memory_budget, seconds_budget)
 
 
 def fg2u_expected_squared_error(

@@ -138,6 +138,13 @@ class Estimator:
         """The estimator's name in result records."""
         return self.display or type(self).__name__
 
+    @property
+    def bias(self) -> str:
+        """``"exact"`` (the meta-gradient itself), ``"unbiased"`` (equal to it in expectation: averaging
+        estimates raises the cosine towards 1) or ``"biased"`` (averaging does not remove the error: the cosine
+        has a ceiling below 1). The base class claims nothing: ``"biased"``."""
+        return "biased"
+
     def init(self, phi: PyTree) -> Any:
         """The state before the first meta step (``None`` for stateless estimators)."""
         del phi

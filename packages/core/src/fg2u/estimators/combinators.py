@@ -89,6 +89,11 @@ class TwoPhase(Estimator):
     stateful = True
     example = "first=HessianFree(), second=FG2U(num_directions=8), switch_step=100"
 
+    @property
+    def bias(self) -> str:
+        """``"unbiased"`` when both phases are (exact or unbiased), else ``"biased"``."""
+        return "unbiased" if {self.first.bias, self.second.bias} <= {"exact", "unbiased"} else "biased"
+
     def __post_init__(self) -> None:
         _check_estimator("first", self.first)
         _check_estimator("second", self.second)
@@ -123,6 +128,12 @@ class Scaled(Estimator):
     estimator: Any = estimator_field()
     scale: float = 1.0
     example = "RGU(), scale=0.5"
+
+    @property
+    def bias(self) -> str:
+        """The wrapped estimator's when ``scale == 1``; otherwise ``"biased"`` (the direction, and so the cosine,
+        is the wrapped one's)."""
+        return self.estimator.bias if self.scale == 1 else "biased"
 
     def __post_init__(self) -> None:
         _check_estimator("estimator", self.estimator)
@@ -221,6 +232,10 @@ class ControlVariate(Estimator):
     scale: float | None = None
     example = "FG2U(num_directions=8), surrogate=HessianFree()"
 
+    @property
+    def bias(self) -> str:
+        return "unbiased"
+
     def __post_init__(self) -> None:
         _check_random("estimator", self.estimator, self.scale)
         _check_estimator("surrogate", self.surrogate)
@@ -273,6 +288,11 @@ class RunningControlVariate(Estimator):
     decay: float | None = None
     scale: float | None = 1.0
     stateful = True
+
+    @property
+    def bias(self) -> str:
+        return "unbiased"
+
     example = "FG2U(num_directions=8)"
 
     def __post_init__(self) -> None:

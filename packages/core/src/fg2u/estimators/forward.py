@@ -74,6 +74,11 @@ class FG2U(RandomDirections):
     distribution: str | DirectionDistribution = "rademacher"
     chunk_size: int | None = None
     check_finite: bool = False
+
+    @property
+    def bias(self) -> str:
+        return "unbiased"
+
     example = "num_directions=8"
 
     def __post_init__(self) -> None:
@@ -108,6 +113,12 @@ class FG2U_ZO(RandomDirections):
     distribution: str | DirectionDistribution = "rademacher"
     chunk_size: int | None = None
     check_finite: bool = False
+
+    @property
+    def bias(self) -> str:
+        """``"unbiased"`` up to the finite difference's O(ε) (forward) or O(ε²) (central) bias."""
+        return "unbiased"
+
     example = "num_directions=8, eps=1e-3"
 
     def __post_init__(self) -> None:
@@ -130,3 +141,7 @@ class FGU(Estimator):
     """
 
     check_finite: bool = False
+
+    @property
+    def bias(self) -> str:
+        return "exact"

@@ -69,6 +69,10 @@ class Hybrid(RandomDirections):
     check_finite: bool = False
     example = "num_directions=8, reverse_steps=10"
 
+    @property
+    def bias(self) -> str:
+        return "unbiased"
+
     def __post_init__(self) -> None:
         check_direction_settings(self.num_directions, self.distribution, self.chunk_size)
         check_positive_int("reverse_steps (K, the inner steps differentiated in reverse mode)", self.reverse_steps)

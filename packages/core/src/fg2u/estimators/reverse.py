@@ -29,6 +29,10 @@ class RGU(Estimator):
 
     check_finite: bool = False
 
+    @property
+    def bias(self) -> str:
+        return "exact"
+
 
 @register("trgu")
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +77,10 @@ class RGUCheckpointed(Estimator):
 
     segment_length: int | None = None
     check_finite: bool = False
+
+    @property
+    def bias(self) -> str:
+        return "exact"
 
     def __post_init__(self) -> None:
         if self.segment_length is not None:
@@ -125,6 +133,11 @@ class RGURecursive(Estimator):
 
     branching: int = 4
     check_finite: bool = False
+
+    @property
+    def bias(self) -> str:
+        return "exact"
+
     example = "branching=4"
 
     def __post_init__(self) -> None:
