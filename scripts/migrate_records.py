@@ -39,8 +39,6 @@ _VISION_PROBLEM = (
     "eval_nets",
     "eval_steps",
     "eval_lr",
-    "num_train",
-    "num_test",
 )
 _VISION_CONFIG = (
     "name",

@@ -167,7 +167,7 @@ class CondensationTrial(Trial):
         }
 
     def details(self) -> dict[str, Any]:
-        return {**self._eval_details, "dataset_note": self.data.note}
+        return {**self._eval_details, **_data_details(self.data)}
 
 
 def _random_real(trial: CondensationTrial, settings: Mapping[str, Any]) -> MethodResult:
@@ -220,8 +220,13 @@ def _baseline_result(ev: Mapping[str, Any], start: float, trial: CondensationTri
         "test_accuracy_std": 100.0 * ev["std"],
         "eval_time_s": time.perf_counter() - start,
     }
-    details = {"eval_accuracies": [100.0 * a for a in ev["accuracies"]], "dataset_note": trial.data.note}
+    details = {"eval_accuracies": [100.0 * a for a in ev["accuracies"]], **_data_details(trial.data)}
     return MethodResult(metrics=metrics, details=details, phi=phi)
+
+
+def _data_details(data: VisionData) -> dict[str, Any]:
+    """The data set's facts for a record's details (its name is the record's ``dataset``)."""
+    return {"dataset_note": data.note, "num_train": int(data.x_train.shape[0]), "num_test": int(data.x_test.shape[0])}
 
 
 class Condensation(Experiment):
@@ -363,8 +368,6 @@ class Condensation(Experiment):
             "eval_nets": c.eval_nets,
             "eval_steps": c.eval_steps,
             "eval_lr": c.eval_lr,
-            "num_train": int(data.x_train.shape[0]),
-            "num_test": int(data.x_test.shape[0]),
         }
         return [Task(f"condensation-ipc{c.ipc}", data.name, problem)]
 
