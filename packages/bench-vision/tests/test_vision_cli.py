@@ -18,6 +18,7 @@ from fg2u_bench_vision.experiment import EXPERIMENT, VisionConfig
 from fg2u_bench_vision.model import ConvNet
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_record_curve_and_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("FG2U_VISION_JAX_CACHE", "off")  # leave the process-wide JAX config alone
     argv = ["--config", "smoke", "--seeds", "0", "--out", str(tmp_path), "--no-progress", "--meta-steps", "6"]

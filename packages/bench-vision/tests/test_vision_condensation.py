@@ -123,6 +123,7 @@ def _prepared(estimator, config, seed: int = 4):
     return Driver().prepare(estimator, EXPERIMENT.trial(vc, task, seed))
 
 
+@pytest.mark.slow
 def test_meta_step_with_accumulation_clips_to_unit_interval() -> None:
     config = get_config("smoke").replace(meta_lr=5.0, meta_lr_schedule="constant", grad_accumulation=2)
     prepared = _prepared(fj.Scaled(fj.HessianFree(), 2.0), config)  # huge steps hit the clip
@@ -147,6 +148,7 @@ def _step_temp_bytes(estimator, inner_steps: int) -> tuple[int, int]:
     return prepared.memory.bytes, state_bytes
 
 
+@pytest.mark.slow
 def test_meta_step_memory_grows_with_T_for_rgu_only() -> None:
     rgu_short, state_bytes = _step_temp_bytes(fj.RGU(), 4)
     rgu_long, _ = _step_temp_bytes(fj.RGU(), 12)

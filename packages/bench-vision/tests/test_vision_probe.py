@@ -53,6 +53,7 @@ def test_implicit_estimators_are_rescaled_like_the_benchmark() -> None:
         vp.build_probe_estimator("sgd", cfg, data)
 
 
+@pytest.mark.slow
 def test_probe_cli_writes_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("FG2U_VISION_JAX_CACHE", "off")
     monkeypatch.delenv("FG2U_VISION_DATA", raising=False)
@@ -87,12 +88,12 @@ def test_probe_cli_writes_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     quality = [r for r in records if r["config_settings"]["measure"] == "quality"]
     speed = [r for r in records if r["config_settings"]["measure"] == "throughput"]
     assert [(r["config"], r["estimator"]) for r in quality] == [("probe-T2", "RGU"), ("probe-T2", "FG2U")]
-    assert [plots.settings_label(SimpleRecord(r)) for r in quality] == ["RGU", "FG2U b=2"]
+    assert [plots.settings_label(SimpleRecord(r)) for r in quality] == ["RGU", "FG2U b=2 chunk=1"]
     assert all(r["task"] == "gradient-quality-ipc1" and r["dataset"] == "digits" for r in records)
     assert quality[0]["metrics"]["cosine_mean"] == pytest.approx(1.0, abs=1e-6)
     ps = quality[1]["problem_settings"]
     assert ps["inner_steps"] == 2 and ps["phi"] == "after 1 RGU meta steps"
-    assert quality[1]["estimator_spec"] == "fg2u:num_directions=2,chunk_size=none"
+    assert quality[1]["estimator_spec"] == "fg2u:num_directions=2,chunk_size=1"  # the smoke preset
     for r in quality:
         assert {
             "cosine_mean",

@@ -54,6 +54,7 @@ def test_scaled_multiplies_the_estimate(side):
     assert side.m.Scaled(side.m.HessianFree(), 3.0).settings()["scale"] == 3.0
 
 
+@pytest.mark.slow
 def test_control_variate_with_exact_surrogate_has_no_variance(side):
     est = side.m.ControlVariate(side.m.FG2U(num_directions=2), side.m.RGU(), scale=1.0)
     for seed in range(3):
@@ -61,6 +62,7 @@ def test_control_variate_with_exact_surrogate_has_no_variance(side):
         np.testing.assert_allclose(side.np(g), oracle_gradient(), rtol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [1.0, 0.3, None])
 def test_control_variate_is_exact_over_balanced_directions_whatever_the_surrogate(side, scale):
     fg = side.m.FG2U(num_directions=len(SIGNS), distribution=side.fixed(SIGNS))
@@ -77,6 +79,7 @@ def _z_test(samples, mean):
     assert np.all(np.abs(samples.mean(axis=0) - mean) <= 5 * stderr + 1e-12), (samples.mean(axis=0), mean, stderr)
 
 
+@pytest.mark.slow
 def test_cross_fitted_control_variate_is_unbiased_and_reduces_variance(side):
     problem, phi, g = make_problem(side), side.array(PHI), oracle_gradient()
     # b = 16: the cross-fitted scale's own noise adds about 4/b of plain FG2U's error (see _controlled)
@@ -93,6 +96,7 @@ def test_cross_fitted_control_variate_is_unbiased_and_reduces_variance(side):
     assert err_cv < (1 - cos2 + 4 / 16 + 0.15) * err_plain, (err_cv, err_plain, cos2)
 
 
+@pytest.mark.slow
 def test_running_control_variate_is_unbiased_and_learns_a_fixed_gradient(side):
     problem, phi, g = make_problem(side), side.array(PHI), oracle_gradient()
     est = side.m.RunningControlVariate(side.m.FG2U(num_directions=4), decay=0.8)

@@ -86,6 +86,7 @@ def test_quadratic_deterministic_estimators_agree(name, make):
     assert float(taux.outer_loss) == pytest.approx(float(jaux.outer_loss), rel=20 * 25 * EPS32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distribution", ["rademacher", "gaussian"])
 def test_quadratic_fg2u_same_directions(distribution):
     tp, tphi = quadratic_torch()
@@ -176,6 +177,7 @@ def mlp_pair():
     return tp, tphi, jp, jphi
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,make", PAIRS[:2], ids=[p[0] for p in PAIRS[:2]])
 def test_mlp_exact_hypergradient_agrees(mlp_pair, name, make):
     tp, tphi, jp, jphi = mlp_pair
@@ -185,6 +187,7 @@ def test_mlp_exact_hypergradient_agrees(mlp_pair, name, make):
     assert float(taux.outer_loss) == pytest.approx(float(jaux.outer_loss), rel=20 * T_MLP * EPS32)
 
 
+@pytest.mark.slow
 def test_mlp_fg2u_same_directions(mlp_pair):
     tp, tphi, jp, jphi = mlp_pair
     dirs = ft.sample_directions("rademacher", 3, 4, like=tphi)

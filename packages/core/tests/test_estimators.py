@@ -256,6 +256,7 @@ def test_paper_based_estimators_cite_their_papers(name):
     assert re.search(r"https://(arxiv\.org/abs|doi\.org|docs\.)", references), f"{name}: References: with links"
 
 
+@pytest.mark.slow
 def test_aliases_are_implicit_with_their_solve_and_keep_their_record_names(side):
     m = side.m
     cases = [

@@ -77,6 +77,7 @@ def runs():
             proc.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SMALL))
 def test_example_runs_and_improves_the_outer_loss(script, runs):
     proc = runs[script]
@@ -91,6 +92,7 @@ def test_example_runs_and_improves_the_outer_loss(script, runs):
     assert after < before, out
 
 
+@pytest.mark.slow
 def test_docs_quote_the_default_output_of_the_jax_example():
     """docs/examples.md quotes ``python examples/weight_decay_jax.py`` with its defaults: rerun it and compare."""
     page = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")

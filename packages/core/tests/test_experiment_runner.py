@@ -182,6 +182,7 @@ def small_run(tmp_path_factory):
     return code, out, read_records(out / "small.jsonl"), experiment
 
 
+@pytest.mark.slow
 def test_every_run_is_recorded_in_order_and_divergence_is_a_result(small_run):
     code, out, records, experiment = small_run
     assert code == 0  # divergence is a result, not an error
@@ -344,6 +345,7 @@ def _start(out: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_with_one_line_and_marks_the_run_interrupted(tmp_path):
     process = _start(tmp_path)
     records = tmp_path / "slow.jsonl"

@@ -87,6 +87,7 @@ def test_reverse_steps_at_least_T_is_rgu(side, k):
     np.testing.assert_allclose(side.np(g), oracle("mild", k)[0], rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,k", [("mild", 1), ("mild", T - 1), ("contracting", 4)])
 def test_zero_direction_gives_the_reverse_part_and_sign_vectors_the_gradient(side, kind, k):
     problem, phi = make_problem(side, kind), side.array(PHI)
@@ -118,6 +119,7 @@ def test_error_is_the_predicted_fraction_of_fg2u_error_over_all_sign_vectors(sid
     assert factor < 0.1 and np.isclose(err_h / err_p, factor, rtol=1e-8), (factor, err_h, err_p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mild", "contracting"])
 def test_unbiased_with_random_directions_and_error_as_predicted(side, kind):
     problem, phi, k, b, draws = make_problem(side, kind), side.array(PHI), 3, 4, 200
@@ -135,6 +137,7 @@ def test_unbiased_with_random_directions_and_error_as_predicted(side, kind):
         assert err.mean() < 0.2 * plain_err.mean(), (err.mean(), plain_err.mean())
 
 
+@pytest.mark.slow
 def test_inner_optimiser_state_with_an_integer_counter(side):
     problem, phi, k = make_adam_problem(side), side.array(PHI), 4
     exact, _ = side.fast(side.m.RGU().__call__)(problem, phi, None)
@@ -148,6 +151,7 @@ def test_inner_optimiser_state_with_an_integer_counter(side):
     assert np.all(np.isfinite(side.np(random))) and np.isfinite(side.np(aux.outer_loss))
 
 
+@pytest.mark.slow
 def test_jit_equals_eager_in_jax(jax_side):
     s = jax_side
     problem, phi, key = make_problem(s), s.array(PHI), s.key(5)

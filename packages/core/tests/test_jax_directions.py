@@ -24,6 +24,7 @@ def test_jaxops_is_a_random_ops():
     assert isinstance(JaxOps(), RandomOps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distribution", ["rademacher", "gaussian", "sphere", "orthogonal"])
 def test_second_moment_is_identity_over_the_whole_pytree(distribution):
     m = 6000
@@ -41,6 +42,7 @@ def test_second_moment_is_identity_over_the_whole_pytree(distribution):
     assert np.all(np.abs(products.mean(0) - np.eye(N)) <= 5 * stderr + 1e-5)
 
 
+@pytest.mark.slow
 def test_rademacher_sphere_orthogonal_properties():
     key = jax.random.key(1)
     draw = jax.jit(

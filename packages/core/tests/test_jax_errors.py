@@ -77,6 +77,7 @@ def test_torch_phi_names_the_backend():
             est(_problem(), {"x": torch.tensor([1.0, -0.5])}, KEY)
 
 
+@pytest.mark.slow
 def test_float64_phi_with_a_float32_state_blames_phi():
     """Under jax_enable_x64 a float64 φ promotes a float32 state; the message says φ is the cause."""
     with jax.enable_x64(True):
@@ -169,6 +170,7 @@ def test_check_finite_under_jit_and_off_by_default():
     ],
     ids=lambda e: e.display_name,
 )
+@pytest.mark.slow
 def test_jit_equals_eager(est):
     batches = jnp.linspace(0.0, 1.0, 5)[:, None] * jnp.ones((5, 2))
     prob = _problem(batches=batches)
@@ -223,6 +225,7 @@ def test_problem_is_a_pytree_and_new_batches_do_not_recompile():
     assert g["x"].shape == (2,)
 
 
+@pytest.mark.slow
 def test_flax_params_dict_as_phi():
     nn = pytest.importorskip("flax.linen")
     model = nn.Dense(2)

@@ -88,6 +88,7 @@ def _problem(opt, dtype=jnp.float32):
 EXACT = (RGU(), FGU(), RGUCheckpointed(5), TRGU(T))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt", sorted(OPTIMIZERS))
 def test_exact_estimators_agree(opt):
     prob, phi = _problem(opt)
@@ -108,6 +109,7 @@ def test_exact_estimators_agree(opt):
     assert np.isfinite(float(final))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt", ["adam"])
 def test_rgu_matches_float64_finite_differences(opt):
     with jax.enable_x64(True):
@@ -131,6 +133,7 @@ def test_rgu_matches_float64_finite_differences(opt):
     assert np.abs(np.asarray(g32, np.float64) - g64).max() <= T * P_INNER * EPS32 * np.linalg.norm(g64) * 10
 
 
+@pytest.mark.slow
 def test_fg2u_and_zo_agree_with_rgu():
     prob, phi = _problem("sgd")
     g, _ = jax.jit(RGU().__call__)(prob, phi, None)

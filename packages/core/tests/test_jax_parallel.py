@@ -26,6 +26,7 @@ def result(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fg2u", "zo"])
 def test_sharded_equals_single_device(result, name):
     assert result["num_devices"] == 4

@@ -99,6 +99,7 @@ def test_reference_fgu_confirms_rgu_is_exact() -> None:
     assert rgu.reference == "FGU" and rgu.relative_error_mean < 1e-4
 
 
+@pytest.mark.slow
 def test_fg2u_squared_error_matches_rademacher_variance() -> None:
     T, b, R = 10, 2, 300
     g = exact_grad(T)
@@ -141,6 +142,7 @@ def test_problem_function_with_per_repeat_inputs() -> None:
     assert trgu.settings == {"K": K} and rgu.settings == {}
 
 
+@pytest.mark.slow
 def test_memory_of_rgu_grows_with_T_and_fg2u_does_not() -> None:
     """A nonlinear step (θ − η(A tanh θ − Bφ)): reverse mode must keep every θ_t (for a linear step XLA
     needs none of them, so the growth would not show)."""

@@ -33,6 +33,7 @@ def _problem(num_steps: int = 5, n: int = N):
     ), jnp.sin(jnp.arange(n, dtype=jnp.float32))
 
 
+@pytest.mark.slow
 def test_keyed_draw_equals_sample_directions_for_every_chunk_size(distribution="rademacher"):
     problem, phi = _problem()
     key = jax.random.key(4)
@@ -50,6 +51,7 @@ def test_keyed_draw_equals_sample_directions_for_every_chunk_size(distribution="
         np.testing.assert_allclose(np.asarray(three), np.asarray(seven[:3]), rtol=1e-6, atol=0)
 
 
+@pytest.mark.slow
 def test_outer_loss_coefficients_match_rgu_with_one_or_many_directions_per_chunk():
     """c_j = ∇L·v_j whether the outer loss is differentiated by a jvp per direction (chunks of 1) or by one
     reverse pass dotted with the chunk's tangents (chunks ≥ 2), here with an outer loss that depends on φ
@@ -83,6 +85,7 @@ def test_outer_loss_coefficients_match_rgu_with_one_or_many_directions_per_chunk
         assert np.isclose(float(aux.outer_loss), float(jax.jit(fj.RGU())(problem, phi, None)[1].outer_loss))
 
 
+@pytest.mark.slow
 def test_keyed_directions_are_valid_draws_and_estimate_is_exact_in_expectation():
     """Rademacher entries are ±1; Σ_i (∇L·v_i) v_i / b over many directions approaches ∇L (E[vvᵀ] = I)."""
     problem, phi = _problem(n=8)
@@ -105,6 +108,7 @@ def test_orthogonal_is_still_drawn_jointly():
     np.testing.assert_allclose(np.asarray(got), np.asarray(exact), rtol=1e-4, atol=1e-5)  # a full orthogonal block
 
 
+@pytest.mark.slow
 def test_compiled_memory_does_not_grow_with_b_at_fixed_chunk_size():
     n = 20_000
     problem, phi = _problem(num_steps=3, n=n)
@@ -142,6 +146,7 @@ def test_packed_rademacher_is_jax_random_rademacher(make_key):
             np.testing.assert_array_equal(got[i], np.asarray(want))
 
 
+@pytest.mark.slow
 def test_compiled_memory_is_near_the_forward_mode_bound():
     """θ + Z + the outer loss's own temporary (θ − y) is the working set of a forward-mode unroll with b ≥ 2
     chunks of one direction (the estimate accumulates in the output buffer); with b = 1, θ itself lives in the

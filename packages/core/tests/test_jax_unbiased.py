@@ -59,6 +59,7 @@ G = _flat(G_TREE)
 G2 = float(G @ G)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("distribution", ["rademacher", "gaussian", "sphere", "orthogonal"])
 def test_mean_of_many_estimates_converges_to_exact_gradient(distribution):
     # OrthogonalBlocks draws one QR per block of N directions (a Python loop): keep b/N small for it.
@@ -97,6 +98,7 @@ def _check_mean(errors, expected):
     return tol
 
 
+@pytest.mark.slow
 def test_rademacher_variance_is_exact_and_scales_as_one_over_b():
     e1, e8 = _errors("rademacher", 1), _errors("rademacher", 8)
     v1, v8 = (N - 1) * G2, (N - 1) * G2 / 8
@@ -112,15 +114,18 @@ def test_rademacher_variance_is_exact_and_scales_as_one_over_b():
     "distribution, b, factor",
     [("gaussian", 2, (N + 1) / 2), ("sphere", 2, (N - 1) / 2), ("orthogonal", 3, N / 3 - 1)],
 )
+@pytest.mark.slow
 def test_variance_of_other_distributions(distribution, b, factor):
     _check_mean(_errors(distribution, b, num_estimates=2000), factor * G2)
 
 
+@pytest.mark.slow
 def test_orthogonal_with_b_equal_n_has_zero_variance():
     errors = _errors("orthogonal", N, num_estimates=50)
     assert errors.max() <= 1e4 * EPS32**2 * G2 * N
 
 
+@pytest.mark.slow
 def test_same_directions_same_result_with_or_without_chunking():
     b = 7
     dirs = jax.vmap(
@@ -139,6 +144,7 @@ def test_same_directions_same_result_with_or_without_chunking():
     np.testing.assert_allclose(results[0], (d @ G) @ d / b, rtol=1e-4, atol=1e-5 * np.abs(G).max())
 
 
+@pytest.mark.slow
 def test_same_key_same_estimate_for_every_chunk_size():
     key = jax.random.key(9)
     g0, _ = jax.jit(FG2U(num_directions=10).__call__)(PROBLEM, PHI, key)

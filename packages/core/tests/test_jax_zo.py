@@ -38,6 +38,7 @@ def _slope(eps, err):
     return np.polyfit(np.log(eps), np.log(err), 1)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["unrolled", "blackbox"])
 def test_error_order_in_eps(kind):
     with jax.enable_x64(True):
@@ -65,6 +66,7 @@ def test_error_order_in_eps(kind):
     assert np.all(cen < fwd)
 
 
+@pytest.mark.slow
 def test_aux_loss_and_chunking():
     prob = _unrolled(jnp.float32)
     phi = jnp.array([0.3, -0.4, 0.2])

@@ -70,6 +70,7 @@ def test_recursive_matches_closed_form_and_rgu(side, num_steps, branching):
     assert float(aux.outer_loss) == pytest.approx(float(exact_aux.outer_loss), rel=RTOL)
 
 
+@pytest.mark.slow
 def test_recursive_with_an_integer_counter_in_the_state_matches_rgu_and_fgu(side):
     """Adam's state holds an integer step count: carried through every level (and the spare slots) unchanged
     in type; RGU (reverse) and FGU (forward mode, N jvps) are the independent references."""
@@ -129,6 +130,7 @@ def _temp_states(jax, estimator, num_steps: int, dim: int) -> float:
     return compiled.memory_analysis().temp_size_in_bytes / (4 * dim)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("branching", [2, 4])
 def test_jax_recursive_memory_grows_logarithmically_in_t(branching):
     """Compiled temp memory at T = 64, 512, 4096, N = 10⁴ float32 (one state: 40 kB). Each level of the tree holds

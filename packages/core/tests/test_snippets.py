@@ -42,6 +42,7 @@ def docstring_example(module_name: str) -> str:
     return textwrap.dedent(match.group(1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module_name", MODULE_EXAMPLES)
 def test_module_docstring_example_runs(module_name):
     exec(compile(docstring_example(module_name), f"{module_name}.__doc__", "exec"), {"__name__": "docstring"})  # noqa: S102
@@ -67,6 +68,7 @@ def test_standalone_snippets_run_pasted_alone(page, index):
     exec(compile(code, f"{page.relative_to(ROOT)}[standalone {index}]", "exec"), {"__name__": "standalone"})  # noqa: S102
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_snippets_run(page):
     namespace: dict = {"__name__": f"snippets_{page.stem}"}

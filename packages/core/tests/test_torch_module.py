@@ -121,6 +121,7 @@ def test_exact_estimators_agree_with_rgu(setup, estimator):
     assert float(got_aux.outer_loss) == pytest.approx(float(aux.outer_loss), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_fg2u_is_the_projection_of_rgu(setup):
     problem, phi, exact, _ = setup
     b = 5
@@ -133,6 +134,7 @@ def test_fg2u_is_the_projection_of_rgu(setup):
     torch.testing.assert_close(_flat(zo), want, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_float32_module_problem():
     """The same pipeline in float32: exact estimators agree to float32 precision (√ of the unroll's ops)."""
     problem, phi = make_problem(optim.momentum(0.1, momentum=0.9))

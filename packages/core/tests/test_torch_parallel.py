@@ -21,6 +21,7 @@ def result(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_explicit_directions_match_single_process(result):
     # mean of two means of 4 = mean of 8, up to float64 re-association: ≤ b·eps·Σ|terms|
     single, explicit = np.array(result["single"]), np.array(result["explicit"])

@@ -161,6 +161,7 @@ def _memory_in_fresh_process(order: list[str], warmup: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_memory_column_does_not_depend_on_the_order_of_the_estimators() -> None:
     """In a fresh process the first torch.autograd.grad with explicit cotangents (FG²U's kernel) imports
     sympy and mpmath (≈ 38 MiB of RSS, once). Without the warm-up that lands on whichever FG²U runs first;

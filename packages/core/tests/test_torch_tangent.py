@@ -152,6 +152,7 @@ def test_step_with_autograd_grad_and_estimator_equals_jvp_reference():
     torch.testing.assert_close(loss, ref_loss, rtol=1e-14, atol=0)
 
 
+@pytest.mark.slow
 def test_saved_tensors_do_not_grow_with_unroll_depth():
     """Only one step's graph is alive at a time: the peak number of tensors saved for backward is the same
     for T = 2 and T = 12, and none is left afterwards (torch.func.grad refuses saved-tensor hooks, so the
@@ -286,6 +287,7 @@ def test_optim_step_autograd_gradient_equals_func_grad():
     torch.testing.assert_close(exact["a"], ref["a"], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_gradient_step_keeps_one_step_graph_alive():
     """optim_transition's step (inner gradient by torch.autograd.grad outside torch.func transforms) keeps
     FG²U's memory flat in T: at most one step's graph is alive at any time, for one or several directions,

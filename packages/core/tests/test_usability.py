@@ -62,6 +62,7 @@ def _jax_problem(optimizer, dead: bool):
     return problem, jnp.full((d,), -2.0)
 
 
+@pytest.mark.slow
 def test_jax_unsafe_adam_is_detected_and_the_fix_works():
     assert zero_gradient_derivative_is_finite(optax.adam(0.05)) is False
     assert zero_gradient_derivative_is_finite(optax.adam(0.05, eps_root=1e-8)) is True
