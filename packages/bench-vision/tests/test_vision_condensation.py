@@ -4,8 +4,6 @@ compiled memory (RGU's grows with T by at least the stored inner states, FG²U's
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,19 +12,17 @@ import pytest
 import fg2u.jax as fj
 from fg2u_bench_vision.condensation import (
     CondensationSetup,
-    compile_meta_step,
     cosine_lr,
     implicit_rescale,
     init_synthetic,
-    make_meta_step,
     make_problem,
-    meta_optimizer,
     sample_meta_inputs,
+    setup_from_config,
     synthetic_labels,
 )
 from fg2u_bench_vision.configs import get_config
 from fg2u_bench_vision.data import load_digits
-from fg2u_bench_vision.model import ConvNet, cross_entropy
+from fg2u_bench_vision.model import ConvNet, cross_entropy, sample_params
 
 U32 = float(np.finfo(np.float32).eps) / 2  # unit round-off of float32
 
@@ -117,56 +113,46 @@ def test_fg2u_mean_squared_error_follows_lemma_3_1(tiny, fg2u_estimate) -> None:
     assert 0.5 * expected < err < 2.0 * expected
 
 
-def test_meta_step_with_accumulation_clips_to_unit_interval(tiny) -> None:
-    setup, _, phi, _, _, _, _ = tiny
-    config = get_config("smoke").replace(meta_lr=5.0, meta_lr_schedule="constant")  # huge steps hit the clip
-    data = load_digits()
-    rng = np.random.default_rng(4)
-    opt = meta_optimizer(config)
-    estimator = fj.Scaled(fj.HessianFree(), 2.0)
-    step = make_meta_step(setup, estimator, opt, grad_accumulation=2)
-    state, est_state = opt.init(phi), estimator.init(phi)
-    p = phi
+def _prepared(estimator, config, seed: int = 4):
+    """The benchmark's own meta loop (the core's JAX driver on the condensation trial) for ``config``."""
+    from fg2u.jax.harness import Driver
+    from fg2u_bench_vision.experiment import EXPERIMENT, VisionConfig
+
+    vc = VisionConfig(config, load_digits(), "noise")
+    (task,) = EXPERIMENT.tasks(vc)
+    return Driver().prepare(estimator, EXPERIMENT.trial(vc, task, seed))
+
+
+def test_meta_step_with_accumulation_clips_to_unit_interval() -> None:
+    config = get_config("smoke").replace(meta_lr=5.0, meta_lr_schedule="constant", grad_accumulation=2)
+    prepared = _prepared(fj.Scaled(fj.HessianFree(), 2.0), config)  # huge steps hit the clip
+    carry = prepared.carry
     for i in range(2):
-        inputs = sample_meta_inputs(setup, rng, data.x_train, data.y_train, 32, grad_accumulation=2)
-        p, state, est_state, loss = step(p, state, est_state, jax.random.PRNGKey(i), *inputs)
+        carry, loss = prepared.step(carry, i)
         assert np.isfinite(float(loss))
-    p = np.asarray(p)
+    p = np.asarray(prepared.phi(carry))
     assert p.min() >= 0.0 and p.max() <= 1.0
     assert np.mean((p == 0.0) | (p == 1.0)) > 0.5  # the step size 5 pushed most pixels onto the bounds
-    # the jitted meta step is cached per settings: same object for the same arguments
-    assert make_meta_step(setup, fj.Scaled(fj.HessianFree(), 2.0), opt, grad_accumulation=2) is step
 
 
-def _step_temp_bytes(setup: CondensationSetup, estimator, inner_steps: int) -> tuple[int, int]:
+def _step_temp_bytes(estimator, inner_steps: int) -> tuple[int, int]:
     """(XLA temp bytes of one compiled meta step at T = inner_steps, bytes of one inner state θ_t)."""
-    setup = dataclasses.replace(setup, inner_steps=inner_steps)
-    data = load_digits()
-    rng = np.random.default_rng(0)
-    opt = meta_optimizer(get_config("smoke"))
-    phi = jnp.asarray(init_synthetic(rng, setup))
-    inputs = sample_meta_inputs(setup, rng, data.x_train, data.y_train, 32)
-    step = make_meta_step(setup, estimator, opt)
-    compiled, temp, seconds = compile_meta_step(
-        step, phi, opt.init(phi), estimator.init(phi), jax.random.PRNGKey(0), *inputs
-    )
-    assert temp is not None and seconds > 0.0
-    # the compiled step runs and equals the jitted one; a second call is served from the cache
-    args = (phi, opt.init(phi), estimator.init(phi), jax.random.PRNGKey(1), *inputs)
-    np.testing.assert_array_equal(np.asarray(compiled(*args)[0]), np.asarray(step(*args)[0]))
-    assert compile_meta_step(step, *args) == (compiled, temp, 0.0)
-    params = jax.tree_util.tree_map(lambda a: a[0], inputs[0])
+    config = get_config("smoke").replace(inner_steps=inner_steps, real_batch=32)
+    prepared = _prepared(estimator, config, seed=0)
+    assert prepared.memory is not None and prepared.memory.measure == "xla_temp_bytes"
+    assert prepared.compile_s > 0.0
+    setup = setup_from_config(config, (8, 8, 1), 10)
+    params = sample_params(setup.model, setup.image_shape, np.random.default_rng(0), num=1)
     state_bytes = 2 * sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(params))  # θ and momentum
-    return temp, state_bytes
+    return prepared.memory.bytes, state_bytes
 
 
-def test_meta_step_memory_grows_with_T_for_rgu_only(tiny) -> None:
-    setup = tiny[0]
-    rgu_short, state_bytes = _step_temp_bytes(setup, fj.RGU(), 4)
-    rgu_long, _ = _step_temp_bytes(setup, fj.RGU(), 12)
+def test_meta_step_memory_grows_with_T_for_rgu_only() -> None:
+    rgu_short, state_bytes = _step_temp_bytes(fj.RGU(), 4)
+    rgu_long, _ = _step_temp_bytes(fj.RGU(), 12)
     # reverse mode keeps every inner state θ_t (parameters and momentum) of the 8 extra steps
     assert rgu_long - rgu_short >= 8 * state_bytes
-    fg_short, _ = _step_temp_bytes(setup, fj.FG2U(num_directions=2), 4)
-    fg_long, _ = _step_temp_bytes(setup, fj.FG2U(num_directions=2), 12)
+    fg_short, _ = _step_temp_bytes(fj.FG2U(num_directions=2), 4)
+    fg_long, _ = _step_temp_bytes(fj.FG2U(num_directions=2), 12)
     # forward mode carries (θ_t, Z_t) only: the memory does not depend on T (a few scalars of slack)
     assert abs(fg_long - fg_short) < state_bytes

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fg2u.records import append_records, make_record, read_records
+from fg2u.experiment.records import Memory, append_records, make_record, read_records
 from fg2u_bench_vision import plots
 
 FG2U_16 = {"estimator": "FG2U", "num_directions": 16}
@@ -17,17 +17,17 @@ def _record(estimator, seed, accuracy, *, settings=None, ipc=1, inner_steps=100,
     metrics = {"test_accuracy_mean": accuracy, "test_accuracy_std": 0.5}
     if estimator not in ("RandomReal", "WholeDataset"):
         metrics["meta_step_time_s"] = 0.1 * (seed + 1)
-        if memory is not None:
-            metrics["meta_step_temp_bytes"] = float(memory)
     return make_record(
         benchmark="vision",
         task=f"condensation-ipc{ipc}",
         dataset=dataset,
         config="cpu",
         estimator=estimator,
-        settings={"ipc": ipc, "inner_steps": inner_steps, "estimator_settings": settings},
+        estimator_settings=settings or {},
+        problem_settings={"ipc": ipc, "inner_steps": inner_steps},
         seed=seed,
         metrics=metrics,
+        memory=None if memory is None else Memory("xla_temp_bytes", int(memory)),
         wall_time_s=1.0,
     )
 

@@ -16,7 +16,7 @@ After each Adam meta step φ is clipped to ``[0, 1]``.
 
 The implicit estimators (Neumann, HessianFree) linearise Φ at θ_T, where the cosine schedule's lr is
 η_{T−1} ≪ η; their estimate carries a factor ≈ η_{T−1} (∂Φ/∂φ = −η ∂²ℓ/∂θ∂φ). :func:`implicit_rescale`
-returns 1/η_{T−1}; :func:`fg2u_bench_vision.estimators.build_estimator` wraps them in
+returns 1/η_{T−1}; the benchmark's presets (:meth:`fg2u_bench_vision.experiment.Condensation.complete`) wrap them in
 ``fg2u.jax.Scaled(·, 1/η_{T−1})`` so that all estimators give meta-gradients in the same units (α = 1/η in the design doc's HessianFree convention). Adam is
 invariant to this scalar apart from its ε.
 """
@@ -51,8 +51,6 @@ __all__ = [
     "implicit_rescale",
     "meta_optimizer",
     "sample_meta_inputs",
-    "make_meta_step",
-    "compile_meta_step",
 ]
 
 
@@ -190,74 +188,6 @@ def sample_meta_inputs(
     params0 = sample_params(setup.model, setup.image_shape, rng, num=grad_accumulation)
     idx = np.stack([rng.choice(x_train.shape[0], real_batch, replace=False) for _ in range(grad_accumulation)])
     return params0, x_train[idx], y_train[idx]
-
-
-def make_meta_step(
-    setup: CondensationSetup,
-    estimator: Any,
-    optimizer: optax.GradientTransformation,
-    *,
-    grad_accumulation: int = 1,
-) -> Callable:
-    """A jitted ``(φ, opt_state, est_state, key, params0, real_x, real_y) -> (φ, opt_state, est_state, outer_loss)``.
-
-    Built by :func:`fg2u.jax.harness.make_meta_step`: ``params0``, ``real_x``, ``real_y`` come from
-    :func:`sample_meta_inputs` (leading axis ``grad_accumulation``): estimate ``a`` uses network ``params0[a]``,
-    real batch ``(real_x[a], real_y[a])`` and its own split of ``key``; the mean estimate goes to ``optimizer`` and
-    φ is clipped to ``[0, 1]`` afterwards. ``est_state`` is the estimator's state (``estimator.init(φ)`` first).
-    ``outer_loss`` is the mean L(φ) over the estimates (before the update). Compiled functions are cached per
-    settings, so seeds of one process reuse them; :func:`compile_meta_step` compiles one ahead and measures
-    its memory.
-    """
-    check_positive_int("grad_accumulation", grad_accumulation)
-    cache_key = (setup, estimator, optimizer, grad_accumulation)
-    try:
-        return _META_STEP_CACHE[cache_key]
-    except (KeyError, TypeError):
-        pass
-    from fg2u.jax.harness import make_meta_step as harness_step  # noqa: PLC0415
-
-    step = harness_step(
-        estimator,
-        lambda inputs: make_problem(setup, *inputs),
-        optimizer,
-        grad_accumulation=grad_accumulation,
-        project=lambda phi: jnp.clip(phi, 0.0, 1.0),
-    )
-
-    @jax.jit
-    def meta_step_fn(phi, opt_state, est_state, key, params0, real_x, real_y):
-        return step(phi, opt_state, est_state, key, (params0, real_x, real_y))
-
-    try:
-        _META_STEP_CACHE[cache_key] = meta_step_fn
-    except TypeError:  # an unhashable estimator or optimiser: no reuse across calls
-        pass
-    return meta_step_fn
-
-
-# Jitted meta steps, reused across seeds of one process (same shapes → no recompilation).
-_META_STEP_CACHE: dict = {}
-
-
-def compile_meta_step(meta_step_fn: Callable, *args: Any) -> tuple[Callable, int | None, float]:
-    """``meta_step_fn`` (from :func:`make_meta_step`) compiled for the shapes of ``args`` (its 7 arguments):
-    ``(compiled, temp_bytes, compile_seconds)`` from :func:`fg2u.jax.harness.compile_ahead`; ``temp_bytes`` is
-    XLA's scratch memory of one meta step (every estimate of the accumulation, the optimiser update).
-    Executables are cached per step function and argument shapes (later seeds: ``compile_seconds`` 0)."""
-    from fg2u.jax.harness import compile_ahead  # noqa: PLC0415
-
-    shapes = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)), args)
-    cache_key = (meta_step_fn, jax.tree_util.tree_structure(shapes), tuple(jax.tree_util.tree_leaves(shapes)))
-    if cache_key in _COMPILED_CACHE:
-        compiled, temp = _COMPILED_CACHE[cache_key]
-        return compiled, temp, 0.0
-    compiled, temp, seconds = compile_ahead(meta_step_fn, *args)
-    _COMPILED_CACHE[cache_key] = (compiled, temp)
-    return compiled, temp, seconds
-
-
-_COMPILED_CACHE: dict = {}
 
 
 def as_numpy_images(phi: jax.Array) -> np.ndarray:

@@ -129,7 +129,9 @@ class CondensationTrial(Trial):
 
     def _draw(self, rng: np.random.Generator) -> tuple[Any, Any]:
         c = self.config
-        inputs = sample_meta_inputs(self.setup, rng, self.data.x_train, self.data.y_train, c.real_batch, c.grad_accumulation)
+        inputs = sample_meta_inputs(
+            self.setup, rng, self.data.x_train, self.data.y_train, c.real_batch, c.grad_accumulation
+        )
         return jax.random.PRNGKey(int(rng.integers(2**31))), inputs
 
     def next_inputs(self, step: int) -> tuple[Any, Any]:
@@ -403,7 +405,10 @@ class Condensation(Experiment):
         ref_name = next((d for d in ("cifar100", "cifar10", "mnist") if data.name.startswith(d)), "mnist")
         paper = paper_accuracy(ref_name, c.ipc)
         note = "" if ref_name == data.name else f" ({ref_name}, not {data.name}: for the ordering only)"
-        print(f"\nthe paper's Table 1, {ref_name} IPC {c.ipc}{note}: " + ", ".join(f"{k} {v:.1f}" for k, v in paper.items()))
+        print(
+            f"\nthe paper's Table 1, {ref_name} IPC {c.ipc}{note}: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in paper.items())
+        )
         path = out / f"{records[0].config}.jsonl"
         figure = save_accuracy_cost_figure(
             read_records(path),

@@ -96,7 +96,7 @@ def save_gradient_quality_figure(
             continue
         steps = int(str(r.config)[len("probe-T") :])
         memory = r.memory.bytes if r.memory is not None else r.metrics.get("memory_bytes")
-        points[(r.estimator, steps)] = (r.metrics["cosine_mean"], r.metrics["cosine_std"], memory)
+        points[(settings_label(r), steps)] = (r.metrics["cosine_mean"], r.metrics["cosine_std"], memory)
         titles.add(f"{r.dataset}, {r.task}")
     if not points:
         return None
@@ -137,6 +137,22 @@ def _num_directions(settings: Any) -> int | None:
         if found is not None:
             return found
     return None
+
+
+_LABEL_KEYS = {"num_directions": "b", "truncation": "K", "num_terms": "K", "chunk_size": "chunk"}
+
+
+def settings_label(record: Any) -> str:
+    """``"FG2U b=8"``, ``"TRGU K=3"``, ``"FG2U b=8 chunk=1"``: the estimator and the settings a probe varies."""
+    settings = record.estimator_settings
+    inner = settings.get("estimator") if isinstance(settings.get("estimator"), dict) else None
+    parts = [
+        f"{short}={value}"
+        for key, short in _LABEL_KEYS.items()
+        for value in [(inner or settings).get(key)]
+        if value is not None and not (key == "num_terms" and record.estimator != "Neumann")
+    ]
+    return " ".join([record.estimator, *parts])
 
 
 def run_label(record: Any) -> str:

@@ -410,7 +410,9 @@ def check_writable(folder: str | os.PathLike[str]) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise OSError(f"cannot write result records to {str(path)!r} ({error.strerror or error}); choose --out") from None
+        raise OSError(
+            f"cannot write result records to {str(path)!r} ({error.strerror or error}); choose --out"
+        ) from None
     return path
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fg2u.experiment.loop import Diverged, curve_steps, run_meta_loop
-from fg2u.experiment.provenance import RunContext, start_run, write_run_marker
+from fg2u.experiment.provenance import start_run, write_run_marker
 from fg2u.experiment.records import Curve, Memory, ResultRecord, append_records, check_writable, make_record
 from fg2u.experiment.spec import Spec, SpecError, build, completed, parse
 
@@ -411,7 +411,9 @@ def _seed(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds takes integers >= 0, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"--seeds takes integers >= 0 (numpy's generators refuse negatives), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes integers >= 0 (numpy's generators refuse negatives), got {value}"
+        )
     return value
 
 
@@ -516,7 +518,9 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
         for method in methods
         if not (method.baseline is not None and method.baseline.once and i > 0)
     ]
-    context = start_run(argv if argv is not None else sys.argv, code=Path(sys.modules[type(experiment).__module__].__file__ or "."))
+    context = start_run(
+        argv if argv is not None else sys.argv, code=Path(sys.modules[type(experiment).__module__].__file__ or ".")
+    )
     write_run_marker(out, context, status="running", expected=len(runs), written=0)
     metric = experiment.headline() or _declared_headline(experiment.name)
     print(f"{experiment.name}: config {label}, {len(runs)} run(s) -> {path} (run {context.run_id})", flush=True)
