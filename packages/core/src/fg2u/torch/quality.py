@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from fg2u._checks import check_positive_int
+from fg2u.experiment.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from fg2u.problem import BlackBoxProblem, UnrolledProblem
 from fg2u.quality import GradientQuality, estimator_label, is_stateful, named_estimators, summarize
-from fg2u.records import peak_rss_reset, proc_status_kib, rss_bytes
 
 from ._pytree import tree_flatten
 from .reverse import RGU
@@ -131,7 +131,7 @@ def gradient_quality(
         problems = [make_problem(inp) for inp in per_repeat]
         stateful = is_stateful(est)
         state = est.init(phi) if stateful else None
-        reset = measure_memory and peak_rss_reset()
+        reset = measure_memory and reset_peak_rss()
         before = rss_bytes() if reset else None
         estimates, seconds = [], []
         for r, prob in enumerate(problems):
@@ -145,8 +145,8 @@ def gradient_quality(
             seconds.append(time.perf_counter() - t0)
             del grad
             bar.update(1)
-        peak = proc_status_kib("VmHWM") if before is not None else None
-        memory = None if peak is None or before is None else max(peak * 1024 - before, 0)
+        peak = peak_rss_bytes() if before is not None else None
+        memory = None if peak is None or before is None else max(peak - before, 0)
         results.append(
             summarize(
                 label,
