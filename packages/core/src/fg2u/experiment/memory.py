@@ -44,7 +44,20 @@ MMAP_THRESHOLD = 65536
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process so far: ``VmHWM`` of ``/proc/self/status`` (Linux; what
+    :func:`reset_peak_rss` resets), else ``getrusage``'s ``ru_maxrss`` (macOS bytes).
+
+    Not ``ru_maxrss`` on Linux: it is the larger of the address space's peak and the peak of the image the
+    process replaced at ``exec`` — for a child started by ``subprocess`` that is the forked copy of its
+    parent, so a child of a large parent reported the parent's resident size as its own peak (a 50 MiB
+    allocation under an 800 MiB parent read as 800 MiB), and clearing the peak could not lower it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
