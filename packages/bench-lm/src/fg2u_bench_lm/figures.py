@@ -138,8 +138,9 @@ def plot_meta_validation(
 
 
 def _label(record: Any) -> str:
+    """The estimator's name, with its spec when the spec has settings (``FG2U (fg2u:num_directions=8,...)``)."""
     spec = record.estimator_spec
-    return record.estimator if spec in ("", record.estimator.lower()) else f"{record.estimator} ({spec})"
+    return f"{record.estimator} ({spec})" if ":" in spec else record.estimator
 
 
 def plot_memory(records: Sequence[Any], path: str | os.PathLike, budget_bytes: int | None = None) -> Path:
