@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fg2u.experiment import main, read_records
+from fg2u.experiment import UsageError, main, read_records
 from fg2u.torch import RGU
 from fg2u.torch.harness import Driver
 from fg2u_bench_lm import camels
 from fg2u_bench_lm.configs import CONFIG_NAMES, LMConfig, get_config
-from fg2u_bench_lm.experiment import EXPERIMENT, CamelsTrial, LMRun, SeedSetup, save_weights
+from fg2u_bench_lm.experiment import EXPERIMENT, CamelsTrial
+from fg2u_bench_lm.prepare import LMRun, SeedSetup
+from fg2u_bench_lm.weights import check_matches, save_weights
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -104,6 +106,7 @@ def test_smoke_run_writes_v2_records_curves_and_figures(tmp_path: Path, capsys) 
         (["--memory-sweep", "--memory-steps", "0"], "--memory-steps takes T >= 1"),
         (["--memory-sweep", "--estimators", "uniform"], "--memory-sweep measures meta-gradient estimators"),
         (["--warm-start", "nowhere/w-seed{seed}.pt"], "no file matches for seed 0"),
+        (["--data", "streamingqa", "--data-file", __file__, "--documents-file", "nowhere.jsonl"], "nowhere.jsonl: no"),
         (["--estimators", "fg2u:num_direction=3"], "num_direction"),
         (["--estimators", "sgd"], "unknown estimator 'sgd'"),
     ],
@@ -121,12 +124,29 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, tmp_path: Path, monk
     assert not (tmp_path / "lm" / "smoke.jsonl").exists()  # nothing ran
 
 
-def test_a_warm_start_from_another_weight_model_is_refused(tmp_path: Path, capsys) -> None:
+def test_warm_starts_that_name_no_single_weight_model_of_this_config_are_refused(tmp_path: Path, capsys) -> None:
     phi = {"head.2.bias": torch.zeros(1)}
-    save_weights(tmp_path / "w-seed0.pt", phi, {"weight_backbone": "base", "weight_model_size": "tiny"})
+    first = save_weights(tmp_path / "w-seed0.pt", phi, {"weight_backbone": "base", "weight_model_size": "tiny"})
     assert _run(tmp_path, "--warm-start", str(tmp_path / "w-seed{seed}.pt")) == 2
     err = capsys.readouterr().err
     assert "saved with weight_backbone 'base', this config has 'fresh'" in err and "--weight-backbone base" in err
+    second = save_weights(first, phi, {})  # the same name again: written next to it, as w-seed0-2.pt
+    assert _run(tmp_path, "--warm-start", str(tmp_path / "w-seed{seed}*.pt")) == 2
+    assert "2 files match" in capsys.readouterr().err
+    torch.save({"weights": phi}, second)
+    assert _run(tmp_path, "--warm-start", str(second)) == 2
+    assert "not a weight model saved by this benchmark (no 'phi')" in capsys.readouterr().err
+    second.write_text("not a torch file")
+    assert _run(tmp_path, "--warm-start", str(second)) == 2
+    assert "cannot be read as a saved weight model" in capsys.readouterr().err
+
+
+def test_a_warm_start_of_other_shapes_is_refused(tiny, tmp_path: Path) -> None:
+    trial = _trial(tiny)
+    phi = trial.initial_phi()
+    path = save_weights(tmp_path / "w.pt", {"head.2.bias": torch.zeros(3)}, {})
+    with pytest.raises(UsageError, match="its parameters differ from this weight model's"):
+        check_matches(str(path), torch.load(path, weights_only=True), phi)
 
 
 def test_a_diverging_evaluation_is_recorded_as_diverged(tmp_path: Path, capsys) -> None:
@@ -187,6 +207,13 @@ def _trial(tiny, **changes) -> CamelsTrial:
     tok, base, _, spec, _, splits = tiny
     config = get_config("smoke").replace(spec=spec, n_positions=64, grad_accum=1, **changes)
     return CamelsTrial(LMRun(config=config), SeedSetup(splits, tok, base, 0.0, 0.0), seed=0, show_progress=False)
+
+
+def test_a_validation_stream_shorter_than_its_tasks_is_a_user_error(tiny) -> None:
+    trial = _trial(tiny)  # the tiny streams have no meta-validation document
+    trial.initial_phi()
+    with pytest.raises(UsageError, match="the meta-validation stream has 0"):
+        trial.evaluate(trial.phi, final=False)
 
 
 def test_trial_carries_the_base_model_across_meta_steps(tiny, monkeypatch) -> None:

@@ -64,7 +64,7 @@ from .configs import CONFIG_NAMES, LMConfig, get_config
 from .data import DataFileMissingError, resolve_data_file
 from .prepare import SQUAD_DEV_LABEL, LMRun, SeedSetup, cache_key, dataset_label, prepare_seed
 from .tokenizer import encode_documents, span_token_mask
-from .weights import load_weights, resolve_warm_start, save_weights, sha256
+from .weights import check_matches, load_weights, resolve_warm_start, save_weights, sha256
 
 __all__ = ["Camels", "CamelsTrial", "MemoryTrial", "EXPERIMENT", "DATA_SOURCES", "MEMORY_METHODS", "cli"]
 
@@ -196,6 +196,7 @@ class CamelsTrial(Trial):
         path = self.run.warm_start.get(self.seed)
         if path is not None:
             saved = load_weights(path, c)
+            check_matches(path, saved, phi)
             with torch.no_grad():
                 for k, v in phi.items():
                     v.copy_(saved["phi"][k])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from fg2u.experiment import UsageError
 
 from .configs import LMConfig
 
-__all__ = ["save_weights", "load_weights", "resolve_warm_start", "sha256"]
+__all__ = ["save_weights", "load_weights", "check_matches", "resolve_warm_start", "sha256"]
 
 
 def save_weights(path: Path, phi: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
@@ -40,7 +41,10 @@ def save_weights(path: Path, phi: Mapping[str, Any], meta: Mapping[str, Any]) ->
 
 def load_weights(path: str, config: LMConfig) -> dict[str, Any]:
     """A saved weight model, checked against ``config``'s weight model (:class:`UsageError` otherwise)."""
-    saved = torch.load(path, weights_only=True)
+    try:
+        saved = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as error:
+        raise UsageError(f"--warm-start {path}: cannot be read as a saved weight model ({error})") from None
     meta = saved.get("meta", {}) if isinstance(saved, dict) else {}
     if not isinstance(saved, dict) or "phi" not in saved:
         raise UsageError(f"--warm-start {path}: not a weight model saved by this benchmark (no 'phi')")
@@ -53,11 +57,23 @@ def load_weights(path: str, config: LMConfig) -> dict[str, Any]:
     return saved
 
 
+def check_matches(path: str, saved: Mapping[str, Any], phi: Mapping[str, Any]) -> None:
+    """:class:`UsageError` unless ``saved["phi"]`` has ``phi``'s names and shapes."""
+    theirs = {k: tuple(v.shape) for k, v in saved["phi"].items()}
+    ours = {k: tuple(v.shape) for k, v in phi.items()}
+    if theirs != ours:
+        diff = sorted(set(theirs.items()) ^ set(ours.items()))[:3]
+        raise UsageError(f"--warm-start {path}: its parameters differ from this weight model's (e.g. {diff})")
+
+
 def sha256(path: str) -> str:
+    """The hex SHA-256 of a file (records name the warm start's file and its digest)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def resolve_warm_start(pattern: str, seeds: Sequence[int]) -> dict[int, str]:
+    """Each seed's one file matching ``pattern`` (``{seed}`` replaced, then globbed); :class:`UsageError`
+    naming the seed when none or several match."""
     out = {}
     for seed in seeds:
         matches = sorted(glob.glob(pattern.replace("{seed}", str(seed))))
