@@ -1,4 +1,5 @@
-"""CaMeLS as an :class:`fg2u.UnrolledProblem`, and its meta-training loop.
+"""CaMeLS as an :class:`fg2u.UnrolledProblem` (meta-trained by the core's runner:
+:class:`fg2u_bench_lm.experiment.CamelsTrial`).
 
 Notation: φ = the weight model's parameters (dict of tensors), θ = the base LM's parameters.
 
@@ -20,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch.func import functional_call
@@ -39,7 +38,6 @@ __all__ = [
     "make_outer_batch",
     "make_problem",
     "make_task",
-    "meta_train",
 ]
 
 Params = dict[str, torch.Tensor]
@@ -217,106 +215,3 @@ def make_task(
     outer = make_outer_batch(base, theta0, tokenizer, questions, loc, spec)
     start = theta0 if theta_start is None else theta_start
     return make_problem(base, weight_model, start, inner, outer, inner_lr=spec.inner_lr, kl_coef=spec.kl_coef)
-
-
-def meta_train(
-    base: torch.nn.Module,
-    weight_model: torch.nn.Module,
-    tokenizer,
-    train_docs: Sequence[Document],
-    locality: Sequence[str],
-    estimator: Any,
-    spec: CamelsSpec,
-    *,
-    meta_steps: int,
-    outer_lr: float,
-    grad_accum: int = 1,
-    seed: int = 0,
-    progress: bool = False,
-    desc: str = "meta-train",
-    max_grad_norm: float | None = 1.0,
-    carry_reset: int | None = None,
-    validate: Callable[[], float] | None = None,
-    validate_every: int = 0,
-) -> dict[str, Any]:
-    """Meta-trains ``weight_model`` in place with Adam(outer_lr) on estimated meta-gradients.
-
-    φ = the weight model's parameters with ``requires_grad`` (all of them, or the head only when the
-    backbone is frozen).
-
-    The loop is the core's: :func:`fg2u.harness.run_meta_loop` (progress bar ``desc`` when ``progress``,
-    timings, a non-finite outer loss stops it) around :func:`fg2u.torch.harness.make_meta_step`, which
-    averages ``grad_accum`` estimates ``estimator.estimate(problem, φ, key, state)`` on fresh tasks
-    (:func:`make_task`; key ``seed·1000003 + step·grad_accum + a``, state from ``estimator.init(φ)``),
-    clips the mean to global norm ``max_grad_norm`` (norm in float64) and takes one Adam step.
-
-    Base model: with ``carry_reset=None`` every task starts from the pre-trained parameters θ_0. With
-    ``carry_reset=R`` (the paper's protocol: R = 24 for RGU, 48 for FG²U) the base model is carried
-    across meta steps — after each meta step it is advanced by the inner loop of that step's first task
-    under the weights the step's estimates used (no gradient) — and reset to θ_0 once R documents have
-    been streamed.
-
-    ``validate()`` (e.g. the validation meta-objective) is called before training and every
-    ``validate_every`` meta steps and after the last one.
-
-    Returns ``{"outer_losses": [L per meta step], "val": [(meta step, validate())...], "seconds": float,
-    "first_step_s": float, "step_s": float}`` (``seconds``: the whole loop, validations included).
-    """
-    from fg2u.harness import run_meta_loop
-    from fg2u.torch import unroll
-    from fg2u.torch.harness import make_meta_step
-
-    if not hasattr(estimator, "estimate") or not hasattr(estimator, "init"):
-        raise TypeError(
-            f"estimator must be a registered estimator object with init/estimate (e.g. fg2u.torch.make('rgu')), "
-            f"got {type(estimator).__name__}"
-        )
-    if grad_accum < 1:
-        raise ValueError(f"grad_accum must be >= 1, got {grad_accum}")
-    theta0 = {k: v.detach() for k, v in base.named_parameters()}
-    # φ: the weight model's parameters that require grad (a frozen backbone stays fixed), as detached leaves
-    # sharing storage with the module's parameters (Adam updates them in place)
-    phi = {k: p.detach() for k, p in weight_model.named_parameters() if p.requires_grad}
-    if not phi:
-        raise ValueError("the weight model has no parameter with requires_grad=True: nothing to meta-learn")
-    opt = torch.optim.Adam(list(phi.values()), lr=outer_lr)
-    meta_step = make_meta_step(estimator, lambda problem: problem, opt, phi, max_grad_norm=max_grad_norm)
-    rng = random.Random(seed)
-    losses: list[float] = []
-    val: list[tuple[int, float]] = []
-    if validate is not None:
-        val.append((0, float(validate())))
-
-    def step(carry: tuple, i: int) -> tuple[tuple, float]:
-        est_state, carried, streamed = carry
-        problems = [
-            make_task(base, weight_model, theta0, tokenizer, train_docs, locality, spec, rng, theta_start=carried)
-            for _ in range(grad_accum)
-        ]
-        if carry_reset is not None:  # advance (or reset) the base model under the φ of this step's estimates
-            streamed += spec.num_steps
-            if streamed >= carry_reset:
-                carried, streamed = None, 0
-            else:
-                with torch.no_grad():
-                    carried = {k: v.detach() for k, v in unroll(problems[0], dict(phi)).items()}
-        keys = [seed * 1_000_003 + i * grad_accum + a for a in range(grad_accum)]
-        est_state, loss = meta_step(est_state, keys, problems)
-        losses.append(float(loss))
-        if validate is not None and ((validate_every and (i + 1) % validate_every == 0) or i + 1 == meta_steps):
-            if not val or val[-1][0] != i + 1:
-                val.append((i + 1, float(validate())))
-                if progress:
-                    print(f"\n{desc}: validation meta-objective {val[-1][1]:.4f} after {i + 1} steps", file=sys.stderr)
-        return (est_state, carried, streamed), loss
-
-    result = run_meta_loop(
-        step, (estimator.init(phi), None, 0), meta_steps, desc=desc, progress_bar=progress, log_every=1
-    )
-    return {
-        "outer_losses": losses,
-        "val": val,
-        "seconds": result.seconds,
-        "first_step_s": result.first_step_s,
-        "step_s": result.step_s,
-    }

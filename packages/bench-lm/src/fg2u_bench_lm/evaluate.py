@@ -12,12 +12,16 @@
   weights from a weight model or uniform.
 * :func:`greedy_answer` — greedy decoding of up to ``max_new_tokens`` tokens after the QA prompt.
 * :func:`evaluate_stream` — the whole protocol over a test stream in chunks (model reset per chunk).
+
+An adaptation whose loss or parameters stop being finite raises :class:`AdaptationDiverged` (a too large
+learning rate would otherwise score as a normal run that answers nothing).
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import math
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -35,6 +39,7 @@ __all__ = [
     "token_f1",
     "score_predictions",
     "adapt_model",
+    "AdaptationDiverged",
     "OracleWeights",
     "greedy_answer",
     "evaluate_stream",
@@ -107,6 +112,10 @@ def score_predictions(predictions: Sequence[str], golds: Sequence[Sequence[str]]
 WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+class AdaptationDiverged(FloatingPointError):
+    """The adaptation loss or the adapted parameters became NaN or infinite (message: where)."""
+
+
 def uniform_weights(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Weight 1 on every real token (plain fine-tuning), 0 on padding."""
     return attention_mask.to(torch.float32)
@@ -150,7 +159,9 @@ def adapt_model(
     steps_per_document: int = 1,
 ) -> torch.nn.Module:
     """A copy of ``model`` fine-tuned on ``docs`` one at a time (batch 1, one pass) on the weighted NLL
-    ``Σ_j w_j nll_j / #tokens``; the weights are computed once per document without gradient."""
+    ``Σ_j w_j nll_j / #tokens``; the weights are computed once per document without gradient.
+
+    Raises :class:`AdaptationDiverged` when a weight, a loss or (at the end) a parameter is not finite."""
     adapted = copy.deepcopy(model)
     adapted.train()
     params = [p for p in adapted.parameters() if p.requires_grad]
@@ -160,19 +171,27 @@ def adapt_model(
         opt = torch.optim.SGD(params, lr=lr)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    for doc in docs:
+    for k, doc in enumerate(docs):
         batch = encode_texts(tokenizer, [doc.text], max_doc_tokens)
         with torch.no_grad():
             if hasattr(weight_fn, "document_weights"):
                 w = weight_fn.document_weights(tokenizer, [doc], max_doc_tokens).detach()
             else:
                 w = weight_fn(batch["input_ids"], batch["attention_mask"]).detach()
+        if not bool(torch.isfinite(w).all()):
+            raise AdaptationDiverged(f"the token weights of document {k} ({doc.doc_id}) are not finite")
         for _ in range(steps_per_document):
             nll = token_nll(adapted, None, batch["input_ids"], batch["attention_mask"])
             loss = (w[:, 1:] * nll).sum() / batch["attention_mask"][:, 1:].sum().clamp(min=1)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise AdaptationDiverged(f"the adaptation loss became {value} on document {k} ({doc.doc_id})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    with torch.no_grad():
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise AdaptationDiverged(f"the adapted parameters are not finite after {len(docs)} document(s)")
     return adapted.eval()
 
 

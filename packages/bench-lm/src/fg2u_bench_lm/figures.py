@@ -4,21 +4,23 @@ documents (the CaMeLS paper's signature figure), and the validation meta-objecti
 * :func:`plot_weight_heatmap` — each token of each document drawn as a box whose colour is its weight
   (normalised per figure to the largest weight); tokens of the answer spans (the synthetic streams'
   ``Document.answer_spans``, what the questions ask) are underlined in red.
-* :func:`plot_meta_validation` — validation meta-objective L(φ) against the meta step, one line per
-  (estimator, seed).
+* :func:`plot_meta_validation` — the records' anytime curves (validation meta-objective L(φ)) against the
+  meta step and the seconds of the run, one line per record.
+* :func:`plot_memory` — the ``memory`` records: peak memory of one meta-gradient against T per estimator.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from fg2u_bench_lm.data import Document
 
-__all__ = ["plot_weight_heatmap", "plot_meta_validation"]
+__all__ = ["plot_weight_heatmap", "plot_meta_validation", "plot_memory"]
 
 
 def _matplotlib():
@@ -105,31 +107,65 @@ def plot_weight_heatmap(
 
 
 def plot_meta_validation(
-    curves: Mapping[str, Sequence[tuple[int, Sequence[tuple[int, float]]]]],
+    records: Sequence[Any],
     path: str | os.PathLike,
     title: str = "validation meta-objective during meta-training",
 ) -> Path:
-    """PNG of validation L(φ) versus meta step; ``curves[label] = [(seed, [(step, value), ...]), ...]``."""
+    """PNG of the records' anytime curves (``record.curve``: the validation meta-objective L(φ)) against the
+    meta step (left) and the seconds of the run (right), one colour per estimator, one line per record."""
+    plt = _matplotlib()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names: list[str] = []
+    for r in records:
+        if r.curve is None:
+            continue
+        label = _label(r)
+        first = label not in names
+        if first:
+            names.append(label)
+        colour = colours[names.index(label) % len(colours)]
+        for ax, xs in zip(axes, (r.curve.step, r.curve.seconds)):
+            ax.plot(xs, r.curve.value, color=colour, alpha=0.85, marker=".", label=label if first else None)
+    axes[0].set_xlabel("meta step")
+    axes[1].set_xlabel("seconds of the run (compilation included)")
+    axes[0].set_ylabel("validation meta-objective L(φ)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, plt, path)
+
+
+def _label(record: Any) -> str:
+    """The estimator's name, with its spec when the spec has settings (``FG2U (fg2u:num_directions=8,...)``)."""
+    spec = record.estimator_spec
+    return f"{record.estimator} ({spec})" if ":" in spec else record.estimator
+
+
+def plot_memory(records: Sequence[Any], path: str | os.PathLike, budget_bytes: int | None = None) -> Path:
+    """PNG of the ``memory`` records: peak-RSS growth of one meta-gradient (MiB) against T, one line per
+    estimator spec (the last record of each (spec, T)), with the budget as a dashed line."""
     plt = _matplotlib()
     fig, ax = plt.subplots(figsize=(6, 4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, runs) in enumerate(curves.items()):
-        for j, (_seed, pts) in enumerate(runs):
-            if not pts:
-                continue
-            ax.plot(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                color=colours[i % len(colours)],
-                alpha=0.85,
-                marker=".",
-                label=label if j == 0 else None,
-            )
-    ax.set_xlabel("meta step")
-    ax.set_ylabel("validation meta-objective L(φ)")
-    ax.set_title(title, fontsize=10)
+    points: dict[str, dict[int, float]] = {}
+    for r in records:
+        if r.task == "memory" and r.memory is not None and r.status == "ok":
+            points.setdefault(_label(r), {})[int(r.problem_settings["num_steps"])] = r.memory.bytes / 2**20
+    for (label, by_t), marker in zip(points.items(), "osD^v<>"):
+        ts = sorted(by_t)
+        ax.plot(ts, [by_t[t] for t in ts], marker=marker, label=label)
+    if budget_bytes:
+        ax.axhline(budget_bytes / 2**20, color="red", linestyle="--", label=f"budget ({budget_bytes / 2**20:.0f} MiB)")
+    ax.set_xlabel("unroll depth T (documents per meta-gradient)")
+    ax.set_ylabel("peak RSS growth (MiB)")
+    ax.set_title("CaMeLS: memory of one meta-gradient against T (fresh process each)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
+    return _save(fig, plt, path)
+
+
+def _save(fig: Any, plt: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -17,7 +17,20 @@ _PAPER = {"distilgpt2": (5.53, 6.37), "gpt2-large": (12.19, 12.50), "gpt2-xl": (
 BENCHMARK = Benchmark(
     name="lm",
     title="CaMeLS: meta-learned token weights for online LM adaptation",
-    smoke_command=("{python}", "-m", "fg2u_bench_lm", "--config", "smoke", "--seeds", "{seeds}", "--out", "{out}"),
+    smoke_command=(
+        "{python}",
+        "-m",
+        "fg2u_bench_lm",
+        "--config",
+        "smoke",
+        "--seeds",
+        "{seeds}",
+        "--out",
+        "{out}",
+        "--cache-dir",
+        "off",
+        "--no-progress",
+    ),
     metrics=(
         Metric("f1", "higher", "%", "F1", tasks=("camels",), columns=("dataset", "model_size")),
         Metric("peak_memory_mib", "lower", "MiB", "peak memory", tasks=("memory",), columns=("num_steps",)),

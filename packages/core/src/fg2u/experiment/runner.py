@@ -178,6 +178,12 @@ class Trial(abc.ABC):
         """Per-run details for the record (not settings)."""
         return {}
 
+    def measure(self, spec: Spec) -> MethodResult | None:
+        """The result of a task that measures an estimator rather than running the meta loop (e.g. the peak
+        memory of one meta-gradient at a given T in a fresh process, built from ``spec``, the completed
+        spec); ``None`` (the default) runs the meta loop."""
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
@@ -340,11 +346,15 @@ def resolve_methods(experiment: Experiment, config: Any, texts: Sequence[str]) -
 def run_method(
     experiment: Experiment, trial: Trial, method: Method, *, desc: str = "", progress: bool = True
 ) -> MethodResult:
-    """Runs one method on one trial: a baseline's own procedure, or the meta loop of an estimator through the
-    backend's driver with the anytime curve. Raises [`fg2u.experiment.loop.Diverged`][fg2u.experiment.loop.Diverged] on
-    divergence."""
+    """Runs one method on one trial: a baseline's own procedure, the trial's own measurement of an estimator
+    ([`Trial.measure`][fg2u.experiment.runner.Trial.measure]), or the meta loop of an estimator through the
+    backend's driver with the anytime curve. Raises [`fg2u.experiment.loop.Diverged`][fg2u.experiment.loop.Diverged]
+    on divergence."""
     if method.baseline is not None:
         return method.baseline.run(trial, dict(method.spec.settings))
+    measured = trial.measure(method.spec)
+    if measured is not None:
+        return measured
     driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
     prepared: Prepared = driver.prepare(method.estimator, trial)
     costs_per_step = trial.step_costs(method.estimator)
