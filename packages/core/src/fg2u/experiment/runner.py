@@ -165,6 +165,16 @@ class Trial(abc.ABC):
         """Ends the loop early after meta step ``step`` (e.g. a target error reached); default never."""
         return False
 
+    def use_estimator(self, estimator: Any) -> None:  # noqa: B027 (optional hook)
+        """Called with the run's estimator before its loop is prepared; default nothing. A benchmark whose problem
+        comes in several forms picks one here (bench-pde gives a zeroth-order estimator only its black-box
+        solver, and every other estimator the differentiable one)."""
+
+    def curve_metrics(self, curve: Curve) -> dict[str, float]:
+        """Metrics read off the run's anytime curve (e.g. the meta steps, costs and seconds until the curve
+        first falls below a target); default none. Added to the record's metrics."""
+        return {}
+
     def details(self) -> dict[str, Any]:
         """Per-run details for the record (not settings)."""
         return {}
@@ -334,6 +344,7 @@ def run_method(
     if method.baseline is not None:
         return method.baseline.run(trial, dict(method.spec.settings))
     driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
+    trial.use_estimator(method.estimator)
     prepared: Prepared = driver.prepare(method.estimator, trial)
     costs_per_step = trial.step_costs(method.estimator)
     initial = trial.initial_costs()
@@ -376,6 +387,7 @@ def run_method(
             value=tuple(v for _, _, v in loop.evaluations),
             cost={name: tuple(initial.get(name, 0.0) + k * c for k in steps) for name, c in costs_per_step.items()},
         )
+        metrics.update(trial.curve_metrics(curve))
     return MethodResult(metrics=metrics, curve=curve, memory=prepared.memory, details=trial.details(), phi=phi)
 
 
