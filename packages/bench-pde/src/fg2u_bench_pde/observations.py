@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from fg2u._checks import check_positive_int
+from fg2u_bench_pde.checks import check_positive_int
 
 __all__ = ["LAYOUTS", "Observations", "sample_observations", "interior_indices"]
 

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from fg2u import UnrolledProblem
-from fg2u._checks import check_positive_float, check_positive_int
+from fg2u_bench_pde.checks import check_positive_float, check_positive_int
 from fg2u_bench_pde.equations import Equation, coefficient_from_phi
 from fg2u_bench_pde.observations import Observations
 

@@ -19,9 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from fg2u._checks import check_choice, check_positive_float, check_positive_int
 from fg2u.estimator import Aux
 from fg2u.estimators import Estimator
+from fg2u_bench_pde.checks import check_choice, check_positive_float, check_positive_int
 
 __all__ = ["FixedQuadratureZO"]
 
