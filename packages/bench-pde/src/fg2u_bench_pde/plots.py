@@ -1,7 +1,7 @@
 """Error against solver calls and seconds, every method of a setting in one figure (issue 25).
 
 ``python -m fg2u_bench_pde.plots results/pde/cpu-baselines.jsonl`` (also written by every run): one PNG per
-(setting, noise level, solver noise) next to the records, ``<config>-<setting>-noise<L>[-solvernoise<s>].png``:
+(setting, noise level, solver noise, initial scan) next to the records, :func:`figure_name`:
 a column per task (equation, or K for the field), the top row the error against solver calls (log-log), the
 bottom row against seconds (initial scan + loop, compilation excluded). Each seed is one thin line; yardsticks
 (the noise floor, the MAP fit) are horizontal lines, and the field's target (within 10 % of the MAP fit's error)
@@ -37,14 +37,16 @@ def method_label(record: ResultRecord) -> str:
 
 
 def figure_name(record: ResultRecord) -> str:
-    """``<config>-<setting>-noise<L>[-solvernoise<s>].png``."""
+    """``<config>-<setting>-noise<L>[-solvernoise<s>][-scan<n>].png`` (runs with and without an initial scan
+    start from different points: separate figures)."""
     p = record.problem_settings
     setting = str(p.get("setting", "paper"))
     prefix = record.config if record.config.endswith(f"-{setting}") else f"{record.config}-{setting}"
     name = f"{prefix}-noise{float(p.get('noise_level', 0.0)):g}"
     if float(p.get("solver_noise", 0.0) or 0.0) > 0:
         name += f"-solvernoise{float(p['solver_noise']):g}"
-    return name + ".png"
+    scan = int(record.config_settings.get("init_scan", 0) or 0)
+    return name + (f"-scan{scan}" if scan else "") + ".png"
 
 
 def _column(record: ResultRecord) -> str:
@@ -72,6 +74,7 @@ def save_cost_figures(records: Sequence[ResultRecord], out: str | Path, config: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import LogLocator, NullFormatter  # noqa: PLC0415
 
     groups: dict[str, list[ResultRecord]] = {}
     for r in records:
@@ -92,6 +95,8 @@ def save_cost_figures(records: Sequence[ResultRecord], out: str | Path, config: 
                 _draw(ax, rows, axis, colours)
                 ax.set_xscale("log")
                 ax.set_yscale("log")
+                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labels at 1, 2, 5 × 10^k
+                ax.xaxis.set_minor_formatter(NullFormatter())
                 ax.set_xlabel("solver calls (scan included)" if axis == "calls" else "seconds (scan + loop)")
                 ax.set_ylabel(metric.replace("_", " "))
                 ax.grid(True, which="both", alpha=0.3)

@@ -26,11 +26,12 @@ _RAISSI = {
 
 #: The error-against-cost figures the runs draw next to their records (``fg2u_bench_pde.plots``).
 FIGURES = (
+    "pde/cpu-baselines-paper-noise0-scan32.png",
     "pde/cpu-baselines-paper-noise0.png",
-    "pde/cpu-baselines-paper-noise0.01.png",
-    "pde/cpu-baselines-paper-noise0.05.png",
-    "pde/cpu-baselines-raissi-noise0.png",
-    "pde/cpu-baselines-raissi-noise0.01.png",
+    "pde/cpu-baselines-paper-noise0.01-scan32.png",
+    "pde/cpu-baselines-paper-noise0.05-scan32.png",
+    "pde/cpu-baselines-raissi-noise0-scan32.png",
+    "pde/cpu-baselines-raissi-noise0.01-scan32.png",
     "pde/cpu-field-noise0.01.png",
     "pde/cpu-field-noise0.01-solvernoise0.01.png",
 )
