@@ -310,7 +310,13 @@ def costs_to_reach(curve: Curve, targets: Mapping[str, float], offset_s: float) 
     """``steps_to_<label>``, ``solver_calls_to_<label>`` and ``seconds_to_<label>`` for each ``label: τ`` of
     ``targets`` (and ``rounds_2_workers_to_<label>`` when the curve has that cost): the first curve point whose
     value is below τ (NaN when none is). Seconds are ``offset_s`` (an initial scan) plus the loop's seconds since
-    the curve's first point (compilation excluded)."""
+    the curve's first point (compilation excluded).
+
+    Examples:
+        >>> curve = Curve("error", (0, 1, 2), (5.0, 5.5, 6.0), (0.3, 0.02, 0.005), {"solver_calls": (33.0, 35.0, 37.0)})
+        >>> costs_to_reach(curve, {"1pct": 0.01}, offset_s=0.25)
+        {'steps_to_1pct': 2.0, 'solver_calls_to_1pct': 37.0, 'seconds_to_1pct': 1.25}
+    """
     out: dict[str, float] = {}
     costs = {name: curve.cost.get(name) for name in ("solver_calls", "rounds_2_workers")}
     for label, tau in targets.items():

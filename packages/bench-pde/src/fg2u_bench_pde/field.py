@@ -128,7 +128,15 @@ class FieldSpec:
 
 def hat_basis(num_points: int, num_unknowns: int) -> np.ndarray:
     """``B (N, K)``: the periodic piecewise-linear interpolant at the grid ``x_j = −1 + 2j/N`` of values at the
-    nodes ``x_k = −1 + 2k/K`` (rows sum to 1; K = N gives the identity)."""
+    nodes ``x_k = −1 + 2k/K`` (rows sum to 1; K = N gives the identity).
+
+    Examples:
+        >>> hat_basis(4, 2)  # grid points −1, −0.5, 0, 0.5; nodes −1, 0 (and −1 again after the period)
+        array([[1. , 0. ],
+               [0.5, 0.5],
+               [0. , 1. ],
+               [0.5, 0.5]])
+    """
     x = np.asarray(grid_points(num_points, np.float64))
     nodes = -1.0 + 2.0 * np.arange(num_unknowns) / num_unknowns
     h = 2.0 / num_unknowns
