@@ -27,6 +27,7 @@ class LinearFit(BlackBoxFit):
         stacked_b = self.b if prior is None else np.concatenate([self.b, np.zeros(len(x0))])
         self.solution = np.linalg.lstsq(stacked_a, stacked_b, rcond=None)[0]
         self.calls = 0
+        self.seen = []
 
     def fit_start(self):
         return self.x0.copy()
@@ -34,6 +35,7 @@ class LinearFit(BlackBoxFit):
     def residual_function(self, batch_sizes):
         def residuals(phis):
             self.calls += len(phis)
+            self.seen.extend(np.array(phis))
             return phis @ self.a.T - self.b[None, :]
 
         return residuals, 0.0, None
@@ -97,6 +99,14 @@ def test_nelder_mead_minimises_a_quadratic_within_its_tolerance():
     assert result.metrics["distance"] < 1e-6
     assert result.metrics["solver_calls"] == fit.calls
     assert math.isclose(result.curve.value[-1], result.metrics["distance"])  # the curve ends at the result
+
+
+def test_nelder_mead_initial_step_sets_the_simplex():
+    a, b = _problem(k=2, p=8)
+    fit = LinearFit(a, b, x0=np.zeros(2))
+    run_nelder_mead(fit, {"initial_step": 0.5, "max_solver_calls": 3})  # the initial simplex only
+    assert fit.calls == 3 and len(fit.seen) == 3
+    np.testing.assert_allclose(np.sort(np.abs(np.array(fit.seen)).sum(axis=1)), [0.0, 0.5, 0.5])
 
 
 def test_nelder_mead_respects_its_budget():

@@ -273,7 +273,8 @@ def run_least_squares(fit: BlackBoxFit, settings: Mapping[str, Any]) -> MethodRe
 
 def run_nelder_mead(fit: BlackBoxFit, settings: Mapping[str, Any]) -> MethodResult:
     """``scipy.optimize.minimize(method="Nelder-Mead")`` on ``½‖r‖² (+ prior)``; settings: ``max_solver_calls``,
-    ``xatol``/``fatol`` (SciPy's 1e-4), ``adaptive`` (``"auto"``: for more than 2 unknowns)."""
+    ``xatol``/``fatol`` (SciPy's 1e-4), ``adaptive`` (``"auto"``: for more than 2 unknowns), ``initial_step`` (the
+    initial simplex's edge along each axis; default SciPy's: 5 % of each coordinate, 0.00025 for a zero one)."""
     from scipy.optimize import minimize  # noqa: PLC0415
 
     x0 = fit.fit_start()
@@ -281,6 +282,8 @@ def run_nelder_mead(fit: BlackBoxFit, settings: Mapping[str, Any]) -> MethodResu
     tracker = _Tracker(fit, residuals, _budget(fit, settings), compile_s, x0)
     adaptive = settings.get("adaptive", "auto")
     adaptive = x0.size > 2 if adaptive == "auto" else bool(adaptive)
+    step = settings.get("initial_step")
+    simplex = None if step is None else np.vstack([x0, x0[None, :] + float(step) * np.eye(x0.size)])
     message, iterations = "", 0
     try:
         out = minimize(
@@ -294,6 +297,7 @@ def run_nelder_mead(fit: BlackBoxFit, settings: Mapping[str, Any]) -> MethodResu
                 "xatol": float(settings.get("xatol", 1e-4)),
                 "fatol": float(settings.get("fatol", 1e-4)),
                 "adaptive": adaptive,
+                "initial_simplex": simplex,
             },
         )
         x, message, iterations = np.asarray(out.x, dtype=np.float64), str(out.message), int(out.nit)

@@ -1004,7 +1004,13 @@ class PDE(Experiment):
             "nelder_mead": Baseline(
                 "NelderMead",
                 _nelder_mead,
-                defaults={"max_solver_calls": None, "xatol": 1e-4, "fatol": 1e-4, "adaptive": "auto"},
+                defaults={
+                    "max_solver_calls": None,
+                    "xatol": 1e-4,
+                    "fatol": 1e-4,
+                    "adaptive": "auto",
+                    "initial_step": None,
+                },
                 description="scipy Nelder-Mead simplex (derivative-free)",
                 yardstick=False,
             ),
