@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fg2u_bench_pde.information import NoiseFloor, cramer_rao_covariance, noise_floor
+from fg2u_bench_pde.information import NoiseFloor, cramer_rao_covariance, noise_floor, posterior_covariance
 
 
 def test_linear_model_bound_is_the_least_squares_covariance():
@@ -36,6 +36,23 @@ def test_linear_model_bound_is_the_least_squares_covariance():
     assert abs(rel.max(1).mean() - floor.expected_max_relative_error) < 5 * rel.max(1).std() / math.sqrt(n)
 
 
+def test_posterior_covariance_is_the_map_error_covariance_of_a_linear_gaussian_model():
+    # θ ~ N(0, Q⁻¹), y = Aθ + σε: the MAP estimate (AᵀA/σ² + Q)⁻¹ Aᵀy/σ² has error covariance exactly
+    # (AᵀA/σ² + Q)⁻¹ over prior and noise. Tolerance as above: 5 standard errors √(2/n) of a sample covariance.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(6, 3))
+    q = np.array([[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]])
+    sigma, n = 0.5, 4000
+    cov = posterior_covariance(a, sigma, q)
+    np.testing.assert_allclose(cov, np.linalg.inv(a.T @ a / sigma**2 + q), rtol=1e-12)
+    theta = rng.multivariate_normal(np.zeros(3), np.linalg.inv(q), size=n)
+    y = theta @ a.T + sigma * rng.normal(size=(n, 6))
+    estimates = y @ a @ cov.T / sigma**2
+    errors = estimates - theta
+    scale = np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    assert np.all(np.abs(np.cov(errors.T) - cov) / scale < 5 * math.sqrt(2 / n))
+
+
 def test_unobservable_coefficient_is_a_clear_error():
     with jax.enable_x64(True), pytest.raises(ValueError, match="do not determine"):
         cramer_rao_covariance(lambda th: jnp.stack([th[0], 2 * th[0]]), np.array([1.0, 2.0]), 0.1)
@@ -44,14 +61,14 @@ def test_unobservable_coefficient_is_a_clear_error():
 def test_solver_floor_matches_finite_differences_and_the_closed_form():
     from fg2u_bench_pde.configs import get_config
     from fg2u_bench_pde.equations import get_equation
+    from fg2u_bench_pde.experiment import build_ground_truth
     from fg2u_bench_pde.observations import sample_observations
     from fg2u_bench_pde.problems import _values_at, observation_data
-    from fg2u_bench_pde.run import build_task
     from fg2u_bench_pde.spectral import solve_spectrum
 
     with jax.enable_x64(True):
         config = get_config("smoke").replace(noise_level=0.01)
-        task = build_task(config, "kdv")
+        task = build_ground_truth(config, "kdv")
         eq = get_equation("kdv")
         obs = sample_observations(task.x, task.t, task.u, num_points=16, noise_level=0.01, seed=0, layout="grid")
         data = observation_data(obs)

@@ -64,6 +64,7 @@ def _problem(name):
     return pinn_problem(eq, SMALL, "log", obs, collocation_seed=0), jnp.asarray(phi_from_coefficient(0.02, "log"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["kdv"])  # the richest residual (u_xxx); one equation keeps the test fast
 def test_fg2u_with_one_coefficient_is_exact_and_matches_rgu_and_finite_differences(name):
     # φ is a single number: a Rademacher direction is v = ±1 and FG2U gives (g·v)v = g exactly,

@@ -1,7 +1,8 @@
 """Benchmark configurations: ``smoke`` (seconds, tests/CI), ``cpu`` (full problems, few outer steps),
 ``paper`` (Table F.3 settings), and the observation settings (:data:`SETTINGS`): ``paper`` (64 points on
-an 8 × 8 interior grid, one unknown) and ``raissi`` (2,000 random points, two unknowns λ₁, λ₂ for Burgers
-and KdV, as in Raissi et al.'s PINN papers).
+an 8 × 8 interior grid, one unknown), ``raissi`` (2,000 random points, two unknowns λ₁, λ₂ for Burgers
+and KdV, as in Raissi et al.'s PINN papers) and ``field`` (the Allen–Cahn reaction rate as a field of K
+unknowns, 2,000 random points, 1 % noise; :mod:`.field`).
 
 Ground truth without data files (``--data-source solver``, the default): our own solver at the true
 coefficients on the ``reference`` discretisation (finer than the one fitted: twice the points or more,
@@ -97,6 +98,8 @@ class BenchConfig:
     quadrature_half_width: float = 5.0
     cost_thresholds: tuple = (0.01, 0.001)
     stop_below: float | None = None  # cost runs only: stop once the coefficient error (an oracle) is below
+    baseline_max_solver_calls: int = 1000  # budget of least_squares / nelder_mead (every solver call counted)
+    fd_step: float | None = None  # finite-difference step of the noisy field variant (FG²U-ZO ε, least squares)
 
     def parametrisation_for(self, equation: str) -> str:
         if self.parametrisation == "paper":
@@ -109,7 +112,7 @@ class BenchConfig:
         return dataclasses.replace(self, **changes)
 
 
-_PAPER_LR = {"burgers": 1e-2, "allen_cahn": 1e-2, "kdv": 1e-3, "allen_cahn_periodic": 1e-2}
+_PAPER_LR = {"burgers": 1e-2, "allen_cahn": 1e-2, "kdv": 1e-3, "allen_cahn_periodic": 1e-2, "allen_cahn_field": 1e-2}
 
 #: Observation settings: ``paper`` — the (FG)²U paper's 64 points on an 8 × 8 interior grid, one unknown;
 #: ``raissi`` — 2,000 random grid points and two unknowns (λ₁ of the nonlinear term and the paper's
@@ -117,7 +120,18 @@ _PAPER_LR = {"burgers": 1e-2, "allen_cahn": 1e-2, "kdv": 1e-3, "allen_cahn_perio
 SETTINGS = {
     "paper": {"observation_layout": "grid", "num_observations": 64, "unknowns": 1},
     "raissi": {"observation_layout": "random", "num_observations": 2000, "unknowns": 2},
+    # K unknowns (--field-size, default 16); FG²U / FG²U-ZO with b = 16 directions; no initial scan (it is 1-d)
+    "field": {
+        "observation_layout": "random",
+        "num_observations": 2000,
+        "unknowns": 16,
+        "noise_level": 0.01,
+        "num_directions": 16,
+        "init_scan": 0,
+    },
 }
+#: The field setting's equation (:mod:`.field`); the other settings run the paper's equations.
+FIELD_EQUATION = "allen_cahn_field"
 
 # Ground truth of the cpu/paper configs (Burgers: N = 2048 moves the N = 1024 solution by < 1e-7; Allen-Cahn
 # Chebyshev N = 512 is converged to 6e-11 relative L2, N = 256 with 5 substeps to 6e-6).
@@ -126,6 +140,7 @@ _FINE_REFERENCE = {
     "allen_cahn": SpectralConfig(512, 20),
     "kdv": SpectralConfig(512, 20),
     "allen_cahn_periodic": SpectralConfig(512, 20),
+    "allen_cahn_field": SpectralConfig(512, 8),
 }
 
 CONFIGS: dict[str, BenchConfig] = {
@@ -137,14 +152,20 @@ CONFIGS: dict[str, BenchConfig] = {
             "allen_cahn": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
             "kdv": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
             "allen_cahn_periodic": SpectralConfig(128, 2, time_fraction=0.2, x_stride=4),
+            "allen_cahn_field": SpectralConfig(64, 1, time_fraction=0.2, x_stride=4),
         },
         reference={
             "burgers": SpectralConfig(256, 4, time_fraction=0.2),
             "allen_cahn": SpectralConfig(192, 4, time_fraction=0.2),
             "kdv": SpectralConfig(256, 4, time_fraction=0.2),
             "allen_cahn_periodic": SpectralConfig(256, 4, time_fraction=0.2),
+            "allen_cahn_field": SpectralConfig(128, 2, time_fraction=0.2),
         },
-        outer=OuterConfig(steps=4, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
+        outer=OuterConfig(
+            steps=4,
+            lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1, "allen_cahn_field": 0.1},
+        ),
+        baseline_max_solver_calls=40,
         pinn=PinnSettings(depth=3, width=8, inner_steps=4, inner_lr=1e-3, batch_size=16),
         pinn_outer=OuterConfig(steps=2, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
     ),
@@ -156,12 +177,13 @@ CONFIGS: dict[str, BenchConfig] = {
             "allen_cahn": SpectralConfig(256, 5),
             "kdv": SpectralConfig(256, 5),
             "allen_cahn_periodic": SpectralConfig(256, 5),
+            "allen_cahn_field": SpectralConfig(256, 1),
         },
         reference=_FINE_REFERENCE,
         init_scan=32,
         outer=OuterConfig(
-            steps={"burgers": 120, "allen_cahn": 120, "kdv": 120, "allen_cahn_periodic": 120},
-            lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1},
+            steps={"burgers": 120, "allen_cahn": 120, "kdv": 120, "allen_cahn_periodic": 120, "allen_cahn_field": 1000},
+            lr={"burgers": 0.3, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1, "allen_cahn_field": 0.03},
             final_lr_fraction=1e-3,
             b1=0.5,
             b2=0.9,
@@ -181,6 +203,7 @@ CONFIGS: dict[str, BenchConfig] = {
             "allen_cahn": SpectralConfig(384, 5),
             "kdv": SpectralConfig(512, 5),
             "allen_cahn_periodic": SpectralConfig(512, 5),
+            "allen_cahn_field": SpectralConfig(256, 1),
         },
         reference=_FINE_REFERENCE,
         outer=OuterConfig(steps=5000, lr=dict(_PAPER_LR)),
@@ -211,4 +234,6 @@ def default_grid(equation: str) -> tuple[np.ndarray, np.ndarray]:
         return -1.0 + 2.0 * np.arange(512) / 512, 0.005 * np.arange(201)
     if equation in ("allen_cahn", "allen_cahn_periodic"):
         return np.linspace(-1.0, 1.0, 201), 0.01 * np.arange(101)
+    if equation == "allen_cahn_field":  # the solver's own periodic grid at N = 256, t ∈ [0, 0.5]
+        return -1.0 + 2.0 * np.arange(256) / 256, 0.01 * np.arange(51)
     raise ValueError(f"unknown equation {equation!r}")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +53,8 @@ __all__ = [
     "chebyshev_points",
     "chebyshev_operators",
     "etdrk4_coefficients",
+    "Stepper",
+    "stepper",
     "solve_spectrum",
     "evaluate",
     "chebyshev_basis",
@@ -173,17 +176,18 @@ def chebyshev_operators(num_points: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return lam, v, v_inv, a
 
 
-def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool, scale=1.0):
+def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool, scale=1.0, rate=None):
     if equation.boundary == "dirichlet":
         if equation.linear_order != 2 or not equation.name.startswith("allen_cahn"):
             raise ValueError(f"no Chebyshev right-hand side for equation {equation.name!r}")
         _, v, v_inv, _ = chebyshev_operators(num_points)
         v, v_inv = jnp.asarray(v, dtype), jnp.asarray(v_inv, dtype)
         b = equation.boundary_value
+        r = 5.0 if rate is None else rate
 
-        def nonlinear(z):  # V⁻¹ · 5 (u − u³), u = V z + b
+        def nonlinear(z):  # V⁻¹ · r (u − u³), u = V z + b
             u = v @ z + b
-            return scale * (v_inv @ (5.0 * (u - u**3)))
+            return scale * (v_inv @ (r * (u - u**3)))
 
         return nonlinear
 
@@ -193,37 +197,51 @@ def _nonlinear_fn(equation: Equation, num_points: int, dtype, dealias: bool, sca
     mask = (m <= num_points // 3).astype(dtype) if dealias else jnp.ones_like(k)
 
     if equation.name in ("burgers", "kdv"):
+        if rate is not None:
+            raise ValueError(f"a reaction-rate field applies to Allen-Cahn, not {equation.name!r}")
 
         def nonlinear(v_hat):  # −λ₁ u u_x = −½ λ₁ (u²)_x
             u = jnp.fft.irfft(v_hat, n=num_points)
             return -0.5j * scale * k_odd * mask * jnp.fft.rfft(u * u)
     elif equation.name.startswith("allen_cahn"):
+        r = 5.0 if rate is None else rate
 
-        def nonlinear(v_hat):  # 5 (u − u³)
+        def nonlinear(v_hat):  # r (u − u³), r = 5 or a field on the grid
             u = jnp.fft.irfft(v_hat, n=num_points)
-            return scale * mask * jnp.fft.rfft(5.0 * (u - u**3))
+            return scale * mask * jnp.fft.rfft(r * (u - u**3))
     else:
         raise ValueError(f"no spectral right-hand side for equation {equation.name!r}")
     return nonlinear
 
 
-def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings, nonlinear_scale=1.0) -> jax.Array:
-    """The solution in the solver's basis at the output times.
+@dataclasses.dataclass(frozen=True)
+class Stepper:
+    """The time stepping of one solve, for a solver written step by step (an unrolled problem).
 
-    Periodic equations: rfft spectra ``v̂(t_n)``, shape ``(num_outputs, N/2 + 1)`` complex. Dirichlet
-    equations (Chebyshev): Chebyshev coefficients of u, shape ``(num_outputs, N + 1)`` real. Evaluate
-    either with :func:`evaluate`.
-
-    ``coefficient`` (the coefficient c of the linear term) and ``nonlinear_scale`` (λ₁, the factor of the
-    nonlinear term; 1 for the paper's equations) may be traced scalars: the function is jit-able and
-    differentiable in both.
+    Attributes:
+      z0: the initial state in the solver's coordinates (Fourier: rfft spectrum ``(N/2 + 1,)`` complex;
+        Chebyshev: eigen-coordinates ``(N − 1,)`` real).
+      advance: ``z -> z`` after one output interval (``substeps`` ETDRK4 steps).
+      to_output: ``z ->`` the output basis coefficients (Fourier: the spectrum itself; Chebyshev: the
+        Chebyshev series of u, ``(N + 1,)``), evaluated by :func:`evaluate`.
     """
+
+    z0: jax.Array
+    advance: Callable[[jax.Array], jax.Array]
+    to_output: Callable[[jax.Array], jax.Array]
+
+
+def stepper(equation: Equation, coefficient, settings: SpectralSettings, nonlinear_scale=1.0, rate=None) -> Stepper:
+    """The ETDRK4 stepping of :func:`solve_spectrum` for one coefficient (traceable and differentiable in
+    ``coefficient``, ``nonlinear_scale`` and ``rate``); :func:`solve_spectrum` is ``num_outputs − 1``
+    applications of ``advance``."""
     n = settings.num_points
     coefficient = jnp.asarray(coefficient)
     dtype = coefficient.dtype if jnp.issubdtype(coefficient.dtype, jnp.floating) else jnp.result_type(float)
     h = settings.dt
     scale = jnp.asarray(nonlinear_scale, dtype)
-    nonlinear = _nonlinear_fn(equation, n, dtype, settings.dealias, scale)
+    rate = None if rate is None else jnp.asarray(rate, dtype)
+    nonlinear = _nonlinear_fn(equation, n, dtype, settings.dealias, scale, rate)
     if equation.boundary == "dirichlet":
         lam, v, v_inv, a = chebyshev_operators(n)
         linear = (coefficient.astype(dtype) * jnp.asarray(lam, dtype)).astype(_complex(dtype))
@@ -252,12 +270,35 @@ def solve_spectrum(equation: Equation, coefficient, settings: SpectralSettings, 
         nc = nonlinear(c)
         return e * v + nv * f1 + 2.0 * (na + nb) * f2 + nc * f3, None
 
-    def interval(v, _):
+    def advance(v):
         v, _ = jax.lax.scan(etdrk4_step, v, None, length=settings.substeps)
-        return v, to_output(v)
+        return v
 
-    _, vs = jax.lax.scan(interval, z0, None, length=settings.num_outputs - 1)
-    return jnp.concatenate([to_output(z0)[None], vs], axis=0)
+    return Stepper(z0, advance, to_output)
+
+
+def solve_spectrum(
+    equation: Equation, coefficient, settings: SpectralSettings, nonlinear_scale=1.0, rate=None
+) -> jax.Array:
+    """The solution in the solver's basis at the output times.
+
+    Periodic equations: rfft spectra ``v̂(t_n)``, shape ``(num_outputs, N/2 + 1)`` complex. Dirichlet
+    equations (Chebyshev): Chebyshev coefficients of u, shape ``(num_outputs, N + 1)`` real. Evaluate
+    either with :func:`evaluate`.
+
+    ``coefficient`` (the coefficient c of the linear term) and ``nonlinear_scale`` (λ₁, the factor of the
+    nonlinear term; 1 for the paper's equations) may be traced scalars: the function is jit-able and
+    differentiable in both. ``rate`` (Allen-Cahn only): the reaction rate r(x) of ``r (u − u³)`` on the
+    collocation points (Fourier ``(N,)``, Chebyshev interior ``(N − 1,)``) instead of the constant 5.
+    """
+    s = stepper(equation, coefficient, settings, nonlinear_scale, rate)
+
+    def interval(v, _):
+        v = s.advance(v)
+        return v, s.to_output(v)
+
+    _, vs = jax.lax.scan(interval, s.z0, None, length=settings.num_outputs - 1)
+    return jnp.concatenate([s.to_output(s.z0)[None], vs], axis=0)
 
 
 def _complex(dtype):

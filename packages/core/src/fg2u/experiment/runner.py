@@ -174,6 +174,16 @@ class Trial(abc.ABC):
         """Ends the loop early after meta step ``step`` (e.g. a target error reached); default never."""
         return False
 
+    def use_estimator(self, estimator: Any) -> None:  # noqa: B027 (optional hook)
+        """Called with the run's estimator before its loop is prepared; default nothing. A benchmark whose problem
+        comes in several forms picks one here (bench-pde gives a zeroth-order estimator only its black-box
+        solver, and every other estimator the differentiable one)."""
+
+    def curve_metrics(self, curve: Curve) -> dict[str, float]:
+        """Metrics read off the run's anytime curve (e.g. the meta steps, costs and seconds until the curve
+        first falls below a target); default none. Added to the record's metrics."""
+        return {}
+
     def details(self) -> dict[str, Any]:
         """Per-run details for the record (not settings)."""
         return {}
@@ -356,6 +366,7 @@ def run_method(
     if measured is not None:
         return measured
     driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
+    trial.use_estimator(method.estimator)
     prepared: Prepared = driver.prepare(method.estimator, trial)
     costs_per_step = trial.step_costs(method.estimator)
     initial = trial.initial_costs()
@@ -398,6 +409,7 @@ def run_method(
             value=tuple(v for _, _, v in loop.evaluations),
             cost={name: tuple(initial.get(name, 0.0) + k * c for k in steps) for name, c in costs_per_step.items()},
         )
+        metrics.update(trial.curve_metrics(curve))
     details = {**prepared.details, **trial.details()}
     return MethodResult(metrics=metrics, curve=curve, memory=prepared.memory, details=details, phi=phi)
 
@@ -421,6 +433,7 @@ def gradient_check(experiment: Experiment, trial: Trial, method: Method, draws: 
     driver = importlib.import_module(f"fg2u.{experiment.backend}.harness").Driver()
     backend = backend_module(experiment)
     reference = build(trial.reference, backend.BACKEND)
+    trial.use_estimator(method.estimator)
     phi = trial.initial_phi()
     estimates = driver.estimates_fn(method.estimator, reference, trial)
     dot = ref_sq = est_sq = err_sq = 0.0
