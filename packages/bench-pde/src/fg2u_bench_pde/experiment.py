@@ -366,6 +366,16 @@ class _CoefficientTrial(Trial, BlackBoxFit):
     def use_estimator(self, estimator: Any) -> None:
         self.black_box_only = _zeroth_order(estimator)
 
+    def inputs_for(self, estimator: Any, step: int, inputs: Any) -> Any:
+        if _zeroth_order(estimator) == self.black_box_only:
+            return inputs
+        chosen = self.black_box_only
+        self.use_estimator(estimator)
+        try:
+            return self.next_inputs(step)[1]  # a pure function of the step: the same draw in the other form
+        finally:
+            self.black_box_only = chosen
+
     def step_costs(self, estimator: Any) -> dict[str, float]:
         return step_costs(estimator, self.unknowns)
 

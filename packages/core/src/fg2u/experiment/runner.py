@@ -179,6 +179,13 @@ class Trial(abc.ABC):
         comes in several forms picks one here (bench-pde gives a zeroth-order estimator only its black-box
         solver, and every other estimator the differentiable one)."""
 
+    def inputs_for(self, estimator: Any, step: int, inputs: Any) -> Any:
+        """The problem inputs of meta step ``step`` (drawn as ``inputs`` for the run's estimator) in the form of
+        the problem ``estimator`` can use: the gradient check runs the exact reference on the same draw.
+        Default: ``inputs`` (one problem form). bench-pde returns its differentiable solver's inputs for a
+        reference that cannot use the black box."""
+        return inputs
+
     def curve_metrics(self, curve: Curve) -> dict[str, float]:
         """Metrics read off the run's anytime curve (e.g. the meta steps, costs and seconds until the curve
         first falls below a target); default none. Added to the record's metrics."""
@@ -441,7 +448,7 @@ def gradient_check(experiment: Experiment, trial: Trial, method: Method, draws: 
     start = time.perf_counter()
     for r in range(draws):
         key, inputs = trial.next_inputs(r)
-        estimate, exact = estimates(phi, key, inputs)
+        estimate, exact = estimates(phi, key, inputs, trial.inputs_for(reference, r, inputs))
         dot += float(estimate @ exact)
         ref_sq += float(exact @ exact)
         est_sq += float(estimate @ estimate)
@@ -550,7 +557,11 @@ def _summary(records: Sequence[ResultRecord], metric: str | None) -> str:
     lines = [f"summary ({metric}: mean ± std over seeds; runs that did not finish are counted apart):"]
     groups: dict[tuple[str, str, str], list[ResultRecord]] = {}
     for r in records:
+        if r.status == "ok" and metric not in r.metrics:  # another kind of record (a gradient check)
+            continue
         groups.setdefault((r.task, r.estimator, r.estimator_spec), []).append(r)
+    if not groups:
+        return ""
     width = max(len(f"{task} {est}") for task, est, _ in groups)
     for (task, est, _), rs in groups.items():
         values = [r.metrics[metric] for r in rs if r.status == "ok" and math.isfinite(r.metrics.get(metric, math.nan))]
@@ -564,6 +575,8 @@ def _summary(records: Sequence[ResultRecord], metric: str | None) -> str:
 
 
 def _row(record: ResultRecord, metric: str | None) -> str:
+    if metric not in record.metrics and "grad_projection" in record.metrics:
+        metric = "grad_projection"  # a gradient check's record
     value = record.metrics.get(metric or "", math.nan)
     shown = f"{metric}={value:.4g}" if metric and math.isfinite(value) else ""
     memory = f", memory {record.memory.bytes / 2**20:.1f} MiB ({record.memory.measure})" if record.memory else ""

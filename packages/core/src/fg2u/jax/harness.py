@@ -154,20 +154,28 @@ class Driver:
         return temp_bytes(jax.jit(loss).lower(phi, inputs).compile())
 
     def estimates_fn(self, estimator: Any, reference: Any, trial: Any) -> Callable:
-        """A compiled ``(φ, key, inputs) -> (ĝ, g)``: ``estimator``'s and ``reference``'s meta-gradients on the
-        problem of the first estimate of ``inputs`` (leading axis A), both with ``key``, as flat float64 NumPy
-        vectors. The problem is built inside the trace, so new inputs do not recompile."""
+        """A compiled ``(φ, key, inputs, reference_inputs) -> (ĝ, g)``: ``estimator``'s meta-gradient on the
+        problem of the first estimate of ``inputs`` (leading axis A) and ``reference``'s on that of
+        ``reference_inputs`` — the same draw in the form of the problem each can use (``trial.next_inputs``
+        after ``trial.use_estimator``: a black box for a zeroth-order estimator, the unrolled solver for the
+        exact reference) —, both with ``key``, as flat float64 NumPy vectors. The problems are built inside the
+        trace, so new inputs do not recompile."""
+
+        def problem_for(est: Any, inputs: Any) -> Any:
+            trial.use_estimator(est)
+            return trial.make_problem(jax.tree_util.tree_map(lambda x: x[0], inputs))
 
         @jax.jit
-        def both(phi: Any, key: Any, inputs: Any) -> tuple:
-            problem = trial.make_problem(jax.tree_util.tree_map(lambda x: x[0], inputs))
-            return estimator(problem, phi, key)[0], reference(problem, phi, key)[0]
+        def both(phi: Any, key: Any, inputs: Any, reference_inputs: Any) -> tuple:
+            estimate = estimator(problem_for(estimator, inputs), phi, key)[0]
+            exact = reference(problem_for(reference, reference_inputs), phi, key)[0]
+            return estimate, exact
 
         def flat(tree: Any) -> np.ndarray:
             return np.concatenate([np.asarray(leaf, np.float64).ravel() for leaf in jax.tree_util.tree_leaves(tree)])
 
-        def call(phi: Any, key: Any, inputs: Any) -> tuple:
-            estimate, exact = both(phi, key, inputs)
+        def call(phi: Any, key: Any, inputs: Any, reference_inputs: Any) -> tuple:
+            estimate, exact = both(phi, key, inputs, reference_inputs)
             return flat(estimate), flat(exact)
 
         return call

@@ -104,15 +104,16 @@ class Driver:
         return prepared
 
     def estimates_fn(self, estimator: Any, reference: Any, trial: Any) -> Callable:
-        """``(φ, keys, inputs) -> (ĝ, g)``: ``estimator``'s and ``reference``'s meta-gradients on the problem of
-        the first of ``inputs``, with the first of ``keys``, as flat float64 NumPy vectors."""
+        """``(φ, keys, inputs, reference_inputs) -> (ĝ, g)``: ``estimator``'s meta-gradient on the problem of the
+        first of ``inputs`` and ``reference``'s on that of ``reference_inputs`` (the same draw in the form of
+        the problem each can use), with the first of ``keys``, as flat float64 NumPy vectors."""
 
-        def call(phi: Any, keys: Any, inputs: Any) -> tuple:
-            problem = trial.make_problem(inputs[0])
-            flat = [
-                torch.cat([g.detach().double().reshape(-1) for g in tree_flatten(est(problem, phi, keys[0])[0])[0]])
-                for est in (estimator, reference)
-            ]
+        def call(phi: Any, keys: Any, inputs: Any, reference_inputs: Any) -> tuple:
+            flat = []
+            for est, draw in ((estimator, inputs), (reference, reference_inputs)):
+                trial.use_estimator(est)
+                gradient = est(trial.make_problem(draw[0]), phi, keys[0])[0]
+                flat.append(torch.cat([g.detach().double().reshape(-1) for g in tree_flatten(gradient)[0]]))
             return flat[0].numpy(), flat[1].numpy()
 
         return call
