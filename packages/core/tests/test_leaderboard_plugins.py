@@ -133,7 +133,7 @@ def test_published_numbers_live_in_the_benchmark_plugins():
     # the paper's noise-free FG²U-ZO errors in % (issue 12), only beside noise-free runs
     assert {r.where["task"]: r.value for r in paper} == {"burgers": 0.97, "allen_cahn": 2.34, "kdv": 0.72}
     assert all(r.where["noise_level"] == 0.0 and not r.approximate for r in paper)
-    assert all(r.matches_estimator("fg2u_zo_forward") for r in paper)
+    assert all(r.matches_estimator("FG2U_ZO") for r in paper)
     # Raissi et al.'s PINN (the anchors' own setting): Burgers λ1/λ2 clean and 1 % noise, KdV λ2
     values = {(r.where["task"], r.metric, r.where["noise_level"]): r.value for r in raissi}
     assert values[("burgers", "lambda1_relative_error", 0.01)] == 0.04

@@ -176,14 +176,14 @@ class Trial(abc.ABC):
 
     def use_estimator(self, estimator: Any) -> None:  # noqa: B027 (optional hook)
         """Called with the run's estimator before its loop is prepared; default nothing. A benchmark whose problem
-        comes in several forms picks one here (bench-pde gives a zeroth-order estimator only its black-box
-        solver, and every other estimator the differentiable one)."""
+        comes in several forms picks one here (e.g. only a black-box solver for a zeroth-order estimator, the
+        differentiable one for every other estimator)."""
 
     def inputs_for(self, estimator: Any, step: int, inputs: Any) -> Any:
         """The problem inputs of meta step ``step`` (drawn as ``inputs`` for the run's estimator) in the form of
         the problem ``estimator`` can use: the gradient check runs the exact reference on the same draw.
-        Default: ``inputs`` (one problem form). bench-pde returns its differentiable solver's inputs for a
-        reference that cannot use the black box."""
+        Default: ``inputs`` (one problem form); a benchmark with a black-box and a differentiable form returns
+        the differentiable one's inputs for a reference that cannot use the black box."""
         return inputs
 
     def curve_metrics(self, curve: Curve) -> dict[str, float]:
