@@ -233,7 +233,7 @@ def _result(
         compile_time_s=tracker.compile_s,
         scan_seconds=fit.scan_seconds,
     )
-    details = {**fit.details(), "message": message}
+    details = {**fit.details(), "message": message, "solver_call_budget": tracker.budget}
     return MethodResult(metrics=metrics, curve=curve, memory=memory, details=details, phi=x)
 
 

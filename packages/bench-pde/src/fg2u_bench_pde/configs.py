@@ -99,6 +99,8 @@ class BenchConfig:
     cost_thresholds: tuple = (0.01, 0.001)
     stop_below: float | None = None  # cost runs only: stop once the coefficient error (an oracle) is below
     baseline_max_solver_calls: int = 1000  # budget of least_squares / nelder_mead (every solver call counted)
+    # field setting: at least this many finite-difference Jacobians' worth of calls, 40·(K + 1) (K = 256: 10,280)
+    baseline_min_jacobians: int = 40
     fd_step: float | None = None  # finite-difference step of the noisy field variant (FG²U-ZO ε, least squares)
 
     def parametrisation_for(self, equation: str) -> str:
@@ -166,6 +168,7 @@ CONFIGS: dict[str, BenchConfig] = {
             lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1, "allen_cahn_field": 0.1},
         ),
         baseline_max_solver_calls=40,
+        baseline_min_jacobians=0,
         pinn=PinnSettings(depth=3, width=8, inner_steps=4, inner_lr=1e-3, batch_size=16),
         pinn_outer=OuterConfig(steps=2, lr={"burgers": 0.1, "allen_cahn": 0.1, "kdv": 0.1, "allen_cahn_periodic": 0.1}),
     ),

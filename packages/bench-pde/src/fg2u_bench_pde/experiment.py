@@ -581,6 +581,9 @@ class FieldTrial(_CoefficientTrial):
         self.noise_root = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
         self.black_box = field_black_box(truth.spectral, spec, self.sigma, self.noise_scale, self.data)
         self._host_calls = 0
+        # room for baseline_min_jacobians finite-difference Jacobians (K + 1 calls each) whatever K: the flat budget
+        # (1,000 in cpu) would stop least squares mid-iteration at K = 256, where it converges in ~5 Jacobians
+        self.baseline_budget = max(c.baseline_max_solver_calls, c.baseline_min_jacobians * (spec.num_unknowns + 1))
 
     def initial_phi(self) -> Any:
         return jnp.zeros(self.unknowns, jnp.float64)
