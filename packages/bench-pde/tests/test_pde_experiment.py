@@ -268,3 +268,20 @@ def test_gradient_check_compares_the_black_box_estimate_with_rgu_through_the_unr
     assert m["grad_projection"] == pytest.approx(1.0, abs=1e-3)
     assert m["grad_cosine"] == pytest.approx(1.0, abs=1e-9)  # one unknown: the sign is all a direction carries
     assert m["grad_mse_ratio"] < 1e-6
+
+
+def test_nelder_mead_starts_the_field_from_a_simplex_of_the_priors_scale():
+    # SciPy's default simplex around the zero start has edge 0.00025 and never leaves it; the field's preset is
+    # the prior's marginal std, a given setting still wins, and the coefficient settings keep SciPy's rule
+    from fg2u.experiment.runner import resolve_methods
+    from fg2u_bench_pde.field import FieldSpec
+
+    cpu = configs.CONFIGS["cpu"]
+    field = PdeConfig(cpu, ("allen_cahn_field",), "solver", None, None, "spectral", FieldSpec(num_unknowns=16))
+    (default,) = resolve_methods(PDE(), field, ["nelder_mead"])
+    assert default.spec.settings["initial_step"] == 0.5 == FieldSpec(num_unknowns=16).prior_std
+    (given,) = resolve_methods(PDE(), field, ["nelder_mead:initial_step=0.1"])
+    assert given.spec.settings["initial_step"] == 0.1
+    paper = PdeConfig(cpu, ("kdv",), "solver", None, None, "spectral")
+    (coefficient,) = resolve_methods(PDE(), paper, ["nelder_mead"])
+    assert coefficient.spec.settings["initial_step"] is None

@@ -263,7 +263,7 @@ class Experiment(abc.ABC):
         """The method specs that run without ``--estimators``."""
 
     def presets(self, config: Any) -> Mapping[str, Mapping[str, Any]]:
-        """Default settings per registry name (``{"fg2u": {"num_directions": 16}}``), for settings a spec
+        """Default settings per registry or baseline name (``{"fg2u": {"num_directions": 16}}``), for settings a spec
         leaves out."""
         return {}
 
@@ -344,7 +344,7 @@ def resolve_methods(experiment: Experiment, config: Any, texts: Sequence[str]) -
                     f"--estimators {text!r}: {baseline.display} has no setting(s) {', '.join(unknown)}; "
                     f"its settings are {', '.join(baseline.defaults) or 'none'}"
                 )
-            full = spec.with_defaults(baseline.defaults)
+            full = spec.with_defaults({**baseline.defaults, **experiment.presets(config).get(spec.key, {})})
             methods.append(Method(text, full, baseline=baseline))
             continue
         if backend is None:
