@@ -68,6 +68,7 @@ from fg2u.experiment import (
     parse,
 )
 from fg2u.experiment.runner import Method, run_method
+from fg2u.jax import harness
 from fg2u.jax.harness import compile_ahead
 from fg2u_bench_pde.baselines import BlackBoxFit, run_least_squares, run_nelder_mead
 from fg2u_bench_pde.configs import CONFIGS, FIELD_EQUATION, SETTINGS, BenchConfig, apply_setting, default_grid
@@ -1223,17 +1224,11 @@ def _compute_map_fit(trial: FieldTrial) -> dict[str, Any]:
 
 
 def enable_compilation_cache() -> str | None:
-    """Turns on JAX's persistent compilation cache: the meta step, the scan and the residuals of a config compile
-    to the same executables for every seed and noise level (the observations are traced inputs), so later runs
-    and invocations skip XLA compilation (tens of seconds per Burgers run on 2 cores). Folder:
-    ``$FG2U_PDE_JAX_CACHE`` or ``~/.cache/fg2u/pde-jax``; ``FG2U_PDE_JAX_CACHE=off`` disables it. Returns it."""
-    folder = os.environ.get("FG2U_PDE_JAX_CACHE", str(Path.home() / ".cache" / "fg2u" / "pde-jax"))
-    if folder.lower() in ("off", "0", "none", ""):
-        return None
-    if jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    return folder
+    """JAX's persistent compilation cache for this benchmark: the meta step, the scan and the residuals of a config
+    compile to the same executables for every seed and noise level (the observations are traced inputs), so later
+    runs skip XLA compilation (tens of seconds per Burgers run on 2 cores). Folder: ``$FG2U_PDE_JAX_CACHE`` or
+    ``~/.cache/fg2u/pde-jax``; ``FG2U_PDE_JAX_CACHE=off`` disables it. Returns it."""
+    return harness.enable_compilation_cache("FG2U_PDE_JAX_CACHE", str(Path.home() / ".cache" / "fg2u" / "pde-jax"))
 
 
 EXPERIMENT = PDE()

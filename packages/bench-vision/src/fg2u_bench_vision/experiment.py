@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fg2u.experiment import Baseline, Experiment, MethodResult, ResultRecord, Spec, Task, Trial, UsageError
+from fg2u.jax import harness
 
 from .condensation import (
     CondensationSetup,
@@ -434,16 +434,11 @@ def _setup(config: VisionConfig) -> CondensationSetup:
 
 
 def enable_compilation_cache() -> str | None:
-    """Turns on JAX's persistent compilation cache so repeated runs (other seeds, later invocations)
-    skip XLA compilation, which dominates short runs on CPU. Folder: ``$FG2U_VISION_JAX_CACHE`` or
-    ``~/.cache/fg2u_bench_vision/jax``; set ``FG2U_VISION_JAX_CACHE=off`` to disable. Returns the folder."""
-    folder = os.environ.get("FG2U_VISION_JAX_CACHE", str(Path.home() / ".cache" / "fg2u_bench_vision" / "jax"))
-    if folder.lower() in ("off", "0", "none", ""):
-        return None
-    if jax.config.jax_compilation_cache_dir is None:
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    return folder
+    """JAX's persistent compilation cache for this benchmark (repeated runs skip XLA compilation). Folder:
+    ``$FG2U_VISION_JAX_CACHE`` or ``~/.cache/fg2u_bench_vision/jax``; ``FG2U_VISION_JAX_CACHE=off`` disables it."""
+    return harness.enable_compilation_cache(
+        "FG2U_VISION_JAX_CACHE", str(Path.home() / ".cache" / "fg2u_bench_vision" / "jax")
+    )
 
 
 EXPERIMENT = Condensation()

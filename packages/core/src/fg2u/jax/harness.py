@@ -4,6 +4,7 @@ memory."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from fg2u.jax.unroll import meta_objective
 
 PyTree = Any
 
-__all__ = ["make_meta_step", "merge_states", "compile_ahead", "temp_bytes", "Driver"]
+__all__ = ["make_meta_step", "merge_states", "compile_ahead", "temp_bytes", "enable_compilation_cache", "Driver"]
 
 
 def merge_states(states: PyTree) -> PyTree:
@@ -81,6 +82,20 @@ def make_meta_step(
         return phi, opt_state, est_state_new, loss
 
     return jax.jit(meta_step)
+
+
+def enable_compilation_cache(env_var: str, default_folder: str) -> str | None:
+    """Turns on JAX's persistent compilation cache, so that later runs of the same shapes (other seeds, later
+    invocations) skip XLA compilation, which dominates short runs on a CPU. The folder is ``$env_var`` or
+    ``default_folder``; ``env_var=off`` (or ``0``, ``none``, empty) disables it. A cache already configured is
+    kept. Returns the folder, or ``None`` when disabled."""
+    folder = os.environ.get(env_var, default_folder)
+    if folder.lower() in ("off", "0", "none", ""):
+        return None
+    if getattr(jax.config, "jax_compilation_cache_dir", None) is None:
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    return folder
 
 
 def temp_bytes(compiled: Any) -> int | None:
