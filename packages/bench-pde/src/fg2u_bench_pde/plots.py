@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,24 @@ from fg2u.experiment import ResultRecord, read_records
 __all__ = ["figure_name", "method_label", "save_cost_figures", "main"]
 
 _YARDSTICKS = ("NoiseFloor", "MAPFit")
+
+
+def _steps(record: ResultRecord) -> int | None:
+    steps = record.config_settings.get("outer_steps")
+    return steps.get(record.task) if isinstance(steps, dict) else None
+
+
+def _labeller(group: Sequence[ResultRecord]) -> Callable[[ResultRecord], str]:
+    """``method_label``, plus the meta steps where a method ran with several step counts in ``group``."""
+    counts: dict[str, set] = {}
+    for r in group:
+        counts.setdefault(method_label(r), set()).add(_steps(r))
+
+    def label(r: ResultRecord) -> str:
+        base = method_label(r)
+        return f"{base}, {_steps(r)} steps" if len(counts[base]) > 1 and _steps(r) is not None else base
+
+    return label
 
 
 def method_label(record: ResultRecord) -> str:
@@ -33,6 +51,8 @@ def method_label(record: ResultRecord) -> str:
         if s.get("scheme") == "central":
             extra.append("central")
         return f"{record.estimator} {' '.join(extra)}"
+    if record.estimator == "NelderMead" and s.get("initial_step") is not None:
+        return f"NelderMead simplex {s['initial_step']:g}"
     return record.estimator
 
 
@@ -84,7 +104,8 @@ def save_cost_figures(records: Sequence[ResultRecord], out: str | Path, config: 
     paths = []
     for name, group in sorted(groups.items()):
         columns = sorted({_column(r) for r in group}, key=_sort_key)
-        labels = sorted({method_label(r) for r in group if r.estimator not in _YARDSTICKS})
+        label_of = _labeller(group)
+        labels = sorted({label_of(r) for r in group if r.estimator not in _YARDSTICKS})
         colours = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
         fig, axes = plt.subplots(2, len(columns), figsize=(4.2 * len(columns), 7.0), squeeze=False)
         metric = next((r.curve.metric for r in group if r.curve is not None), "error")
@@ -92,7 +113,7 @@ def save_cost_figures(records: Sequence[ResultRecord], out: str | Path, config: 
             rows = [r for r in group if _column(r) == column]
             for i, axis in enumerate(("calls", "seconds")):
                 ax = axes[i][j]
-                _draw(ax, rows, axis, colours)
+                _draw(ax, rows, axis, colours, label_of)
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # labels at 1, 2, 5 × 10^k
@@ -125,7 +146,9 @@ def _sort_key(column: str) -> Any:
     return (0, int(column.split("=")[1])) if column.startswith("K =") else (1, column)
 
 
-def _draw(ax: Any, rows: Iterable[ResultRecord], axis: str, colours: dict[str, Any]) -> None:
+def _draw(
+    ax: Any, rows: Iterable[ResultRecord], axis: str, colours: dict[str, Any], label_of: Callable[[ResultRecord], str]
+) -> None:
     for r in rows:
         if r.estimator in _YARDSTICKS:
             value = r.metrics.get("relative_field_error", r.metrics.get("relative_coefficient_error", math.nan))
@@ -140,7 +163,7 @@ def _draw(ax: Any, rows: Iterable[ResultRecord], axis: str, colours: dict[str, A
         points = [(a, b) for a, b in zip(x, r.curve.value) if a > 0 and math.isfinite(b) and b > 0]
         if points:
             xs, ys = zip(*points)
-            ax.plot(xs, ys, color=colours[method_label(r)], linewidth=0.9, alpha=0.8)
+            ax.plot(xs, ys, color=colours[label_of(r)], linewidth=0.9, alpha=0.8)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
