@@ -160,6 +160,7 @@ def test_a_diverging_evaluation_is_recorded_as_diverged(tmp_path: Path, capsys) 
     assert "(n=0, 1 diverged/failed)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_warm_start_continues_from_the_saved_weight_model(tmp_path: Path) -> None:
     assert _run(tmp_path, "--seeds", "0", "1", "--estimators", "rgu", "--save-weights") == 0
     saved = sorted((tmp_path / "lm" / "weights").glob("smoke-RGU-seed*-*.pt"))
@@ -179,6 +180,7 @@ def test_warm_start_continues_from_the_saved_weight_model(tmp_path: Path) -> Non
     assert again.name.endswith("-2.pt") and torch.load(saved[0], weights_only=True)["meta"]["seed"] == 0
 
 
+@pytest.mark.slow
 def test_memory_sweep_measures_each_estimator_and_T_in_a_fresh_process(tmp_path: Path) -> None:
     args = ("--memory-sweep", "--memory-steps", "1", "3", "--estimators", "rgu", "fg2u")
     assert _run(tmp_path, *args) == 0

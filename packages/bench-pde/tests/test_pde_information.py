@@ -58,6 +58,7 @@ def test_unobservable_coefficient_is_a_clear_error():
         cramer_rao_covariance(lambda th: jnp.stack([th[0], 2 * th[0]]), np.array([1.0, 2.0]), 0.1)
 
 
+@pytest.mark.slow
 def test_solver_floor_matches_finite_differences_and_the_closed_form():
     from fg2u_bench_pde.configs import get_config
     from fg2u_bench_pde.equations import get_equation
