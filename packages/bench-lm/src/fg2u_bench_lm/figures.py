@@ -117,10 +117,15 @@ def plot_meta_validation(
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     names: list[str] = []
+    runs = {}  # the meta-training settings that tell an estimator's runs apart (T, outer lr), where they differ
+    for r in records:
+        runs.setdefault(_label(r), set()).add(_training(r))
     for r in records:
         if r.curve is None:
             continue
         label = _label(r)
+        if len(runs[label]) > 1:
+            label += " T = {}, lr {:g}".format(*_training(r))
         first = label not in names
         if first:
             names.append(label)
@@ -135,6 +140,11 @@ def plot_meta_validation(
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, plt, path)
+
+
+def _training(record: Any) -> tuple[Any, float]:
+    c = record.config_settings
+    return c.get("inner_steps"), float(c.get("outer_lr", float("nan")))
 
 
 def _label(record: Any) -> str:
