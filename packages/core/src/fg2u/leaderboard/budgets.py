@@ -284,10 +284,10 @@ def render_views(
         for view in (equal_time_table(pool), memory_budget_table(pool)):
             if view is not None:
                 lines += view
-        if plot_dir is not None:
+        if plot_dir is not None and lines:  # a figure only beside a view that shows it
             _, task, _, config, _, _ = pool.key
             figure = plot_curves(pool, plot_dir / f"{pool.benchmark.name}-curves-{config}-{task}-{i}.png")
-            if figure is not None and lines:
+            if figure is not None:
                 lines.append(figure)
         if lines:
             out.setdefault(pool.benchmark.name, []).extend(lines)
