@@ -422,6 +422,8 @@ def run_method(
 
 
 GRADIENT_CHECK_METRICS = ("grad_cosine", "grad_projection", "grad_norm_ratio", "grad_mse_ratio")
+#: The task of a gradient check's records: this prefix + the benchmark task (the leaderboard and the gate read it).
+GRADIENT_CHECK_TASK_PREFIX = "gradient-check-"
 
 
 def gradient_check(experiment: Experiment, trial: Trial, method: Method, draws: int) -> MethodResult:
@@ -664,7 +666,7 @@ def main(experiment: Experiment, argv: Sequence[str] | None = None) -> int:
                 )
             record = make_record(
                 benchmark=experiment.name,
-                task=f"gradient-check-{task.name}" if check else task.name,
+                task=GRADIENT_CHECK_TASK_PREFIX + task.name if check else task.name,
                 dataset=task.dataset,
                 config=label,
                 estimator=method.display,

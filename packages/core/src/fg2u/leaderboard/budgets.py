@@ -27,6 +27,7 @@ from typing import Any
 
 from fg2u.benchmarks import Benchmark
 from fg2u.experiment.records import MEASURES, ResultRecord
+from fg2u.experiment.runner import GRADIENT_CHECK_TASK_PREFIX
 from fg2u.leaderboard.aggregate import LoadedRecord, comparison_key, competes, group_key
 
 _COST_UNITS = ("bytes", "KiB", "MiB", "GiB", "s")  # a memory or time metric is a cost, not what a budget buys
@@ -69,7 +70,7 @@ def pools(records: Iterable[LoadedRecord | ResultRecord], benchmarks: Sequence[B
     for item in records:
         record = item.record if isinstance(item, LoadedRecord) else item
         bench = declared.get(record.benchmark)
-        if bench is None or record.status != "ok" or record.task.startswith("gradient-check-"):
+        if bench is None or record.status != "ok" or record.task.startswith(GRADIENT_CHECK_TASK_PREFIX):
             continue
         headline = next(
             (m for m in bench.metrics if m.headline and m.applies_to(record.task) and m.unit not in _COST_UNITS),

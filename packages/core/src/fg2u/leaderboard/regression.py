@@ -56,6 +56,7 @@ from typing import Any, cast
 from fg2u.benchmarks import Benchmark, Metric, discover
 from fg2u.experiment.provenance import code_commit, package_versions
 from fg2u.experiment.records import MEASURES
+from fg2u.experiment.runner import GRADIENT_CHECK_TASK_PREFIX
 from fg2u.leaderboard.aggregate import (
     GroupKey,
     GroupSummary,
@@ -107,7 +108,6 @@ GRADIENT_CHECK: tuple[Metric, ...] = tuple(
         ("grad_mse_ratio", "lower"),
     )
 )
-_GRADIENT_TASK = "gradient-check-"
 
 # One-sided Student t quantiles at 1 − FALSE_ALARM = 0.999, by degrees of freedom (beyond 30: 3.09, the normal's).
 _T_999 = {1: 318.31, 2: 22.327, 3: 10.215, 4: 7.173, 5: 5.893, 6: 5.208, 7: 4.785, 8: 4.501, 9: 4.297, 10: 4.144}
@@ -127,7 +127,7 @@ def t_quantile(dof: int) -> float:
 def gated_metrics(benchmark: Benchmark | None, task: str) -> dict[str, Metric]:
     """The metrics the gate compares for records of ``task``: the benchmark's declared metrics that apply to
     the task (``kind`` not ``"info"``), and the gradient check's on ``gradient-check-*`` tasks."""
-    if task.startswith(_GRADIENT_TASK):
+    if task.startswith(GRADIENT_CHECK_TASK_PREFIX):
         return {m.name: m for m in GRADIENT_CHECK}
     if benchmark is None:
         return {}
